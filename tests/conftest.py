@@ -1,0 +1,136 @@
+"""Shared test helpers: small valid timepoint tables.
+
+``make_valid_table`` is a plain function (import it with ``from conftest import
+make_valid_table``) so that hypothesis tests can call it; the ``valid_table`` fixture
+wraps it for ordinary tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flare_ml.data import contract as c
+
+#: (cancer_type, therapy_class) pairs the helper draws from
+CONTEXTS = (
+    ("nsclc", "egfr_tki"),
+    ("breast", "endocrine"),
+    ("prostate", "ar_pathway"),
+    ("nsclc", "alk_tki"),
+    ("breast", "cdk46_endocrine"),
+    ("other", "chemotherapy"),
+)
+
+#: days after treatment start of each patient's rows, and their kind
+SCHEDULE = (
+    (0, "baseline"),  # imaging, extraosseous "baseline", no new lesion
+    (21, "lab"),  # lab-only visit: ALP and context, imaging columns empty
+    (56, "follow_up"),  # imaging, no new lesion
+    (84, "index"),  # imaging with new bone lesions and an outcome
+    (140, "follow_up"),  # imaging after the index row, no new lesion, no outcome
+)
+
+
+def make_valid_table(
+    n_patients: int = 3,
+    seed: int = 0,
+    *,
+    validated: bool = False,
+    with_lab_rows: bool = True,
+) -> pd.DataFrame:
+    """Build a valid timepoint table of ``n_patients`` patients (vectorised, so 1M rows is fine).
+
+    Each patient has a baseline imaging row on the treatment start date
+    (``extraosseous_response`` "baseline", ``new_bone_lesions`` 0, morphology "none"), a
+    lab-only row at day 21, a follow-up scan at day 56, one index row (new bone lesions,
+    blastic/lytic/mixed, outcome flare or progression, both outcomes present from two
+    patients on) between days 84 and 114, and a last follow-up scan at day 140. Dates are
+    ``datetime64``, categories plain text, booleans nullable ``boolean``, counts ``Int64``:
+    a raw table as an in-memory source would give it. Rows come patient by patient in
+    schedule order; ``validated=True`` returns ``validate_timepoints`` of it.
+    """
+    rng = np.random.default_rng(seed)
+    schedule = [s for s in SCHEDULE if with_lab_rows or s[1] != "lab"]
+    k = len(schedule)
+    n = n_patients * k
+    patient = np.repeat(np.arange(n_patients), k)
+    kind = np.tile(np.array([s[1] for s in schedule]), n_patients)
+    day = np.tile(np.array([s[0] for s in schedule]), n_patients)
+    day = day + np.where(kind == "index", np.repeat(rng.integers(0, 31, n_patients), k), 0)
+
+    context = rng.integers(0, len(CONTEXTS), n_patients)
+    cancer = np.array([ctx[0] for ctx in CONTEXTS])[context][patient]
+    therapy = np.array([ctx[1] for ctx in CONTEXTS])[context][patient]
+    start = np.datetime64("2022-01-03") + rng.integers(0, 900, n_patients).astype("timedelta64[D]")
+    start_rows = start[patient]
+    assessment = start_rows + day.astype("timedelta64[D]")
+
+    is_lab = kind == "lab"
+    is_index = kind == "index"
+    flare = np.arange(n_patients) % 2 == 0
+    flare_rows = flare[patient]
+
+    response = np.where(
+        kind == "baseline",
+        "baseline",
+        np.where(is_index, np.where(flare_rows, "PR", "PD"), rng.choice(["SD", "PR"], n)),
+    ).astype(object)
+    response[is_lab] = None
+    lesions = pd.array(np.where(is_index, rng.integers(1, 6, n), 0), dtype="Int64")
+    lesions[is_lab] = pd.NA
+    morphology = np.where(
+        is_index, np.where(flare_rows, "blastic", rng.choice(["lytic", "mixed"], n)), "none"
+    ).astype(object)
+    morphology[is_lab] = None
+    outcome = np.where(is_index, np.where(flare_rows, "flare", "progression"), None)
+
+    def flags(p: float) -> pd.arrays.BooleanArray:
+        values = pd.array(rng.random(n) < p, dtype="boolean")
+        values[is_lab] = pd.NA
+        return values
+
+    sld = np.round(rng.uniform(10.0, 120.0, n), 1)
+    sld[is_lab] = np.nan
+    alp = np.round(rng.uniform(40.0, 400.0, n), 1)
+    alp[rng.random(n) < 0.1] = np.nan  # missing optional values are missing, not zero
+    marrow = pd.array(rng.random(n_patients) < 0.3, dtype="boolean")[patient]
+
+    table = pd.DataFrame(
+        {
+            c.PATIENT_ID: np.char.add("P", np.char.zfill((patient + 1).astype(str), 6)),
+            c.TREATMENT_START_DATE: start_rows.astype("datetime64[s]"),
+            c.ASSESSMENT_DATE: assessment.astype("datetime64[s]"),
+            c.ROW_TYPE: np.where(is_lab, "lab", "imaging"),
+            c.CANCER_TYPE: cancer,
+            c.THERAPY_CLASS: therapy,
+            c.EXTRAOSSEOUS_RESPONSE: response,
+            c.NEW_EXTRAOSSEOUS_LESION: flags(0.1),
+            c.SLD_MM: sld,
+            c.NEW_BONE_LESIONS: lesions,
+            c.NEW_LESION_MORPHOLOGY: morphology,
+            c.PROGRESSIVE_LYSIS: flags(0.1),
+            c.KNOWN_LESION_SCLEROSIS: flags(0.2),
+            c.ALP_U_L: alp,
+            c.BASELINE_MARROW_INVOLVEMENT: marrow,
+            c.CLINICAL_DETERIORATION: flags(0.1),
+            c.OUTCOME: outcome,
+        }
+    )
+    table[c.PATIENT_ID] = table[c.PATIENT_ID].astype("str")
+    for col in (c.ROW_TYPE, c.CANCER_TYPE, c.THERAPY_CLASS):
+        table[col] = table[col].astype("str")
+    for col in (c.EXTRAOSSEOUS_RESPONSE, c.NEW_LESION_MORPHOLOGY, c.OUTCOME):
+        table[col] = table[col].astype("str")  # None stays missing in the str dtype
+    if validated:
+        from flare_ml.data import validate_timepoints
+
+        return validate_timepoints(table)
+    return table
+
+
+@pytest.fixture
+def valid_table() -> pd.DataFrame:
+    """A raw valid table of three patients (see ``make_valid_table``)."""
+    return make_valid_table()
