@@ -148,9 +148,7 @@ def timepoint_tables(
     as_categories = draw(st.booleans()) if categories is None else categories
     rows: list[dict[str, Any]] = []
     for number in range(n_patients):
-        rows += draw(
-            _patient_rows(f"P{number}", max_follow_ups=max_follow_ups, lab_rows=with_labs)
-        )
+        rows += draw(_patient_rows(f"P{number}", max_follow_ups=max_follow_ups, lab_rows=with_labs))
     table = typed_table(rows, categories=as_categories)
     if not with_labs and draw(st.booleans()):
         table = table.drop(columns=c.ROW_TYPE)

@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import timepoint_tables
 
 from flare_ml.data import contract as c
+from flare_ml.data import index_row_mask, validate_timepoints
 from flare_ml.features import TimepointFeaturizer, UnknownCategoryWarning, index_outcomes
+from strategies import timepoint_tables
 
-SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def featurize(table: pd.DataFrame) -> pd.DataFrame:
@@ -25,7 +24,9 @@ def featurize(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def assert_same(left: pd.DataFrame, right: pd.DataFrame) -> None:
-    pd.testing.assert_frame_equal(left, right, check_exact=True)
+    pd.testing.assert_frame_equal(left, right, check_exact=True, check_index_type=True)
+    for level in range(left.index.nlevels):
+        assert left.index.levels[level].dtype == right.index.levels[level].dtype
 
 
 @SETTINGS
@@ -86,6 +87,7 @@ def test_one_row_per_index_row_aligned_with_outcomes(table: pd.DataFrame) -> Non
     features = featurize(table)
     outcomes = index_outcomes(table)
     index_rows = table[table[c.NEW_BONE_LESIONS].fillna(0).to_numpy() > 0]
+    assert index_rows.index.equals(table.index[index_row_mask(table).to_numpy()])
     expected = pd.MultiIndex.from_frame(
         index_rows[list(c.KEY_COLUMNS)].sort_values(list(c.KEY_COLUMNS))
     )
@@ -96,3 +98,9 @@ def test_one_row_per_index_row_aligned_with_outcomes(table: pd.DataFrame) -> Non
     assert not np.isinf(features.to_numpy()).any()
     flare = index_rows.set_index(list(c.KEY_COLUMNS))[c.OUTCOME].eq("flare").astype(int)
     assert outcomes.tolist() == flare.loc[outcomes.index].tolist()
+
+
+@SETTINGS
+@given(table=timepoint_tables())
+def test_validated_or_raw_input_gives_identical_values(table: pd.DataFrame) -> None:
+    assert_same(featurize(validate_timepoints(table)), featurize(table))

@@ -42,7 +42,7 @@ def _typed(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def seed_case_timeline(*, include_follow_up: bool = True) -> pd.DataFrame:
-    """The NSCLC/EGFR-TKI bone-flare case of De Bondt et al. (2020) as a timepoint table.
+    """Build the NSCLC/EGFR-TKI bone-flare case of De Bondt et al. (2020) as a timepoint table.
 
     A 72-year-old never-smoker with stage IV EGFR exon 21 adenocarcinoma, liver and bone
     marrow metastases (diffuse marrow uptake on the baseline PET, no focal lytic or
@@ -81,12 +81,9 @@ def seed_case_timeline(*, include_follow_up: bool = True) -> pd.DataFrame:
     Examples
     --------
     >>> timeline = seed_case_timeline()
-    >>> timeline[["assessment_date", "row_type", "new_bone_lesions", "outcome"]].iloc[3]
-    assessment_date     2019-04-07 00:00:00
-    row_type                        imaging
-    new_bone_lesions                     12
-    outcome                          flare
-    Name: 3, dtype: object
+    >>> index = timeline[timeline["new_bone_lesions"] > 0].iloc[0]
+    >>> str(index["assessment_date"].date()), index["new_lesion_morphology"], index["outcome"]
+    ('2019-04-07', 'blastic', 'flare')
 
     """
     start = pd.Timestamp("2019-01-07")

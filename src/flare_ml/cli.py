@@ -73,3 +73,60 @@ def simulate(
     )
     for what, path in paths.items():
         console.print(f"  {what:<11} {path}")
+
+
+@app.command()
+@user_errors_exit_2
+def validate(
+    path: Annotated[Path, typer.Argument(help="Timepoint table (.csv, .csv.gz, .parquet or .pq).")],
+    labs: Annotated[
+        Path | None,
+        typer.Option("--labs", help="Long lab table (patient_id, sample_date, test, value, unit)."),
+    ] = None,
+    window_days: Annotated[
+        int,
+        typer.Option("--window-days", min=0, help="Oldest ALP sample used, in days before."),
+    ] = 30,
+) -> None:
+    """Check a timepoint table against the data contract and print a cohort summary.
+
+    With --labs, alp_u_l is replaced by the latest ALP sample of the lab table at or
+    before each assessment, within --window-days. Problems are listed all at once (column,
+    rule, offending rows) and the command exits with status 2.
+    """
+    from flare_ml.data import attach_alp, load_timepoints, read_lab_table, summarize_cohort
+
+    table = load_timepoints(path)
+    if labs is not None:
+        table = attach_alp(table, read_lab_table(labs), window_days=window_days, source=str(labs))
+    summary = summarize_cohort(table)
+    console.print(summary.to_rich_table(title=f"{path.name}: valid timepoint table"))
+
+
+@app.command()
+@user_errors_exit_2
+def features(
+    input_path: Annotated[
+        Path,
+        typer.Option("--input", help="Timepoint table (.csv, .csv.gz, .parquet or .pq)."),
+    ],
+    output_path: Annotated[
+        Path,
+        typer.Option("--output", help="Feature table to write (.csv, .csv.gz, .parquet or .pq)."),
+    ],
+) -> None:
+    """Compute the point-in-time features of every index row and write them as a table.
+
+    The input is validated first. The output has one row per index row (an imaging
+    assessment with new bone lesions): patient_id and assessment_date, then the features.
+    """
+    from flare_ml.data import load_timepoints, table_format, write_table
+    from flare_ml.features import TimepointFeaturizer
+
+    table_format(output_path)  # an unknown extension fails before any work
+    table = load_timepoints(input_path)
+    result = TimepointFeaturizer().fit_transform(table)
+    written = write_table(result.reset_index(), output_path)
+    console.print(
+        f"wrote [bold]{len(result)}[/bold] index rows x {result.shape[1]} features to {written}"
+    )

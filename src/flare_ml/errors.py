@@ -57,13 +57,18 @@ class Violation:
     key: str = "patient_id, assessment_date"
 
     def describe(self) -> str:
-        """Render the violation as one readable line.
+        r"""Render the violation as one readable line.
 
         Examples
         --------
-        >>> Violation("cancer_type", "unknown_category", (("P1", "2024-01-05"),), 1,
-        ...           "unknown category 'lung'", "use one of the allowed values").describe()
-        "column 'cancer_type': unknown category 'lung' -- 1 row (patient_id, assessment_date): (P1, 2024-01-05) -- fix: use one of the allowed values"
+        >>> violation = Violation(
+        ...     "cancer_type", "unknown_category", (("P1", "2024-01-05"),), 1,
+        ...     "unknown category 'lung'", "use one of the allowed values",
+        ... )
+        >>> print(violation.describe().replace(" -- ", "\n"))
+        column 'cancer_type': unknown category 'lung'
+        1 row (patient_id, assessment_date): (P1, 2024-01-05)
+        fix: use one of the allowed values
 
         """
         text = f"column '{self.column}': {self.message or self.rule}"

@@ -16,7 +16,7 @@ aligned with its output, so that ``pipeline.fit(table, index_outcomes(table))`` 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
@@ -26,6 +26,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from flare_ml.data import DATE_DTYPE
 from flare_ml.data import contract as c
 from flare_ml.errors import ContractError, Violation
 
@@ -54,6 +55,9 @@ _CATEGORY_COLUMNS = (
     c.NEW_LESION_MORPHOLOGY,
 )
 _NUMERIC_COLUMNS = (c.SLD_MM, c.ALP_U_L, c.NEW_BONE_LESIONS)
+#: what an unknown value becomes where the vocabulary has no ``other``: a row of unknown
+#: type is history (its ALP counts), never an index row
+_UNKNOWN_BECOMES = {c.ROW_TYPE: "lab"}
 
 _TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE_TEXT = frozenset({"false", "f", "no", "n", "0", "0.0"})
@@ -194,10 +198,9 @@ class _Timeline:
     imaging: np.ndarray
     is_index: np.ndarray
     codes: dict[str, np.ndarray]
-    values: dict[str, np.ndarray]
+    numbers: dict[str, np.ndarray]
     groups: _Groups
     order: np.ndarray
-    notes: list[str] = field(default_factory=list)
 
 
 def _offending_rows(
@@ -219,28 +222,31 @@ def _category_codes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codes into the contract vocabulary of ``column`` (-1 = missing) and an unknown mask.
 
-    Unknown values become ``other`` where the vocabulary has it and missing otherwise; a
-    note for the single warning of the call is added to ``notes``.
+    Values match the vocabulary after stripping spaces and ignoring case (as validation
+    normalises them); an empty text is missing. Unknown values become ``other`` where the
+    vocabulary has it, ``lab`` for ``row_type`` (so that a row of unknown type is never an
+    index row) and missing otherwise; a note for the call's single warning is added to
+    ``notes``.
     """
     vocabulary = c.VOCABULARIES[column]
-    cat = series.astype("category") if not isinstance(series.dtype, pd.CategoricalDtype) else series
+    cat = series if isinstance(series.dtype, pd.CategoricalDtype) else series.astype("category")
     categories = [str(value) for value in cat.cat.categories]
-    lookup = {value: code for code, value in enumerate(vocabulary)}
-    fallback = lookup.get("other", -1)
-    mapping = np.array([lookup.get(value, -2) for value in categories] + [-1], dtype=np.int64)
+    lookup = {value.casefold(): code for code, value in enumerate(vocabulary)}
+    keys = [value.strip().casefold() for value in categories]
+    mapping = np.array([lookup.get(key, -2) if key else -1 for key in keys] + [-1])
     raw = cat.cat.codes.to_numpy()
     codes = mapping[raw]  # a raw code of -1 (missing) picks the trailing -1
     unknown = codes == -2
     if unknown.any():
+        fallback = _UNKNOWN_BECOMES.get(column, "other" if "other" in vocabulary else None)
         seen = sorted({categories[k] for k in np.unique(raw[unknown])})
-        target = "'other'" if fallback >= 0 else "missing"
-        notes.append(f"column '{column}': {seen} -> {target}")
-        codes = np.where(unknown, fallback, codes)
+        notes.append(f"column '{column}': {seen} -> {fallback or 'missing'}")
+        codes = np.where(unknown, vocabulary.index(fallback) if fallback else -1, codes)
     return codes, unknown
 
 
 def _flag_values(series: pd.Series, column: str, notes: list[str]) -> np.ndarray:
-    """A boolean column as floats 1.0 / 0.0 / NaN, whatever its dtype."""
+    """Read a flag column as floats 1.0 / 0.0 / NaN, whatever its dtype."""
     if is_bool_dtype(series.dtype) or is_numeric_dtype(series.dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     cat = series.astype("category")
@@ -251,14 +257,16 @@ def _flag_values(series: pd.Series, column: str, notes: list[str]) -> np.ndarray
     values = mapping[cat.cat.codes.to_numpy()]
     bad = values == -1.0
     if bad.any():
-        seen = sorted({str(cat.cat.categories[k]) for k in np.unique(cat.cat.codes.to_numpy()[bad])})
+        seen = sorted(
+            {str(cat.cat.categories[k]) for k in np.unique(cat.cat.codes.to_numpy()[bad])}
+        )
         notes.append(f"column '{column}': {seen[:10]} are not true/false -> missing")
         values = np.where(bad, np.nan, values)
     return values
 
 
 def _numeric_values(series: pd.Series, column: str, notes: list[str]) -> np.ndarray:
-    """A numeric column as float64 with NaN for missing (text is parsed)."""
+    """Read a numeric column as float64 with NaN for missing (text is parsed)."""
     if is_numeric_dtype(series.dtype) and not is_bool_dtype(series.dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     parsed = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -273,7 +281,7 @@ def _dates(series: pd.Series) -> pd.Series:
     dates = pd.to_datetime(series, errors="coerce")
     if dates.dt.tz is not None:
         dates = dates.dt.tz_localize(None)
-    return dates.dt.floor("D")
+    return dates.dt.floor("D").astype(DATE_DTYPE)
 
 
 def _prepare(timepoints: pd.DataFrame, *, warn: bool = True) -> _Timeline:
@@ -369,7 +377,7 @@ def _prepare(timepoints: pd.DataFrame, *, warn: bool = True) -> _Timeline:
             stacklevel=3,
         )
 
-    # missing or unknown row_type reads as the contract default, imaging
+    # a missing row_type reads as the contract default, imaging
     imaging = codes[c.ROW_TYPE] != c.ROW_TYPES.index("lab")
     with np.errstate(invalid="ignore"):
         is_index = imaging & (values[c.NEW_BONE_LESIONS] > 0)
@@ -381,10 +389,9 @@ def _prepare(timepoints: pd.DataFrame, *, warn: bool = True) -> _Timeline:
         imaging=imaging,
         is_index=is_index,
         codes=codes,
-        values=values,
+        numbers=values,
         groups=_Groups(sorted_codes),
         order=order,
-        notes=notes,
     )
 
 
@@ -415,13 +422,13 @@ class _Groups:
         return np.where(latest >= self.start, latest, -1)
 
     def cumsum(self, values: np.ndarray) -> np.ndarray:
-        """Running sum of integer ``values`` within each patient (exact)."""
+        """Sum integer ``values`` cumulatively within each patient (exact)."""
         values = values.astype(np.int64)
         total = np.cumsum(values)
         return total - (total[self.start] - values[self.start])
 
     def cumsum_float(self, values: np.ndarray) -> np.ndarray:
-        """Running float sum within each patient; restarts at every patient's first row."""
+        """Sum float ``values`` cumulatively, restarting at every patient's first row."""
         return pd.Series(values).groupby(self.codes, sort=False).cumsum().to_numpy()
 
     def running_max(self, values: np.ndarray) -> np.ndarray:
@@ -441,7 +448,7 @@ class _Groups:
         return np.where(n_true > 0, 1.0, np.where(n_seen > 0, 0.0, np.nan))
 
     def previous(self, values: np.ndarray) -> np.ndarray:
-        """The value of the row before within the same patient (NaN on the first row)."""
+        """Shift ``values`` down one row within each patient (NaN on the first row)."""
         out = np.full(self.n, np.nan)
         if self.n > 1:
             out[1:] = values[:-1]
@@ -476,7 +483,7 @@ def _baseline_position(t: _Timeline, valid: np.ndarray) -> tuple[np.ndarray, np.
 def _window_sums(
     t: _Timeline, window_days: int, columns: list[np.ndarray], int_columns: list[np.ndarray]
 ) -> list[np.ndarray]:
-    """Sums over the rows of the same patient dated in ``(day - window_days, day]``."""
+    """Sum each column over the same patient's rows dated in ``(day - window_days, day]``."""
     g = t.groups
     if g.n == 0:
         return [np.zeros(0) for _ in (*columns, *int_columns)]
@@ -499,35 +506,42 @@ def _window_sums(
 # --- the features -----------------------------------------------------------------------
 
 
-def _compute(t: _Timeline, params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Every feature for every row (only index rows are kept by the caller)."""
+def _compute(t: _Timeline, params: dict[str, Any], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every feature at the positions ``rows`` (the index rows) of the sorted timeline.
+
+    Running quantities are computed over all rows, then kept at ``rows`` only.
+    """
+
+    def at(values: np.ndarray) -> np.ndarray:
+        return values[rows]
+
     g = t.groups
-    v = t.values
+    v = t.numbers
     f: dict[str, np.ndarray] = {}
     img = t.imaging
     day = t.day.astype(np.float64)
 
     # time
-    f["days_since_treatment_start"] = day - t.start_day
+    f["days_since_treatment_start"] = at(day - t.start_day)
     prev_img = g.last(img, strict=True)
-    f["days_since_previous_imaging"] = day - _take(day, prev_img)
-    f["imaging_assessment_number"] = g.cumsum(img & (t.day > t.start_day)).astype(np.float64)
+    f["days_since_previous_imaging"] = at(day - _take(day, prev_img))
+    f["imaging_assessment_number"] = at(g.cumsum(img & (t.day > t.start_day)).astype(np.float64))
 
     # extraosseous disease
     ordinal = np.array([RESPONSE_ORDINAL.get(r, np.nan) for r in c.EXTRAOSSEOUS_RESPONSES])
     resp_code = t.codes[c.EXTRAOSSEOUS_RESPONSE]
     response = np.where(img & (resp_code >= 0), ordinal[resp_code], np.nan)
-    f["extraosseous_response_ordinal"] = response
-    f["best_extraosseous_response_ordinal"] = g.running_max(response)
+    f["extraosseous_response_ordinal"] = at(response)
+    f["best_extraosseous_response_ordinal"] = at(g.running_max(response))
     sld = np.where(img, v[c.SLD_MM], np.nan)
     sld_base = _take(sld, _baseline_position(t, ~np.isnan(sld))[0])
-    f["sld_percent_change_from_baseline"] = _ratio(sld - sld_base, sld_base, 100.0)
+    f["sld_percent_change_from_baseline"] = at(_ratio(sld - sld_base, sld_base, 100.0))
     nadir = g.previous(g.running_min(sld))  # smallest earlier value, baseline included
-    f["sld_percent_change_from_nadir"] = _ratio(sld - nadir, nadir, 100.0)
-    f["sld_change_from_nadir_mm"] = sld - nadir
+    f["sld_percent_change_from_nadir"] = at(_ratio(sld - nadir, nadir, 100.0))
+    f["sld_change_from_nadir_mm"] = at(sld - nadir)
     new_eo = np.where(img, v[c.NEW_EXTRAOSSEOUS_LESION], np.nan)
-    f["new_extraosseous_lesion_now"] = new_eo
-    f["new_extraosseous_lesion_ever"] = g.ever(new_eo)
+    f["new_extraosseous_lesion_now"] = at(new_eo)
+    f["new_extraosseous_lesion_ever"] = at(g.ever(new_eo))
 
     # alkaline phosphatase, from every row (imaging and lab)
     alp = v[c.ALP_U_L]
@@ -537,11 +551,11 @@ def _compute(t: _Timeline, params: dict[str, Any]) -> dict[str, np.ndarray]:
     base_pos, pre_pos = _baseline_position(t, has_alp)
     base = _take(alp, base_pos)
     before_latest = np.where(latest >= 0, g.last(has_alp, strict=True)[latest], -1)
-    f["alp_u_l"] = current
-    f["alp_baseline_u_l"] = base
-    f["alp_change_from_baseline_u_l"] = current - base
-    f["alp_percent_change_from_baseline"] = _ratio(current - base, base, 100.0)
-    f["alp_change_from_previous_u_l"] = current - _take(alp, before_latest)
+    f["alp_u_l"] = at(current)
+    f["alp_baseline_u_l"] = at(base)
+    f["alp_change_from_baseline_u_l"] = at(current - base)
+    f["alp_percent_change_from_baseline"] = at(_ratio(current - base, base, 100.0))
+    f["alp_change_from_previous_u_l"] = at(current - _take(alp, before_latest))
     x = np.where(has_alp, t.day - t.start_day[g.start], 0).astype(np.int64)
     y = np.where(has_alp, alp, 0.0)
     sy, sxy, n, sx, sxx = _window_sums(
@@ -553,46 +567,52 @@ def _compute(t: _Timeline, params: dict[str, Any]) -> dict[str, np.ndarray]:
     denominator = (n * sxx - sx * sx).astype(np.float64)
     enough = n >= int(params["alp_slope_min_samples"])
     slope = _ratio(n * sxy - sx * sy, denominator, 30.0)
-    f["alp_slope_u_l_per_30_days"] = np.where(enough, slope, np.nan)
-    f["alp_samples_in_slope_window"] = n.astype(np.float64)
+    f["alp_slope_u_l_per_30_days"] = at(np.where(enough, slope, np.nan))
+    f["alp_samples_in_slope_window"] = at(n.astype(np.float64))
     peak = g.running_max(np.where(has_alp & (t.day >= t.start_day), alp, np.nan))
     rise = np.maximum(peak - base, 0.0)
-    f["alp_max_rise_above_baseline_u_l"] = rise
-    f["alp_max_rise_above_baseline_percent"] = _ratio(rise, base, 100.0)
-    f["alp_fall_from_peak_u_l"] = peak - current
-    f["alp_ratio_to_upper_limit_normal"] = current / float(params["alp_upper_limit_normal"])
-    f["days_since_latest_alp"] = day - _take(day, latest)
-    f["alp_missing"] = (latest < 0).astype(np.float64)
-    f["alp_baseline_missing"] = (pre_pos < 0).astype(np.float64)
+    f["alp_max_rise_above_baseline_u_l"] = at(rise)
+    f["alp_max_rise_above_baseline_percent"] = at(_ratio(rise, base, 100.0))
+    f["alp_fall_from_peak_u_l"] = at(peak - current)
+    f["alp_ratio_to_upper_limit_normal"] = at(current / float(params["alp_upper_limit_normal"]))
+    f["days_since_latest_alp"] = at(day - _take(day, latest))
+    f["alp_missing"] = at((latest < 0).astype(np.float64))
+    f["alp_baseline_missing"] = at((pre_pos < 0).astype(np.float64))
 
     # bone
     lesions = np.where(img, v[c.NEW_BONE_LESIONS], np.nan)
-    f["new_bone_lesion_count"] = lesions
+    f["new_bone_lesion_count"] = at(lesions)
     counted = np.where(np.isnan(lesions), 0, lesions).astype(np.int64)
-    f["new_bone_lesion_count_cumulative"] = g.cumsum(counted).astype(np.float64)
-    f.update(_one_hot(t, c.NEW_LESION_MORPHOLOGY, img))
+    f["new_bone_lesion_count_cumulative"] = at(g.cumsum(counted).astype(np.float64))
+    f.update(_one_hot(t, c.NEW_LESION_MORPHOLOGY, rows, img))
     for column in (c.PROGRESSIVE_LYSIS, c.KNOWN_LESION_SCLEROSIS):
         now = np.where(img, v[column], np.nan)
-        f[f"{column}_now"] = now
-        f[f"{column}_ever"] = g.ever(now)
-    f["previous_index_events"] = (g.cumsum(t.is_index) - t.is_index).astype(np.float64)
+        f[f"{column}_now"] = at(now)
+        f[f"{column}_ever"] = at(g.ever(now))
+    f["previous_index_events"] = at((g.cumsum(t.is_index) - t.is_index).astype(np.float64))
 
     # context
-    everywhere = np.ones(g.n, dtype=bool)
-    f.update(_one_hot(t, c.CANCER_TYPE, everywhere))
-    f.update(_one_hot(t, c.THERAPY_CLASS, everywhere))
+    f.update(_one_hot(t, c.CANCER_TYPE, rows))
+    f.update(_one_hot(t, c.THERAPY_CLASS, rows))
     marrow = v[c.BASELINE_MARROW_INVOLVEMENT]
-    f["baseline_marrow_involvement"] = _take(marrow, g.last(~np.isnan(marrow)))
+    f["baseline_marrow_involvement"] = at(_take(marrow, g.last(~np.isnan(marrow))))
     deterioration = v[c.CLINICAL_DETERIORATION]
-    f["clinical_deterioration_now"] = deterioration
-    f["clinical_deterioration_ever"] = g.ever(deterioration)
+    f["clinical_deterioration_now"] = at(deterioration)
+    f["clinical_deterioration_ever"] = at(g.ever(deterioration))
     return f
 
 
-def _one_hot(t: _Timeline, column: str, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """One column per vocabulary value; NaN in all of them where the value is missing."""
-    code = t.codes[column]
-    known = rows & (code >= 0)
+def _one_hot(
+    t: _Timeline, column: str, rows: np.ndarray, where: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """One column per vocabulary value at ``rows``; NaN in all where the value is missing.
+
+    Rows outside the mask ``where`` (when given) count as missing too.
+    """
+    code = t.codes[column][rows]
+    known = code >= 0
+    if where is not None:
+        known &= where[rows]
     return {
         name: np.where(known, (code == k).astype(np.float64), np.nan)
         for k, name in enumerate(_one_hot_names(column))
@@ -668,17 +688,20 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Input may come straight from a file: ``row_type`` may be absent (every row is then
-    imaging), category columns may be text or ``category``, flags may be booleans, 0/1 or
-    text, dates are read at day precision. Category values outside the contract become
-    ``other`` where the vocabulary has it (``cancer_type``, ``therapy_class``) and missing
-    otherwise, with one :class:`UnknownCategoryWarning` per call naming the columns and
-    values; an unknown ``row_type`` reads as ``imaging``, the contract default.
+    Input need not be validated (:func:`flare_ml.data.validate_timepoints` is
+    optional): ``row_type`` may be absent (every row is then imaging, the contract
+    default), category columns may be text or ``category`` (matched ignoring case and
+    surrounding spaces), flags may be booleans, 0/1 or text, numbers may be text, dates
+    are read at day precision. Values outside the contract never stop the transform: an
+    unknown category becomes ``other`` where the vocabulary has it (``cancer_type``,
+    ``therapy_class``), ``lab`` for ``row_type`` (history, never an index row) and
+    missing otherwise, and unreadable flags or numbers become missing, with one
+    :class:`UnknownCategoryWarning` per call naming the columns and values.
     Missing required columns, missing identifiers or dates and duplicate
     ``(patient_id, assessment_date)`` raise :class:`~flare_ml.errors.ContractError`.
 
-    The output's index is a ``MultiIndex`` (``patient_id``, ``assessment_date``), sorted;
-    the identifiers are never features.
+    The output's index is a ``MultiIndex`` (``patient_id`` as text, ``assessment_date``
+    as :data:`flare_ml.data.DATE_DTYPE`), sorted; the identifiers are never features.
 
     Examples
     --------
@@ -719,7 +742,7 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
         self.alp_slope_window_days = alp_slope_window_days
         self.alp_slope_min_samples = alp_slope_min_samples
 
-    def __sklearn_tags__(self) -> Any:  # noqa: D105
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.input_tags.categorical = True
@@ -728,16 +751,18 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
         return tags
 
     def _check_params(self) -> None:
-        checks = {
-            "alp_upper_limit_normal": (self.alp_upper_limit_normal, Real, 0.0),
-            "alp_slope_window_days": (self.alp_slope_window_days, Integral, 1),
-            "alp_slope_min_samples": (self.alp_slope_min_samples, Integral, 2),
-        }
-        for name, (value, kind, low) in checks.items():
-            ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
-            if not ok or value < low or (low == 0.0 and value == 0):
-                need = "a positive number" if kind is Real else f"an integer >= {low}"
-                raise ValueError(f"TimepointFeaturizer: {name} must be {need}, got {value!r}")
+        uln = self.alp_upper_limit_normal
+        if isinstance(uln, bool) or not isinstance(uln, Real) or not (0 < uln < np.inf):
+            raise ValueError(
+                f"TimepointFeaturizer: alp_upper_limit_normal must be a positive number of "
+                f"U/L, got {uln!r}"
+            )
+        for name, low in (("alp_slope_window_days", 1), ("alp_slope_min_samples", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+                raise ValueError(
+                    f"TimepointFeaturizer: {name} must be an integer >= {low}, got {value!r}"
+                )
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> TimepointFeaturizer:
         """Check the parameters and the table's columns; learn nothing from the rows.
@@ -803,10 +828,10 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "feature_names_out_")
         self._check_params()
         timeline = _prepare(X)
-        features = _compute(timeline, self.get_params())
         rows = np.flatnonzero(timeline.is_index)
+        features = _compute(timeline, self.get_params(), rows)
         return pd.DataFrame(
-            {name: features[name][rows] for name in self.feature_names_out_},
+            {name: features[name] for name in self.feature_names_out_},
             index=_key_index(timeline, rows),
         )
 
@@ -836,7 +861,7 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
 
 def index_outcomes(timepoints: pd.DataFrame, *, allow_missing: bool = False) -> pd.Series:
-    """The outcome of every index row, aligned with :meth:`TimepointFeaturizer.transform`.
+    """Return the outcome of every index row, aligned with the featurizer's output.
 
     Parameters
     ----------

@@ -453,8 +453,10 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
     # context constant per patient
     constant_values: dict[str, npt.NDArray[np.float64]] = {
         c.TREATMENT_START_DATE: np.where(np.isnat(start), np.nan, start.astype(np.int64)),
-        c.CANCER_TYPE: np.where(missing_of[c.CANCER_TYPE], np.nan, cats[c.CANCER_TYPE].codes),
-        c.THERAPY_CLASS: np.where(missing_of[c.THERAPY_CLASS], np.nan, cats[c.THERAPY_CLASS].codes),
+        **{
+            col: np.where(cats[col].codes == -1, np.nan, cats[col].codes)  # unknown: missing
+            for col in (c.CANCER_TYPE, c.THERAPY_CLASS)
+        },
         c.BASELINE_MARROW_INVOLVEMENT: bools[c.BASELINE_MARROW_INVOLVEMENT].to_numpy(
             dtype=np.float64, na_value=np.nan
         ),

@@ -1,0 +1,208 @@
+"""The trained model as a folder of plain JSON files: save, load and score.
+
+A :class:`FlareModelBundle` holds everything needed to go from raw timepoint rows to a
+decision per index assessment: the featurizer's parameters, XGBoost's own JSON model, the
+probability calibrator, the class-conditional conformal thresholds, the operating
+threshold, plus metadata (feature names, data fingerprint, versions, rule settings, the
+synthetic-data caveat). Scoring returns P(flare), the decision (``flare``,
+``progression`` or ``uncertain``), the conformal prediction set and the top reasons in
+clinical words. It is written as JSON only, never
+pickle, so loading a model never runs stored code; the MLflow pyfunc model, batch scoring
+and Spark all score through this one class, so their answers agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from flare_ml import __version__
+from flare_ml.calibration import ProbabilityCalibrator
+from flare_ml.data import contract as c
+from flare_ml.explain import reasons, shap_contributions, signal_contributions
+from flare_ml.features import TimepointFeaturizer
+from flare_ml.uncertainty import ClassConditionalConformal
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BOOSTER_FILE = "booster.json"
+FEATURIZER_FILE = "featurizer.json"
+CALIBRATOR_FILE = "calibrator.json"
+CONFORMAL_FILE = "conformal.json"
+#: output columns of :meth:`FlareModelBundle.predict`
+OUTPUT_COLUMNS = (
+    c.PATIENT_ID, c.ASSESSMENT_DATE, "p_flare", "decision", "prediction_set", "reasons"
+)
+SYNTHETIC_CAVEAT = (
+    "Trained on synthetic cohorts from the flare-ml simulator; not validated on patients "
+    "and not for clinical use."
+)
+
+
+def _fitted_featurizer(params: dict[str, Any]) -> TimepointFeaturizer:
+    """A featurizer with the given parameters (it learns nothing from data)."""
+    return TimepointFeaturizer(**params).fit(pd.DataFrame(columns=list(c.CONTRACT_COLUMNS)))
+
+
+@dataclass
+class FlareModelBundle:
+    """Featurizer + XGBoost booster + calibrator + threshold, saved as JSON.
+
+    Parameters
+    ----------
+    featurizer_params : dict
+        Parameters of :class:`~flare_ml.features.TimepointFeaturizer`.
+    feature_names : list of str
+        Columns the booster was trained on, in order.
+    booster : xgboost.Booster
+        The trained trees.
+    calibrator : ProbabilityCalibrator
+        Maps raw booster probabilities to calibrated P(flare).
+    threshold : float
+        Operating threshold on calibrated P(flare) chosen on training data.
+    conformal : ClassConditionalConformal, optional
+        Per-class conformal thresholds; without them every decision follows
+        ``threshold`` and the prediction set holds the decided class.
+    top_reasons : int
+        How many reasons to give per index assessment.
+    metadata : dict
+        Free-form JSON metadata (training fingerprint, config digest, versions).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> from flare_ml.training import fit_bundle
+    >>> table = simulate_cohort(300, seed=3).timepoints
+    >>> bundle = fit_bundle(table, n_candidates=1, outer_folds=None)
+    >>> folder = bundle.save(tempfile.mkdtemp())
+    >>> again = FlareModelBundle.load(folder)
+    >>> bool(np.allclose(bundle.predict(table)["p_flare"], again.predict(table)["p_flare"]))
+    True
+    """
+
+    featurizer_params: dict[str, Any]
+    feature_names: list[str]
+    booster: xgb.Booster
+    calibrator: ProbabilityCalibrator
+    threshold: float = 0.5
+    conformal: ClassConditionalConformal | None = None
+    top_reasons: int = 3
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.featurizer = _fitted_featurizer(self.featurizer_params)
+
+    # -- scoring ----------------------------------------------------------------------
+    def features(self, timepoints: pd.DataFrame) -> pd.DataFrame:
+        """Feature rows of every index assessment in ``timepoints``."""
+        return self.featurizer.transform(timepoints)[self.feature_names]
+
+    def raw_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated booster P(flare) for a feature matrix."""
+        if len(features) == 0:
+            return np.empty(0)
+        matrix = xgb.DMatrix(features[self.feature_names].to_numpy(dtype=np.float32),
+                             feature_names=self.feature_names, missing=np.nan)
+        return self.booster.predict(matrix)
+
+    def proba_from_features(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(flare) for a feature matrix."""
+        return np.clip(self.calibrator.transform(self.raw_proba(features)), 0.0, 1.0)
+
+    def decide(self, p_flare: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decisions and prediction sets for calibrated P(flare) values."""
+        if self.conformal is not None:
+            return self.conformal.decide(p_flare)
+        decision = np.where(p_flare >= self.threshold, "flare", "progression").astype(object)
+        return decision, decision.copy()
+
+    def explain(self, features: pd.DataFrame) -> list[str]:
+        """Top reasons of each feature row, joined by ``"; "``."""
+        if len(features) == 0:
+            return []
+        contrib, _ = shap_contributions(self.booster, features)
+        per_row = reasons(features, signal_contributions(contrib), top=self.top_reasons)
+        return ["; ".join(r) for r in per_row]
+
+    def predict(self, timepoints: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
+        """Score every index row of a timepoint table.
+
+        Returns one row per index assessment with :data:`OUTPUT_COLUMNS`: ``patient_id``,
+        ``assessment_date``, ``p_flare`` (calibrated), ``decision`` (``flare``,
+        ``progression`` or ``uncertain``: confirm with follow-up imaging in at least six
+        weeks), ``prediction_set`` (``flare``, ``progression``, ``flare,progression`` or
+        empty) and ``reasons`` (empty when ``with_reasons`` is False). Non-index rows
+        (baseline, follow-up scans without new bone lesions, lab rows) are history for
+        the features and get no output row.
+        """
+        feats = self.features(timepoints)
+        keys = feats.index.to_frame(index=False)
+        keys[c.PATIENT_ID] = keys[c.PATIENT_ID].astype(str)
+        p = self.proba_from_features(feats)
+        keys["p_flare"] = p
+        keys["decision"], keys["prediction_set"] = self.decide(p)
+        keys["reasons"] = self.explain(feats) if with_reasons else [""] * len(keys)
+        for col in ("decision", "prediction_set", "reasons"):
+            keys[col] = keys[col].astype(str)
+        return keys[list(OUTPUT_COLUMNS)]
+
+    # -- persistence ------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write the bundle as JSON files into ``folder`` (created if needed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / BOOSTER_FILE).write_bytes(bytes(self.booster.save_raw("json")))
+        (folder / FEATURIZER_FILE).write_text(json.dumps(self.featurizer_params, indent=2))
+        (folder / CALIBRATOR_FILE).write_text(json.dumps(self.calibrator.to_dict()))
+        if self.conformal is not None:
+            (folder / CONFORMAL_FILE).write_text(json.dumps(self.conformal.to_dict(), indent=2))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "flare_ml_version": __version__,
+            "xgboost_version": xgb.__version__,
+            "feature_names": self.feature_names,
+            "threshold": self.threshold,
+            "top_reasons": self.top_reasons,
+            "caveat": SYNTHETIC_CAVEAT,
+            "metadata": self.metadata,
+        }
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FlareModelBundle:
+        """Read a bundle written by :meth:`save` (JSON only; nothing is unpickled)."""
+        folder = Path(folder)
+        manifest = json.loads((folder / MANIFEST).read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"model bundle format {manifest.get('format_version')} is not supported "
+                f"by flare-ml {__version__} (expects {FORMAT_VERSION})"
+            )
+        conformal_path = folder / CONFORMAL_FILE
+        conformal = (
+            ClassConditionalConformal.from_dict(json.loads(conformal_path.read_text()))
+            if conformal_path.exists()
+            else None
+        )
+        booster = xgb.Booster()
+        booster.load_model(bytearray((folder / BOOSTER_FILE).read_bytes()))
+        return cls(
+            featurizer_params=json.loads((folder / FEATURIZER_FILE).read_text()),
+            feature_names=list(manifest["feature_names"]),
+            booster=booster,
+            calibrator=ProbabilityCalibrator.from_dict(
+                json.loads((folder / CALIBRATOR_FILE).read_text())
+            ),
+            threshold=float(manifest["threshold"]),
+            conformal=conformal,
+            top_reasons=int(manifest.get("top_reasons", 3)),
+            metadata=manifest.get("metadata", {}),
+        )

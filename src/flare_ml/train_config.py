@@ -1,0 +1,108 @@
+"""The training configuration: what to train on, how to tune, evaluate and track.
+
+``configs/train/*.yaml`` files are validated against :class:`TrainConfig`; an unknown or
+misspelt key, or a value of the wrong type, is a :class:`~flare_ml.errors.ConfigError`
+that names the dotted key and the file. The resolved configuration is logged to MLflow
+with every training run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flare_ml.config_io import CONFIG_ROOT, load_config
+
+DEFAULT_TRAIN_CONFIG = CONFIG_ROOT / "train" / "default.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimulatedCohortSpec(_Strict):
+    """A cohort drawn from the simulator."""
+
+    site: str = "default"
+    patients: Annotated[int, Field(ge=20)] = 2000
+    seed: int = 0
+
+
+class DataConfig(_Strict):
+    train: SimulatedCohortSpec = SimulatedCohortSpec()
+    external: list[SimulatedCohortSpec] = []
+
+
+class FeatureConfig(_Strict):
+    alp_upper_limit_normal: Annotated[float, Field(gt=0)] = 147.0
+    alp_slope_window_days: Annotated[int, Field(ge=7)] = 90
+
+
+class ModelConfig(_Strict):
+    outer_folds: Annotated[int, Field(ge=2)] = 5
+    inner_folds: Annotated[int, Field(ge=2)] = 3
+    n_candidates: Annotated[int, Field(ge=1)] = 6
+    n_estimators_max: Annotated[int, Field(ge=1)] = 500
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = 30
+    calibration: Literal["auto", "none", "sigmoid", "isotonic"] = "auto"
+    n_jobs: Annotated[int, Field(ge=1)] = 2
+    search_space: dict[str, list[Any]] | None = None
+
+
+class RulesConfig(_Strict):
+    seed_criteria: dict[str, Any] = {}
+    pcwg3_window: dict[str, Any] = {}
+    alp_only: dict[str, Any] = {}
+
+
+class EvaluationConfig(_Strict):
+    max_progression_called_flare: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    bootstrap_resamples: Annotated[int, Field(ge=0)] = 1000
+    subgroups: list[Literal["cancer_type", "therapy_class"]] = ["cancer_type", "therapy_class"]
+
+
+class UncertaintyConfig(_Strict):
+    coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    top_reasons: Annotated[int, Field(ge=1, le=6)] = 3
+
+
+class TrackingConfig(_Strict):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    registered_model_name: str = "flare-classifier"
+
+
+class TrainConfig(_Strict):
+    """A validated training configuration (``configs/train/*.yaml``).
+
+    Examples
+    --------
+    >>> cfg = load_train_config()
+    >>> cfg.tracking.registered_model_name
+    'flare-classifier'
+    >>> cfg.model.outer_folds
+    5
+    """
+
+    experiment_name: str = "flare-ml"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig = ModelConfig()
+    rules: RulesConfig = RulesConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    uncertainty: UncertaintyConfig = UncertaintyConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    output_dir: str = "outputs/latest"
+
+
+def load_train_config(path: str | Path | None = None) -> TrainConfig:
+    """Load and validate a training config (the shipped default when ``path`` is None).
+
+    Examples
+    --------
+    >>> load_train_config().data.train.site
+    'default'
+    """
+    return load_config(TrainConfig, path or DEFAULT_TRAIN_CONFIG)

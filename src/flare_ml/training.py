@@ -1,0 +1,431 @@
+"""Train, cross-validate and externally validate flare-ml models from a config.
+
+This module wires the parts together for one training run: it loads (or simulates) the
+training cohort, computes point-in-time features, gets patient-grouped out-of-fold
+predictions of the XGBoost model and of every rule baseline, fits the final model on all
+training patients, chooses the operating threshold on the out-of-fold predictions, and
+scores each external cohort with the frozen model. Tracking and reporting live in
+:mod:`flare_ml.tracking` and :mod:`flare_ml.report`; the command line only calls
+:func:`run_training`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from flare_ml.bundle import FlareModelBundle
+from flare_ml.data import contract as c
+from flare_ml.data import load_timepoints, read_table
+from flare_ml.errors import FlareMLError
+from flare_ml.features import TimepointFeaturizer, index_outcomes
+from flare_ml.models import FlareXGBClassifier, grouped_folds
+from flare_ml.simulate import companion_paths, simulate_cohort
+from flare_ml.train_config import SimulatedCohortSpec, TrainConfig
+from flare_ml.uncertainty import ClassConditionalConformal, coverage_report
+
+MODEL_NAME = "xgboost"
+ORACLE_NAME = "oracle"
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class PreparedCohort:
+    """A cohort ready for scoring: features, labels, context and oracle per index row.
+
+    Attributes
+    ----------
+    label : str
+        Where the cohort came from, e.g. ``"simulated site community (2000 patients,
+        seed 2)"``; every reported number carries it.
+    timepoints : DataFrame
+        The validated timepoint table.
+    features : DataFrame
+        One row per index assessment (index: patient_id, assessment_date).
+    y : ndarray or None
+        1 = flare, 0 = progression; None when the cohort has no outcomes.
+    patient_ids : ndarray
+        Patient of each index row (the bootstrap and folds group on it).
+    context : DataFrame
+        ``cancer_type`` and ``therapy_class`` of each index row, for subgroups.
+    oracle : ndarray or None
+        The simulator's Bayes-optimal P(flare), when known.
+    fingerprint : dict
+        Hash and counts of the table (never rows).
+    """
+
+    label: str
+    timepoints: pd.DataFrame
+    features: pd.DataFrame
+    y: np.ndarray | None
+    patient_ids: np.ndarray
+    context: pd.DataFrame
+    oracle: np.ndarray | None
+    fingerprint: dict[str, Any]
+
+
+def data_fingerprint(timepoints: pd.DataFrame) -> dict[str, Any]:
+    """SHA-256 of the table's content plus counts; no row is copied.
+
+    Examples
+    --------
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> fp = data_fingerprint(simulate_cohort(30, seed=1).timepoints)
+    >>> sorted(fp)
+    ['n_flare', 'n_index_rows', 'n_patients', 'n_progression', 'n_rows', 'sha256']
+    """
+    hashed = pd.util.hash_pandas_object(timepoints, index=False).to_numpy()
+    outcome = timepoints[c.OUTCOME].astype("string")
+    return {
+        "sha256": hashlib.sha256(hashed.tobytes()).hexdigest(),
+        "n_rows": len(timepoints),
+        "n_patients": int(timepoints[c.PATIENT_ID].nunique()),
+        "n_index_rows": int(outcome.notna().sum()),
+        "n_flare": int((outcome == "flare").sum()),
+        "n_progression": int((outcome == "progression").sum()),
+    }
+
+
+def simulated_label(spec: SimulatedCohortSpec) -> str:
+    """How a simulated cohort is named in reports.
+
+    Examples
+    --------
+    >>> simulated_label(SimulatedCohortSpec(site="nordic", patients=100, seed=4))
+    'simulated site nordic (100 patients, seed 4)'
+    """
+    return f"simulated site {spec.site} ({spec.patients} patients, seed {spec.seed})"
+
+
+def load_cohort_source(
+    spec: SimulatedCohortSpec | None = None, path: str | Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """Timepoint table, oracle (if any) and label, from a file or the simulator.
+
+    A file's oracle is read from its companion ``<name>.oracle.<ext>`` when present (as
+    written by ``flare-ml simulate``).
+    """
+    if path is not None:
+        table = load_timepoints(path)
+        oracle_path = companion_paths(path)[0]
+        oracle = read_table(oracle_path) if oracle_path.exists() else None
+        return table, oracle, f"file {Path(path).name}"
+    spec = spec or SimulatedCohortSpec()
+    cohort = simulate_cohort(spec.patients, site=spec.site, seed=spec.seed)
+    return cohort.timepoints, cohort.oracle, simulated_label(spec)
+
+
+def prepare_cohort(
+    timepoints: pd.DataFrame,
+    featurizer: TimepointFeaturizer,
+    label: str,
+    oracle: pd.DataFrame | None = None,
+    require_outcomes: bool = True,
+) -> PreparedCohort:
+    """Featurize a table and line up labels, patients, subgroups and oracle per index row."""
+    features = featurizer.transform(timepoints)
+    keys = features.index.to_frame(index=False)
+    y = None
+    if require_outcomes:
+        outcomes = index_outcomes(timepoints, allow_missing=True)
+        if outcomes.isna().any():
+            n = int(outcomes.isna().sum())
+            raise FlareMLError(
+                f"{label}: column 'outcome' is missing on {n} index rows (imaging rows with "
+                "new_bone_lesions > 0); training and evaluation need 'flare' or "
+                "'progression' on every index row"
+            )
+        y = outcomes.to_numpy(dtype=int)
+    if len(features) == 0:
+        raise FlareMLError(f"{label}: the table has no index rows (new_bone_lesions > 0)")
+    rows = timepoints.drop_duplicates([c.PATIENT_ID, c.ASSESSMENT_DATE]).set_index(
+        [c.PATIENT_ID, c.ASSESSMENT_DATE]
+    )
+    context = (
+        rows.reindex(features.index)[[c.CANCER_TYPE, c.THERAPY_CLASS]]
+        .astype(str)
+        .reset_index(drop=True)
+    )
+    oracle_p = None
+    if oracle is not None:
+        o = oracle.copy()
+        o[c.ASSESSMENT_DATE] = pd.to_datetime(o[c.ASSESSMENT_DATE])
+        o[c.PATIENT_ID] = o[c.PATIENT_ID].astype(str)
+        aligned = keys.assign(**{c.PATIENT_ID: keys[c.PATIENT_ID].astype(str)}).merge(
+            o[[c.PATIENT_ID, c.ASSESSMENT_DATE, "p_flare_oracle"]],
+            on=[c.PATIENT_ID, c.ASSESSMENT_DATE],
+            how="left",
+        )
+        if aligned["p_flare_oracle"].notna().all():
+            oracle_p = aligned["p_flare_oracle"].to_numpy(dtype=float)
+    return PreparedCohort(
+        label=label,
+        timepoints=timepoints,
+        features=features,
+        y=y,
+        patient_ids=keys[c.PATIENT_ID].astype(str).to_numpy(),
+        context=context,
+        oracle=oracle_p,
+        fingerprint=data_fingerprint(timepoints),
+    )
+
+
+def make_featurizer(config: TrainConfig) -> TimepointFeaturizer:
+    """The featurizer a config asks for."""
+    return TimepointFeaturizer(
+        alp_upper_limit_normal=config.features.alp_upper_limit_normal,
+        alp_slope_window_days=config.features.alp_slope_window_days,
+    )
+
+
+def make_model(config: TrainConfig) -> FlareXGBClassifier:
+    """The (unfitted) XGBoost classifier a config asks for."""
+    m = config.model
+    return FlareXGBClassifier(
+        search_space=m.search_space,
+        n_candidates=m.n_candidates,
+        inner_folds=m.inner_folds,
+        n_estimators_max=m.n_estimators_max,
+        early_stopping_rounds=m.early_stopping_rounds,
+        calibration=m.calibration,
+        random_state=config.seed,
+        n_jobs=m.n_jobs,
+    )
+
+
+def out_of_fold_proba(
+    model: FlareXGBClassifier,
+    cohort: PreparedCohort,
+    n_folds: int,
+    seed: int,
+    progress: Progress = _no_progress,
+) -> np.ndarray:
+    """Patient-grouped out-of-fold P(flare): each row scored by a model that never saw
+    its patient (tuning and calibration included, since they happen inside ``fit``)."""
+    assert cohort.y is not None
+    folds = grouped_folds(cohort.y, cohort.patient_ids, n_folds, seed)
+    oof = np.full(len(cohort.y), np.nan)
+    for i, (train, test) in enumerate(folds):
+        progress("out-of-fold models", i, len(folds))
+        fitted = clone(model).fit(
+            cohort.features.iloc[train], cohort.y[train], groups=cohort.patient_ids[train]
+        )
+        oof[test] = fitted.predict_proba(cohort.features.iloc[test])[:, 1]
+    progress("out-of-fold models", len(folds), len(folds))
+    return oof
+
+
+def bundle_from_model(
+    model: FlareXGBClassifier,
+    featurizer: TimepointFeaturizer,
+    threshold: float,
+    conformal: ClassConditionalConformal | None = None,
+    top_reasons: int = 3,
+    metadata: dict[str, Any] | None = None,
+) -> FlareModelBundle:
+    """Freeze a fitted classifier and its featurizer into a JSON-saveable bundle."""
+    return FlareModelBundle(
+        featurizer_params=featurizer.get_params(),
+        feature_names=[str(n) for n in model.feature_names_in_],
+        booster=model.get_booster(),
+        calibrator=model.calibrator_,
+        threshold=float(threshold),
+        conformal=conformal,
+        top_reasons=top_reasons,
+        metadata=metadata or {},
+    )
+
+
+def fit_bundle(
+    timepoints: pd.DataFrame,
+    config: TrainConfig | None = None,
+    *,
+    n_candidates: int | None = None,
+    outer_folds: int | None = 5,
+) -> FlareModelBundle:
+    """Fit featurizer + model on a labelled table and return the bundle.
+
+    With ``outer_folds`` the operating threshold is chosen on out-of-fold predictions;
+    with None it falls back to 0.5 (quick fits for tests and examples).
+    """
+    config = config or TrainConfig()
+    if n_candidates is not None:
+        config = config.model_copy(
+            update={"model": config.model.model_copy(update={"n_candidates": n_candidates})}
+        )
+    featurizer = make_featurizer(config).fit(timepoints)
+    cohort = prepare_cohort(timepoints, featurizer, "training data")
+    assert cohort.y is not None
+    model = make_model(config)
+    threshold, conformal = 0.5, None
+    if outer_folds:
+        from flare_ml.evaluation import choose_operating_threshold
+
+        oof = out_of_fold_proba(model, cohort, outer_folds, config.seed)
+        threshold = choose_operating_threshold(
+            cohort.y, oof, config.evaluation.max_progression_called_flare
+        )
+        conformal = ClassConditionalConformal(config.uncertainty.coverage).fit(oof, cohort.y)
+    model.fit(cohort.features, cohort.y, groups=cohort.patient_ids)
+    return bundle_from_model(
+        model, featurizer, threshold, conformal, config.uncertainty.top_reasons,
+        {"training": cohort.fingerprint},
+    )
+
+
+@dataclass
+class TrainingResult:
+    """Everything one training run produced (before tracking and reporting)."""
+
+    config: TrainConfig
+    training: PreparedCohort
+    externals: list[PreparedCohort]
+    model: FlareXGBClassifier
+    bundle: FlareModelBundle
+    rules: dict[str, Any]
+    thresholds: dict[str, float]
+    scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    evaluations: dict[str, Any] = field(default_factory=dict)
+    coverage: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def score_cohort(
+    cohort: PreparedCohort, model: FlareXGBClassifier, rules: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """P(flare) of the frozen model, each rule's score and the oracle on a cohort."""
+    scores = {MODEL_NAME: model.predict_proba(cohort.features)[:, 1]}
+    for name, rule in rules.items():
+        scores[name] = rule.predict_proba(cohort.features)[:, 1]
+    if cohort.oracle is not None:
+        scores[ORACLE_NAME] = cohort.oracle
+    return scores
+
+
+def train_and_validate(
+    config: TrainConfig,
+    data_path: str | Path | None = None,
+    external_paths: list[str | Path] | None = None,
+    progress: Progress = _no_progress,
+) -> TrainingResult:
+    """Cross-validate on the training cohort, fit the final model, score externals.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The validated configuration.
+    data_path : path, optional
+        A labelled timepoint table; by default the config's simulated training cohort.
+    external_paths : list of paths, optional
+        Labelled external cohorts; by default the config's simulated external sites.
+    progress : callable, optional
+        ``progress(step, done, total)`` for progress bars.
+    """
+    from flare_ml.evaluation import choose_operating_threshold, evaluate
+    from flare_ml.rules import make_rules
+
+    progress("training cohort", 0, 1)
+    table, oracle, label = load_cohort_source(config.data.train, data_path)
+    featurizer = make_featurizer(config).fit(table)
+    training = prepare_cohort(table, featurizer, f"training: {label}", oracle)
+    assert training.y is not None
+    progress("training cohort", 1, 1)
+
+    rules = {
+        name: rule.fit(training.features, training.y)
+        for name, rule in make_rules(config.rules.model_dump()).items()
+    }
+    model = make_model(config)
+    oof = out_of_fold_proba(model, training, config.model.outer_folds, config.seed, progress)
+    oof_scores = {MODEL_NAME: oof}
+    for name, rule in rules.items():
+        oof_scores[name] = rule.predict_proba(training.features)[:, 1]
+    if training.oracle is not None:
+        oof_scores[ORACLE_NAME] = training.oracle
+    goal = config.evaluation.max_progression_called_flare
+    thresholds = {
+        name: choose_operating_threshold(training.y, p, goal) for name, p in oof_scores.items()
+    }
+
+    progress("final model", 0, 1)
+    model.fit(training.features, training.y, groups=training.patient_ids)
+    progress("final model", 1, 1)
+    conformal = ClassConditionalConformal(config.uncertainty.coverage).fit(oof, training.y)
+    bundle = bundle_from_model(
+        model,
+        featurizer,
+        thresholds[MODEL_NAME],
+        conformal,
+        config.uncertainty.top_reasons,
+        {"training": training.fingerprint, "training_label": training.label},
+    )
+
+    externals = []
+    sources: list[tuple[SimulatedCohortSpec | None, str | Path | None]]
+    if external_paths:
+        sources = [(None, p) for p in external_paths]
+    else:
+        sources = [(spec, None) for spec in config.data.external]
+    for i, (spec, path) in enumerate(sources):
+        progress("external cohorts", i, len(sources))
+        ext_table, ext_oracle, ext_label = load_cohort_source(spec, path)
+        externals.append(
+            prepare_cohort(ext_table, featurizer, f"external: {ext_label}", ext_oracle)
+        )
+    progress("external cohorts", len(sources), len(sources))
+
+    result = TrainingResult(
+        config=config,
+        training=training,
+        externals=externals,
+        model=model,
+        bundle=bundle,
+        rules=rules,
+        thresholds=thresholds,
+    )
+    result.scores[training.label] = oof_scores
+    for ext in externals:
+        result.scores[ext.label] = score_cohort(ext, model, rules)
+
+    for cohort in [training, *externals]:
+        sets = conformal.predict_sets(result.scores[cohort.label][MODEL_NAME])
+        assert cohort.y is not None
+        result.coverage[cohort.label] = coverage_report(sets, cohort.y)
+
+    cohorts = [training, *externals]
+    for i, cohort in enumerate(cohorts):
+        progress("bootstrap evaluation", i, len(cohorts))
+        assert cohort.y is not None
+        result.evaluations[cohort.label] = evaluate(
+            cohort.y,
+            result.scores[cohort.label],
+            patient_ids=cohort.patient_ids,
+            thresholds=thresholds,
+            subgroups=cohort.context[list(config.evaluation.subgroups)],
+            n_resamples=config.evaluation.bootstrap_resamples,
+            seed=config.seed,
+        )
+    progress("bootstrap evaluation", len(cohorts), len(cohorts))
+    return result
+
+
+def score_cohort_bundle(
+    cohort: PreparedCohort, bundle: FlareModelBundle, rules: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Like :func:`score_cohort` but through a saved bundle (what serving uses)."""
+    scores = {MODEL_NAME: bundle.proba_from_features(cohort.features)}
+    for name, rule in rules.items():
+        scores[name] = rule.predict_proba(cohort.features)[:, 1]
+    if cohort.oracle is not None:
+        scores[ORACLE_NAME] = cohort.oracle
+    return scores

@@ -1,0 +1,184 @@
+"""End-to-end jobs behind the command line: train, evaluate, score and the demo.
+
+Each function runs one user-facing job on the library (training and validation,
+reporting, MLflow tracking, model loading) and returns what the command prints, so the
+CLI stays a thin layer of option parsing and display. Model URIs can be MLflow URIs
+(``models:/flare-classifier/latest``, ``runs:/<id>/model``), a local MLflow model folder,
+or a bundle folder written by :meth:`flare_ml.bundle.FlareModelBundle.save`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flare_ml.bundle import MANIFEST, FlareModelBundle
+from flare_ml.data import contract as c
+from flare_ml.data import write_table
+from flare_ml.errors import FlareMLError
+from flare_ml.train_config import TrainConfig, load_train_config
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
+
+
+def configure_tracking(uri: str | None = None) -> str:
+    """Use ``uri``, else ``$MLFLOW_TRACKING_URI``, else the embedded ``sqlite:///mlflow.db``."""
+    import mlflow
+
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(chosen)
+    return chosen
+
+
+def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBundle:
+    """Load the JSON bundle behind a model URI, an MLflow model folder or a bundle folder.
+
+    Raises
+    ------
+    FlareMLError
+        When nothing loadable is found at ``model_uri``.
+    """
+    path = Path(model_uri)
+    if (path / MANIFEST).exists():
+        return FlareModelBundle.load(path)
+    configure_tracking(tracking_uri)
+    import mlflow
+
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI
+        raise FlareMLError(
+            f"cannot load model {model_uri!r}: {str(exc).splitlines()[0]}. Train one with "
+            "`flare-ml train` (or `make demo`), or give a bundle folder"
+        ) from None
+    python_model = model.unwrap_python_model()
+    bundle = getattr(python_model, "bundle", None)
+    if not isinstance(bundle, FlareModelBundle):
+        raise FlareMLError(f"{model_uri!r} is not a flare-ml model")
+    return bundle
+
+
+@dataclass
+class TrainOutcome:
+    """What a training job produced and where it is."""
+
+    headline: pd.DataFrame
+    output_dir: Path
+    report: Path
+    model_card: Path
+    bundle_dir: Path
+    run_id: str
+    model_uri: str
+    registered_version: str
+    tracking_uri: str
+
+
+def train(
+    config: TrainConfig | str | Path | None = None,
+    data_path: str | Path | None = None,
+    external_paths: list[str | Path] | None = None,
+    progress: Progress = _no_progress,
+) -> TrainOutcome:
+    """Train, validate, report and track one model; register it in MLflow."""
+    from flare_ml import report, tracking
+    from flare_ml.training import train_and_validate
+
+    cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
+    tracking_uri = configure_tracking(
+        None if "MLFLOW_TRACKING_URI" in os.environ else cfg.tracking.tracking_uri
+    )
+    cfg = cfg.model_copy(
+        update={"tracking": cfg.tracking.model_copy(update={"tracking_uri": tracking_uri})}
+    )
+    result = train_and_validate(cfg, data_path, external_paths, progress)
+    result.bundle.metadata["thresholds"] = result.thresholds
+    result.bundle.metadata["rules"] = {k: r.get_params() for k, r in result.rules.items()}
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle_dir = result.bundle.save(out / "model")
+    progress("report", 0, 1)
+    written = report.write_training_report(result, out)
+    progress("report", 1, 1)
+    progress("MLflow", 0, 1)
+    run = tracking.log_training_run(
+        result, bundle_dir, written.artifacts, written.figures
+    )
+    progress("MLflow", 1, 1)
+    return TrainOutcome(
+        headline=written.headline,
+        output_dir=out,
+        report=written.report,
+        model_card=written.model_card,
+        bundle_dir=bundle_dir,
+        run_id=run["run_id"],
+        model_uri=run["model_uri"],
+        registered_version=run["registered_version"],
+        tracking_uri=tracking_uri,
+    )
+
+
+def score(model_uri: str, input_path: str | Path, output_path: str | Path) -> pd.DataFrame:
+    """Score every index row of a cohort file and write the predictions."""
+    from flare_ml.data import load_timepoints
+
+    bundle = load_bundle(model_uri)
+    table = load_timepoints(input_path)
+    predictions = bundle.predict(table)
+    write_table(predictions, output_path)
+    return predictions
+
+
+def evaluate(
+    model_uri: str, data_path: str | Path, output_dir: str | Path | None = None,
+    n_resamples: int = 1000, seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluate a registered model and the rule baselines on a labelled cohort file."""
+    from flare_ml import report
+    from flare_ml.evaluation import evaluate as evaluate_scores
+    from flare_ml.rules import make_rules
+    from flare_ml.training import load_cohort_source, prepare_cohort, score_cohort_bundle
+
+    bundle = load_bundle(model_uri)
+    table, oracle, label = load_cohort_source(path=data_path)
+    cohort = prepare_cohort(table, bundle.featurizer, f"evaluation: {label}", oracle)
+    assert cohort.y is not None
+    rules = {
+        name: rule.fit(cohort.features, cohort.y)
+        for name, rule in make_rules(bundle.metadata.get("rules")).items()
+    }
+    scores = score_cohort_bundle(cohort, bundle, rules)
+    thresholds = dict(bundle.metadata.get("thresholds", {}))
+    thresholds.setdefault("xgboost", bundle.threshold)
+    ev = evaluate_scores(
+        cohort.y, scores, patient_ids=cohort.patient_ids,
+        thresholds={k: thresholds.get(k, 0.5) for k in scores},
+        subgroups=cohort.context, n_resamples=n_resamples, seed=seed,
+    )
+    out = Path(output_dir) if output_dir else None
+    written = report.write_evaluation_report(cohort, scores, ev, out) if out else None
+    return {"label": cohort.label, "evaluation": ev, "written": written}
+
+
+def predictions_frame(bundle: FlareModelBundle, table: pd.DataFrame) -> pd.DataFrame:
+    """Predictions with the identifying columns first (helper for custom scripts)."""
+    out = bundle.predict(table)
+    return out[[c.PATIENT_ID, c.ASSESSMENT_DATE, *[k for k in out if k not in c.KEY_COLUMNS]]]
+
+
+def ensure_exists(path: str | Path) -> Path:
+    """Refuse a missing input file with a clear message."""
+    p = Path(path)
+    if not p.exists():
+        raise FlareMLError(f"input file not found: {p}")
+    return p
