@@ -14,7 +14,7 @@ from flare_ml.data import index_row_mask, validate_timepoints
 from flare_ml.features import TimepointFeaturizer, UnknownCategoryWarning, index_outcomes
 from strategies import timepoint_tables
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def featurize(table: pd.DataFrame) -> pd.DataFrame:

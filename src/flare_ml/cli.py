@@ -130,3 +130,161 @@ def features(
     console.print(
         f"wrote [bold]{len(result)}[/bold] index rows x {result.shape[1]} features to {written}"
     )
+
+
+class _RichProgress:
+    """Adapter from the library's ``progress(step, done, total)`` to rich progress bars."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=total)
+        self.progress.update(self.tasks[step], completed=done, total=total)
+
+
+def _progress_bar() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def _print_table(frame: Any, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[escape(str(v)) for v in row])
+    console.print(table)
+
+
+def _print_training(outcome: Any) -> None:
+    from flare_ml.report import compact_headline
+
+    _print_table(
+        compact_headline(outcome.headline),
+        "Headline: model vs rules vs oracle (SYNTHETIC cohorts; not for clinical use)",
+    )
+    for label in outcome.headline["cohort"].unique():
+        console.print(f"  {label}")
+    if outcome.targets is not None and len(outcome.targets):
+        from flare_ml.tracking import cohort_key
+
+        targets = outcome.targets.copy()
+        targets["cohort"] = targets["cohort"].map(cohort_key)
+        targets.columns = [str(c).split(" (")[0] for c in targets.columns]
+        _print_table(targets, "Targets (external): gap to oracle <= 0.03, margin over best "
+                     "rule >= 0.05, calibration slope 0.8-1.2")
+    console.print(f"report      {outcome.report}")
+    console.print(f"model card  {outcome.model_card}")
+    console.print(f"model       {outcome.model_uri} (bundle: {outcome.bundle_dir})")
+    if outcome.registered_version:
+        console.print(
+            f"registered  models:/flare-classifier/{outcome.registered_version} "
+            "(also models:/flare-classifier/latest)"
+        )
+    console.print(
+        f"MLflow      {outcome.tracking_uri} (run {outcome.run_id}); browse with `mlflow ui "
+        f"--backend-store-uri {outcome.tracking_uri}`"
+    )
+
+
+@app.command()
+@user_errors_exit_2
+def train(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Training config YAML (default: shipped).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled timepoint table; default: simulate.")
+    ] = None,
+    external: Annotated[
+        list[Path] | None,
+        typer.Option("--external", help="Labelled external cohort (repeatable)."),
+    ] = None,
+) -> None:
+    """Train, cross-validate and externally validate the model; log it to MLflow."""
+    from flare_ml.workflows import train as run_train
+
+    with _progress_bar() as bar:
+        outcome = run_train(config, data, external, progress=_RichProgress(bar))
+    _print_training(outcome)
+
+
+@app.command()
+@user_errors_exit_2
+def evaluate(
+    model: Annotated[str, typer.Option("--model", help="Model URI or bundle folder.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled timepoint table.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the report and tables.")
+    ] = None,
+    resamples: Annotated[int, typer.Option("--resamples", min=0)] = 1000,
+) -> None:
+    """Evaluate a trained model and the rule baselines on a labelled cohort."""
+    from flare_ml.workflows import ensure_exists
+    from flare_ml.workflows import evaluate as run_evaluate
+
+    ensure_exists(data)
+    result = run_evaluate(model, data, out, n_resamples=resamples)
+    _print_table(result["evaluation"].summary_table(), f"{result['label']} (SYNTHETIC unless "
+                 "you supplied real data; not for clinical use)")
+    if result["written"] is not None:
+        console.print(f"report      {result['written'].report}")
+
+
+@app.command()
+@user_errors_exit_2
+def score(
+    model: Annotated[str, typer.Option("--model", help="Model URI or bundle folder.")],
+    input: Annotated[Path, typer.Option("--input", help="Timepoint table to score.")],
+    output: Annotated[Path, typer.Option("--output", help="Predictions (.csv or .parquet).")],
+) -> None:
+    """Write p_flare, decision, prediction set and reasons for every index row."""
+    from flare_ml.workflows import ensure_exists
+    from flare_ml.workflows import score as run_score
+
+    ensure_exists(input)
+    predictions = run_score(model, input, output)
+    counts = predictions["decision"].value_counts().to_dict() if len(predictions) else {}
+    console.print(f"scored {len(predictions)} index rows -> {output}  {counts}")
+
+
+@app.command()
+@user_errors_exit_2
+def demo(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Training config YAML (default: shipped).")
+    ] = None,
+) -> None:
+    """Simulate a training site and an external site, validate, train, evaluate, report."""
+    from flare_ml.data import load_timepoints, summarize_cohort
+    from flare_ml.simulate import simulate_cohort, write_cohort
+    from flare_ml.train_config import load_train_config
+    from flare_ml.training import simulated_label
+    from flare_ml.workflows import train as run_train
+
+    cfg = load_train_config(config)
+    folder = Path(cfg.output_dir) / "cohorts"
+    folder.mkdir(parents=True, exist_ok=True)
+    for role, spec in [("train", cfg.data.train), *[("external", s) for s in cfg.data.external]]:
+        cohort = simulate_cohort(spec.patients, site=spec.site, seed=spec.seed)
+        written = write_cohort(cohort, folder / f"{role}_{spec.site}.parquet")
+        summary = summarize_cohort(load_timepoints(written["timepoints"]))
+        console.print(f"[bold]{role}[/bold]: {simulated_label(spec)} -> {written['timepoints']}")
+        console.print(summary.to_rich_table())
+    # train on the same simulated cohorts (same sites and seeds as the files above)
+    with _progress_bar() as bar:
+        outcome = run_train(cfg, progress=_RichProgress(bar))
+    _print_training(outcome)

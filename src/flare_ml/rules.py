@@ -53,7 +53,9 @@ _PREVIOUS_INDEX = "previous_index_events"
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+    return (
+        isinstance(value, Real) and not isinstance(value, bool) and bool(np.isfinite(float(value)))
+    )
 
 
 class RuleClassifier(ClassifierMixin, BaseEstimator):
@@ -70,7 +72,20 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
     :class:`~flare_ml.features.TimepointFeaturizer`, or any frame holding the needed
     columns); extra columns are ignored and their order does not matter. Missing values
     (NaN or ``pd.NA``) are allowed and handled by each rule as documented.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"days_since_treatment_start": [60.0], "previous_index_events": [0]})
+    >>> rule = PCWG3WindowRule().fit(X)
+    >>> isinstance(rule, RuleClassifier), rule.predict(X).tolist()
+    (True, [1])
+
     """
+
+    #: score threshold at which ``predict_proba(X)[:, 1] >= decision_threshold`` gives
+    #: ``predict(X)`` on every row whose inputs are known (see each rule)
+    decision_threshold: ClassVar[float] = 0.5
 
     def required_features(self) -> tuple[str, ...]:
         """Names of the feature columns the rule reads (with its current parameters).
@@ -278,7 +293,7 @@ class SeedCriteriaRule(RuleClassifier):
     Unknown criteria count neither for nor against. The decision is flare when at least
     one criterion is known and all known criteria hold; the score is the fraction of known
     criteria that hold (ties are common; a row with no known criterion scores 0.5 and is
-    called progression).
+    called progression). ``decision_threshold`` is 1.0: a score of 1 is the decision flare.
 
     Parameters
     ----------
@@ -334,6 +349,9 @@ class SeedCriteriaRule(RuleClassifier):
         self.early_window_days = early_window_days
         self.alp_rise_tolerance_percent = alp_rise_tolerance_percent
         self.use_marrow_involvement = use_marrow_involvement
+
+    #: the decision is "every known criterion holds", i.e. a score of 1
+    decision_threshold: ClassVar[float] = 1.0
 
     def required_features(self) -> tuple[str, ...]:  # noqa: D102
         base = (_RESPONSE, _NEW_EXTRAOSSEOUS, _BLASTIC, _DETERIORATION, _DAYS, _ALP_PERCENT)
@@ -435,6 +453,7 @@ class PCWG3WindowRule(RuleClassifier):
       at the window's edge (so ``score >= 0.5`` reproduces the decision); 0 when
       ``previous_index_events > 0``; 0.5 when the day is missing. A missing
       ``previous_index_events`` counts as 0 (no confirmation seen).
+      ``decision_threshold`` is 0.5.
 
     Parameters
     ----------
@@ -506,7 +525,7 @@ class ALPOnlyRule(RuleClassifier):
       baseline) gives ``missing_decision``.
     - **score**: ``1 / (1 + exp((change - max_rise_percent) / scale_percent))``, a
       decreasing logistic that is 0.5 at the threshold (so ``score >= 0.5`` reproduces the
-      decision on known values); 0.5 for missing ALP.
+      decision on known values, ``decision_threshold`` = 0.5); 0.5 for missing ALP.
 
     Parameters
     ----------

@@ -73,6 +73,7 @@ class TrainOutcome:
     """What a training job produced and where it is."""
 
     headline: pd.DataFrame
+    targets: pd.DataFrame | None
     output_dir: Path
     report: Path
     model_card: Path
@@ -117,6 +118,7 @@ def train(
     progress("MLflow", 1, 1)
     return TrainOutcome(
         headline=written.headline,
+        targets=pd.read_csv(written.artifacts["targets.csv"]),
         output_dir=out,
         report=written.report,
         model_card=written.model_card,

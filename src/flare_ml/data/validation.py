@@ -16,12 +16,11 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pandera.pandas as pa
 
 from flare_ml.data import contract as c
 from flare_ml.data._parse import (
@@ -44,6 +43,9 @@ from flare_ml.data._parse import (
 )
 from flare_ml.data.io import read_table
 from flare_ml.errors import ContractError, Violation
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 __all__ = [
     "CANONICAL_DTYPES",
@@ -299,18 +301,19 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
         )
     if c.ROW_TYPE in present:
         codes = cats[c.ROW_TYPE].codes.copy()
-        codes[codes == -1] = 0  # empty row_type means imaging
+        codes[codes == -1] = c.ROW_TYPES.index("imaging")  # empty row_type means imaging
         cats[c.ROW_TYPE] = pd.Categorical.from_codes(codes, dtype=CANONICAL_DTYPES[c.ROW_TYPE])
     else:
         cats[c.ROW_TYPE] = pd.Categorical.from_codes(
-            np.zeros(n, dtype=np.intp), dtype=CANONICAL_DTYPES[c.ROW_TYPE]
+            np.full(n, c.ROW_TYPES.index("imaging"), dtype=np.intp),
+            dtype=CANONICAL_DTYPES[c.ROW_TYPE],
         )
     out.update(cats)
 
     bools: dict[str, pd.api.extensions.ExtensionArray] = {}
     for col in c.BOOL_COLUMNS:
         if col not in present:
-            bools[col] = pd.array([pd.NA] * n, dtype="boolean")
+            bools[col] = pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
             continue
         bools[col], bad, bad_values = parse_bool(column(col))
         check.add(
@@ -701,6 +704,8 @@ def timepoint_schema() -> pa.DataFrameSchema:
     1
 
     """
+    import pandera.pandas as pa  # imported here: it is slow to import and rarely needed
+
     low, high = c.ALP_PLAUSIBLE_RANGE
     not_null = {c.PATIENT_ID, *c.DATE_COLUMNS, c.ROW_TYPE, c.CANCER_TYPE, c.THERAPY_CLASS}
     checks: dict[str, list[pa.Check]] = {
