@@ -29,8 +29,9 @@ def test_contributions_add_up_to_the_margin(bundle_and_cohort):
     bundle, table = bundle_and_cohort
     features = bundle.features(table)
     contrib, bias = shap_contributions(bundle.booster, features)
-    matrix = xgb.DMatrix(features.to_numpy(np.float32), feature_names=bundle.feature_names,
-                         missing=np.nan)
+    matrix = xgb.DMatrix(
+        features.to_numpy(np.float32), feature_names=bundle.feature_names, missing=np.nan
+    )
     margin = bundle.booster.predict(matrix, output_margin=True)
     np.testing.assert_allclose(contrib.sum(axis=1).to_numpy() + bias, margin, atol=1e-4)
 
@@ -92,5 +93,4 @@ def test_seed_case_reads_as_flare_for_the_right_reasons(bundle_and_cohort):
     text = out["reasons"].iloc[0]
     toward_flare = [r for r in text.split("; ") if r.endswith("toward flare")]
     assert len(toward_flare) >= 2
-    assert any("partial response" in r or "osteoblastic" in r or "days" in r
-               for r in toward_flare)
+    assert any("partial response" in r or "osteoblastic" in r or "days" in r for r in toward_flare)

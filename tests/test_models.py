@@ -20,11 +20,13 @@ def _signal_data(n_patients: int = 150, rows_per_patient: int = 2, seed: int = 0
     rng = np.random.default_rng(seed)
     groups = np.repeat(np.arange(n_patients), rows_per_patient)
     n = len(groups)
-    X = pd.DataFrame({
-        "signal": rng.normal(size=n),
-        "noise_a": rng.normal(size=n),
-        "noise_b": rng.normal(size=n),
-    })
+    X = pd.DataFrame(
+        {
+            "signal": rng.normal(size=n),
+            "noise_a": rng.normal(size=n),
+            "noise_b": rng.normal(size=n),
+        }
+    )
     X.loc[rng.random(n) < 0.1, "noise_a"] = np.nan  # missing values are allowed
     y = (X["signal"] + rng.normal(scale=0.7, size=n) > 0).astype(int).to_numpy()
     return X, y, groups

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flare_ml.config_io import load_config, read_yaml
 from flare_ml.data import read_table, validate_timepoints
 from flare_ml.errors import ConfigError
 from flare_ml.simulate import (
@@ -16,7 +17,6 @@ from flare_ml.simulate import (
     write_cohort,
 )
 from flare_ml.simulate.config import SIMULATION_DIR, SiteProfile
-from flare_ml.config_io import load_config, read_yaml
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_write_cohort_writes_three_files(tmp_path, cohort):
 
 
 def test_unknown_site_lists_the_available_ones():
-    with pytest.raises(ConfigError, match="unknown site 'mars'.*default"):
+    with pytest.raises(ConfigError, match=r"unknown site 'mars'.*default"):
         load_site("mars")
 
 

@@ -29,11 +29,18 @@ def index_rows() -> pd.DataFrame:
     baseline = tp[tp["extraosseous_response"].astype(str) == "baseline"]
     baseline_alp = baseline.set_index("patient_id")["alp_u_l"]
     idx = tp[tp["outcome"].notna()].copy()
-    idx["alp_change"] = idx["alp_u_l"].to_numpy() - baseline_alp.reindex(idx["patient_id"]).to_numpy()
+    idx["alp_change"] = (
+        idx["alp_u_l"].to_numpy() - baseline_alp.reindex(idx["patient_id"]).to_numpy()
+    )
     idx["months"] = (idx["assessment_date"] - idx["treatment_start_date"]).dt.days / DAYS_PER_MONTH
     idx["baseline_alp"] = baseline_alp.reindex(idx["patient_id"]).to_numpy()
-    for col in ("outcome", "cancer_type", "therapy_class", "extraosseous_response",
-                "new_lesion_morphology"):
+    for col in (
+        "outcome",
+        "cancer_type",
+        "therapy_class",
+        "extraosseous_response",
+        "new_lesion_morphology",
+    ):
         idx[col] = idx[col].astype(str)
     return idx
 
@@ -68,9 +75,11 @@ def test_progression_often_has_extraosseous_pd_or_progressive_lysis(index_rows):
 
 
 def test_flare_share_ordered_by_therapy(index_rows):
-    share = (index_rows["outcome"] == "flare").groupby(
-        [index_rows["cancer_type"], index_rows["therapy_class"]]
-    ).mean()
+    share = (
+        (index_rows["outcome"] == "flare")
+        .groupby([index_rows["cancer_type"], index_rows["therapy_class"]])
+        .mean()
+    )
     assert share[("nsclc", "egfr_tki")] > share[("nsclc", "chemotherapy")] + 0.2
     assert share[("prostate", "endocrine")] < share[("prostate", "ar_pathway")]
 

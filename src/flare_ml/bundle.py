@@ -14,6 +14,7 @@ and Spark all score through this one class, so their answers agree.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import xgboost as xgb
 from flare_ml import __version__
 from flare_ml.calibration import ProbabilityCalibrator
 from flare_ml.data import contract as c
-from flare_ml.explain import reasons, shap_contributions, signal_contributions
+from flare_ml.explain import DESCRIBERS, TOWARD, shap_contributions, signal_contributions
 from flare_ml.features import TimepointFeaturizer
 from flare_ml.uncertainty import ClassConditionalConformal
 
@@ -37,7 +38,12 @@ CALIBRATOR_FILE = "calibrator.json"
 CONFORMAL_FILE = "conformal.json"
 #: output columns of :meth:`FlareModelBundle.predict`
 OUTPUT_COLUMNS = (
-    c.PATIENT_ID, c.ASSESSMENT_DATE, "p_flare", "decision", "prediction_set", "reasons"
+    c.PATIENT_ID,
+    c.ASSESSMENT_DATE,
+    "p_flare",
+    "decision",
+    "prediction_set",
+    "reasons",
 )
 SYNTHETIC_CAVEAT = (
     "Trained on synthetic cohorts from the flare-ml simulator; not validated on patients "
@@ -45,8 +51,26 @@ SYNTHETIC_CAVEAT = (
 )
 
 
+def _joined_reasons(features: pd.DataFrame, signal_shap: pd.DataFrame, top: int) -> list[str]:
+    """:func:`flare_ml.explain.reasons` joined by ``"; "``, on dict rows (fast path).
+
+    The describers of :data:`flare_ml.explain.DESCRIBERS` read a row with ``.get`` and
+    ``.items()`` only, so a dict row gives the same text as a Series row at a fraction
+    of the cost; a test checks that both paths agree.
+    """
+    values = signal_shap.to_numpy()
+    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
+    describers = [DESCRIBERS[name] for name in signal_shap.columns]
+    toward = values > 0
+    rows = features.to_dict("records")
+    return [
+        "; ".join(f"{describers[j](row)}: {TOWARD[bool(toward[i, j])]}" for j in order[i])
+        for i, row in enumerate(rows)
+    ]
+
+
 def _fitted_featurizer(params: dict[str, Any]) -> TimepointFeaturizer:
-    """A featurizer with the given parameters (it learns nothing from data)."""
+    """Build a featurizer with the given parameters (it learns nothing from data)."""
     return TimepointFeaturizer(**params).fit(pd.DataFrame(columns=list(c.CONTRACT_COLUMNS)))
 
 
@@ -85,6 +109,7 @@ class FlareModelBundle:
     >>> again = FlareModelBundle.load(folder)
     >>> bool(np.allclose(bundle.predict(table)["p_flare"], again.predict(table)["p_flare"]))
     True
+
     """
 
     featurizer_params: dict[str, Any]
@@ -108,8 +133,11 @@ class FlareModelBundle:
         """Uncalibrated booster P(flare) for a feature matrix."""
         if len(features) == 0:
             return np.empty(0)
-        matrix = xgb.DMatrix(features[self.feature_names].to_numpy(dtype=np.float32),
-                             feature_names=self.feature_names, missing=np.nan)
+        matrix = xgb.DMatrix(
+            features[self.feature_names].to_numpy(dtype=np.float32),
+            feature_names=self.feature_names,
+            missing=np.nan,
+        )
         return self.booster.predict(matrix)
 
     def proba_from_features(self, features: pd.DataFrame) -> np.ndarray:
@@ -124,12 +152,16 @@ class FlareModelBundle:
         return decision, decision.copy()
 
     def explain(self, features: pd.DataFrame) -> list[str]:
-        """Top reasons of each feature row, joined by ``"; "``."""
+        """Top reasons of each feature row, joined by ``"; "``.
+
+        The same text as :func:`flare_ml.explain.reasons` (same describers, same order),
+        built from plain dict rows instead of one pandas Series per row, which makes it
+        several times faster on large batches.
+        """
         if len(features) == 0:
             return []
         contrib, _ = shap_contributions(self.booster, features)
-        per_row = reasons(features, signal_contributions(contrib), top=self.top_reasons)
-        return ["; ".join(r) for r in per_row]
+        return _joined_reasons(features, signal_contributions(contrib), self.top_reasons)
 
     def predict(self, timepoints: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
         """Score every index row of a timepoint table.
@@ -175,6 +207,39 @@ class FlareModelBundle:
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         return folder
+
+    def to_files(self) -> dict[str, bytes]:
+        """Return the bundle's files as ``{file name: bytes}`` (what :meth:`save` writes).
+
+        Handy to ship a model to remote workers (for example a Spark broadcast) without
+        a shared file system; :meth:`from_files` reads it back.
+
+        Examples
+        --------
+        >>> from flare_ml.simulate import simulate_cohort
+        >>> from flare_ml.training import fit_bundle
+        >>> bundle = fit_bundle(simulate_cohort(300, seed=3).timepoints, n_candidates=1,
+        ...                     outer_folds=None)
+        >>> files = bundle.to_files()
+        >>> sorted(files)[:2]
+        ['booster.json', 'calibrator.json']
+        >>> FlareModelBundle.from_files(files).feature_names == bundle.feature_names
+        True
+
+        """
+        with tempfile.TemporaryDirectory(prefix="flare-ml-bundle-") as tmp:
+            folder = self.save(tmp)
+            return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]) -> FlareModelBundle:
+        """Rebuild a bundle from :meth:`to_files` output (JSON only; nothing unpickled)."""
+        with tempfile.TemporaryDirectory(prefix="flare-ml-bundle-") as tmp:
+            for name, data in files.items():
+                if Path(name).name != name or not name.endswith(".json"):
+                    raise ValueError(f"unexpected file in a model bundle: {name!r}")
+                (Path(tmp) / name).write_bytes(data)
+            return cls.load(tmp)
 
     @classmethod
     def load(cls, folder: str | Path) -> FlareModelBundle:

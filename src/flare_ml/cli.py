@@ -247,18 +247,60 @@ def evaluate(
 @app.command()
 @user_errors_exit_2
 def score(
-    model: Annotated[str, typer.Option("--model", help="Model URI or bundle folder.")],
-    input: Annotated[Path, typer.Option("--input", help="Timepoint table to score.")],
-    output: Annotated[Path, typer.Option("--output", help="Predictions (.csv or .parquet).")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="Model URI (models:/flare-classifier/latest, runs:/<id>/model), MLflow "
+            "model folder or bundle folder.",
+        ),
+    ],
+    input: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="Timepoint table to score (.parquet, .csv, .csv.gz); each patient's rows "
+            "contiguous (sorted by patient_id, assessment_date).",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", help="Predictions (.parquet, .csv or .csv.gz).")
+    ],
+    no_reasons: Annotated[
+        bool, typer.Option("--no-reasons", help="Skip the reasons (SHAP); faster.")
+    ] = False,
+    chunk_rows: Annotated[
+        int,
+        typer.Option(
+            "--chunk-rows", min=1, help="Rows read at a time; memory is bounded by this."
+        ),
+    ] = 200_000,
 ) -> None:
-    """Write p_flare, decision, prediction set and reasons for every index row."""
+    """Write p_flare, decision, prediction set and reasons for every index row.
+
+    The file is streamed in chunks of whole patients, so memory does not grow with the
+    file; the output appears only when every chunk was scored. Rows that break the data
+    contract (or a patient whose rows are not contiguous) stop the command with a
+    message and exit status 2, leaving no output.
+    """
     from flare_ml.workflows import ensure_exists
     from flare_ml.workflows import score as run_score
 
     ensure_exists(input)
-    predictions = run_score(model, input, output)
-    counts = predictions["decision"].value_counts().to_dict() if len(predictions) else {}
-    console.print(f"scored {len(predictions)} index rows -> {output}  {counts}")
+    with _progress_bar() as bar:
+        summary = run_score(
+            model,
+            input,
+            output,
+            with_reasons=not no_reasons,
+            chunk_rows=chunk_rows,
+            progress=_RichProgress(bar),
+        )
+    console.print(
+        f"scored {summary.index_rows} index rows of {summary.patients} patients "
+        f"({summary.rows} rows, {summary.chunks} chunks) -> {summary.output}  "
+        f"{dict(sorted(summary.decisions.items()))}"
+    )
 
 
 @app.command()

@@ -33,16 +33,30 @@ SIGNALS: dict[str, tuple[str, ...]] = {
 }
 TOWARD = {True: "toward flare", False: "toward progression"}
 
-_RESPONSE_WORDS = {2.0: "complete response", 1.0: "partial response", 0.0: "stable disease",
-                   -1.0: "progressive disease"}
-_CANCER_WORDS = {"nsclc": "NSCLC", "breast": "breast cancer", "prostate": "prostate cancer",
-                 "other": "other cancer"}
+_RESPONSE_WORDS = {
+    2.0: "complete response",
+    1.0: "partial response",
+    0.0: "stable disease",
+    -1.0: "progressive disease",
+}
+_CANCER_WORDS = {
+    "nsclc": "NSCLC",
+    "breast": "breast cancer",
+    "prostate": "prostate cancer",
+    "other": "other cancer",
+}
 _THERAPY_WORDS = {
-    "egfr_tki": "EGFR TKI", "alk_tki": "ALK TKI", "other_targeted": "targeted therapy",
-    "endocrine": "endocrine therapy", "cdk46_endocrine": "CDK4/6 inhibitor with endocrine therapy",
-    "her2_targeted": "HER2-targeted therapy", "ar_pathway": "AR-pathway inhibitor",
-    "chemotherapy": "chemotherapy", "immunotherapy": "immunotherapy",
-    "radium223": "radium-223", "other": "other therapy",
+    "egfr_tki": "EGFR TKI",
+    "alk_tki": "ALK TKI",
+    "other_targeted": "targeted therapy",
+    "endocrine": "endocrine therapy",
+    "cdk46_endocrine": "CDK4/6 inhibitor with endocrine therapy",
+    "her2_targeted": "HER2-targeted therapy",
+    "ar_pathway": "AR-pathway inhibitor",
+    "chemotherapy": "chemotherapy",
+    "immunotherapy": "immunotherapy",
+    "radium223": "radium-223",
+    "other": "other therapy",
 }
 
 
@@ -62,10 +76,12 @@ def shap_contributions(
     >>> margin = booster.predict(xgb.DMatrix(X), output_margin=True)
     >>> bool(np.allclose(contrib.sum(axis=1) + bias, margin, atol=1e-4))
     True
+
     """
     names = list(booster.feature_names or features.columns)
-    matrix = xgb.DMatrix(features[names].to_numpy(dtype=np.float32), feature_names=names,
-                         missing=np.nan)
+    matrix = xgb.DMatrix(
+        features[names].to_numpy(dtype=np.float32), feature_names=names, missing=np.nan
+    )
     values = booster.predict(matrix, pred_contribs=True)
     contrib = pd.DataFrame(values[:, :-1], index=features.index, columns=names)
     return contrib, values[:, -1]
@@ -88,7 +104,7 @@ def _num(row: pd.Series, name: str) -> float:
 def _one_hot_value(row: pd.Series, prefix: str) -> str | None:
     for name, value in row.items():
         if str(name).startswith(prefix) and value == 1:
-            return str(name)[len(prefix):]
+            return str(name)[len(prefix) :]
     return None
 
 
@@ -128,7 +144,9 @@ def _describe_alp(row: pd.Series) -> str:
 def _describe_bone(row: pd.Series) -> str:
     count = _num(row, "new_bone_lesion_count")
     morphology = _one_hot_value(row, "new_lesion_morphology_") or "unspecified"
-    word = {"blastic": "osteoblastic", "lytic": "lytic", "mixed": "mixed"}.get(morphology, morphology)
+    word = {"blastic": "osteoblastic", "lytic": "lytic", "mixed": "mixed"}.get(
+        morphology, morphology
+    )
     parts = [f"{count:.0f} new {word} bone lesion{'s' if count != 1 else ''}"]
     if _num(row, "progressive_lysis_now") == 1:
         parts.append("progressive lysis of a known lesion")
@@ -184,6 +202,7 @@ def reasons(features: pd.DataFrame, signal_shap: pd.DataFrame, top: int = 3) -> 
     list of list of str
         For example ``["extraosseous partial response (SLD -35% from baseline): toward
         flare", ...]``, strongest first.
+
     """
     values = signal_shap.to_numpy()
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
@@ -204,8 +223,13 @@ def global_importance(contrib: pd.DataFrame) -> pd.DataFrame:
     return by_signal.rename("mean_abs_shap_log_odds").to_frame()
 
 
-def summary_plots(contrib: pd.DataFrame, bias: np.ndarray, features: pd.DataFrame,
-                  cohort: str, max_display: int = 15) -> dict[str, object]:
+def summary_plots(
+    contrib: pd.DataFrame,
+    bias: np.ndarray,
+    features: pd.DataFrame,
+    cohort: str,
+    max_display: int = 15,
+) -> dict[str, object]:
     """Beeswarm and bar summaries plus dependence plots for time and ALP change.
 
     Returns a dict of file name -> matplotlib Figure.
@@ -217,7 +241,9 @@ def summary_plots(contrib: pd.DataFrame, bias: np.ndarray, features: pd.DataFram
     import shap
 
     explanation = shap.Explanation(
-        values=contrib.to_numpy(), base_values=bias, data=features[contrib.columns].to_numpy(),
+        values=contrib.to_numpy(),
+        base_values=bias,
+        data=features[contrib.columns].to_numpy(),
         feature_names=list(contrib.columns),
     )
     figures: dict[str, object] = {}
@@ -229,8 +255,10 @@ def summary_plots(contrib: pd.DataFrame, bias: np.ndarray, features: pd.DataFram
         fig.set_size_inches(9, 6)
         fig.tight_layout()
         figures[f"shap_{kind}.png"] = fig
-    for feature, label in (("days_since_treatment_start", "days since treatment start"),
-                           ("alp_change_from_baseline_u_l", "ALP change from baseline (U/L)")):
+    for feature, label in (
+        ("days_since_treatment_start", "days since treatment start"),
+        ("alp_change_from_baseline_u_l", "ALP change from baseline (U/L)"),
+    ):
         if feature not in contrib.columns:
             continue
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -242,4 +270,3 @@ def summary_plots(contrib: pd.DataFrame, bias: np.ndarray, features: pd.DataFram
         fig.tight_layout()
         figures[f"shap_dependence_{feature}.png"] = fig
     return figures
-

@@ -58,6 +58,7 @@ def headline_table(result: Any) -> pd.DataFrame:
     --------
     The table of ``make demo``'s run is printed by the CLI and written as
     ``headline.csv``.
+
     """
     frames = []
     for label, ev in result.evaluations.items():
@@ -99,7 +100,9 @@ def target_checks(result: Any) -> pd.DataFrame:
         }
         if ORACLE in ev.scorers:
             row["oracle AUROC"] = round(ev.estimate(ORACLE, "auroc"), 3)
-            row["gap to oracle (target <= 0.03)"] = round(ev.estimate(ORACLE, "auroc") - model_auc, 3)
+            row["gap to oracle (target <= 0.03)"] = round(
+                ev.estimate(ORACLE, "auroc") - model_auc, 3
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -109,9 +112,16 @@ def coverage_table(result: Any) -> pd.DataFrame:
     rows = []
     for label, cov in result.coverage.items():
         rows.append({"cohort": label, **{k: round(v, 3) for k, v in cov.items()}})
-    frame = pd.DataFrame(rows)
-    frame.insert(1, "target", result.config.uncertainty.coverage)
-    return frame
+    columns = [
+        "cohort",
+        "target",
+        "coverage",
+        "coverage_flare",
+        "coverage_progression",
+        "uncertain_fraction",
+    ]
+    frame = pd.DataFrame(rows).assign(target=result.config.uncertainty.coverage)
+    return frame.reindex(columns=columns)
 
 
 def cohort_figures(label: str, y: np.ndarray, scores: dict[str, np.ndarray], ev: Any) -> dict:
@@ -180,16 +190,32 @@ def _html_page(title: str, sections: list[str]) -> str:
 
 
 def _cohort_section(label: str, ev: Any, figs: dict[str, Any]) -> str:
-    parts = [f"<h2>{html.escape(label)}</h2>",
-             f"<p>{ev.n} index assessments ({ev.n_flare} flares) in {ev.n_patients} patients; "
-             f"95% patient-level bootstrap intervals ({ev.n_resamples} resamples). Operating "
-             "thresholds were chosen on out-of-fold training predictions.</p>",
-             _table_html(ev.summary_table())]
+    parts = [
+        f"<h2>{html.escape(label)}</h2>",
+        f"<p>{ev.n} index assessments ({ev.n_flare} flares) in {ev.n_patients} patients; "
+        f"95% patient-level bootstrap intervals ({ev.n_resamples} resamples). Sensitivity "
+        "and specificity: the model and the oracle at the operating threshold chosen on "
+        "out-of-fold training predictions (at most the configured share of true "
+        "progressions called flare); each rule at its own decision.</p>",
+        _table_html(ev.summary_table()),
+    ]
     parts += [_img(fig, name) for name, fig in figs.items()]
     if len(ev.subgroups):
-        cols = [c for c in ("scorer", "variable", "level", "n", "n_flare", "auroc",
-                            "calibration_slope", "sensitivity", "specificity")
-                if c in ev.subgroups.columns]
+        cols = [
+            c
+            for c in (
+                "scorer",
+                "variable",
+                "level",
+                "n",
+                "n_flare",
+                "auroc",
+                "calibration_slope",
+                "sensitivity",
+                "specificity",
+            )
+            if c in ev.subgroups.columns
+        ]
         sub = ev.subgroups[ev.subgroups["scorer"] == MODEL][cols].round(3)
         parts += ["<h3>Subgroups (model)</h3>", _table_html(sub)]
     return "".join(parts)
@@ -204,6 +230,7 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
     def md(frame: pd.DataFrame) -> str:
         return frame.to_markdown(index=False) if len(frame) else "(none)"
 
+    calibration_scores = {k: round(v, 4) for k, v in m.calibration_scores_.items()}
     missing = tr.features.isna().mean().sort_values(ascending=False)
     missing = missing[missing > 0].head(12).round(3).rename("fraction missing").reset_index()
     missing.columns = ["feature", "fraction missing"]
@@ -225,8 +252,11 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
         f"{tr.fingerprint['n_patients']} patients, {tr.fingerprint['n_index_rows']} index "
         f"assessments ({tr.fingerprint['n_flare']} flare, {tr.fingerprint['n_progression']} "
         "progression).",
-        *[f"- External validation: {e.label}; {e.fingerprint['n_patients']} patients, "
-          f"{e.fingerprint['n_index_rows']} index assessments." for e in result.externals],
+        *[
+            f"- External validation: {e.label}; {e.fingerprint['n_patients']} patients, "
+            f"{e.fingerprint['n_index_rows']} index assessments."
+            for e in result.externals
+        ],
         "- The simulator is calibrated to published figures (configs/simulation, "
         "literature.md); its parameters without a source are marked as assumptions.",
         "",
@@ -246,7 +276,7 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
         f"XGBoost, tuned over {cfg.model.n_candidates} sampled parameter sets with "
         f"{cfg.model.inner_folds} patient-grouped inner folds and early stopping; chosen "
         f"parameters `{json.dumps(m.best_params_)}`; calibration `{m.calibration_}` chosen by "
-        f"cross-fitted log loss ({json.dumps({k: round(v, 4) for k, v in m.calibration_scores_.items()})}).",
+        f"cross-fitted log loss ({json.dumps(calibration_scores)}).",
         "",
         "## Missing data",
         "Missing optional values stay missing: XGBoost learns a default branch; the rules "
@@ -268,8 +298,17 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
         "",
         "## Uncertainty",
         f"Class-conditional split-conformal prediction sets (target coverage "
-        f"{cfg.uncertainty.coverage:.0%} per class), calibrated on out-of-fold training "
-        "predictions; a set holding both classes is the decision `uncertain`.",
+        f"{cfg.uncertainty.coverage:.0%} per class), calibrated on held-out training data "
+        f"(`{cfg.uncertainty.calibration}`: "
+        + (
+            "patient-grouped out-of-fold predictions"
+            if cfg.uncertainty.calibration == "out_of_fold"
+            else f"{cfg.uncertainty.calibration_fraction:.0%} of training "
+            "patients held out from the final model"
+        )
+        + "); a set holding both classes is the decision `uncertain` (confirm "
+        "with follow-up imaging in at least six weeks). Coverage is guaranteed only for "
+        "patients exchangeable with the training cohort; on another site it is measured:",
         "",
         md(coverage),
         "",
@@ -322,7 +361,8 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     worked = worked_patients(result.bundle, explain_on)
     seed = seed_case_prediction(result.bundle)
     sections.append(
-        f"<h2>Worked patients ({html.escape(explain_on.label)})</h2>" + _table_html(worked)
+        f"<h2>Worked patients ({html.escape(explain_on.label)})</h2>"
+        + _table_html(worked)
         + "<h3>Literature seed case (De Bondt 2020, NSCLC on erlotinib; values partly "
         "assumed)</h3>" + _table_html(seed)
     )
@@ -344,20 +384,27 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     targets.to_csv(paths["targets.csv"], index=False)
     coverage.to_csv(paths["coverage.csv"], index=False)
     worked.to_csv(paths["worked_patients.csv"], index=False)
-    for name, attr in (("metrics.csv", "metrics"), ("subgroups.csv", "subgroups"),
-                       ("decision_curves.csv", "decision_curves")):
+    for name, attr in (
+        ("metrics.csv", "metrics"),
+        ("subgroups.csv", "subgroups"),
+        ("decision_curves.csv", "decision_curves"),
+    ):
         pd.concat(
             [getattr(ev, attr).assign(cohort=label) for label, ev in result.evaluations.items()],
             ignore_index=True,
         ).to_csv(paths[name], index=False)
     return WrittenReport(
-        headline=headline, report=paths["report.html"], model_card=paths["model_card.md"],
-        artifacts=paths, figures=figures,
+        headline=headline,
+        report=paths["report.html"],
+        model_card=paths["model_card.md"],
+        artifacts=paths,
+        figures=figures,
     )
 
 
-def write_evaluation_report(cohort: Any, scores: dict[str, np.ndarray], ev: Any,
-                            out_dir: str | Path) -> WrittenReport:
+def write_evaluation_report(
+    cohort: Any, scores: dict[str, np.ndarray], ev: Any, out_dir: str | Path
+) -> WrittenReport:
     """Report of ``flare-ml evaluate``: one cohort, model and rules (and oracle if known)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -370,7 +417,15 @@ def write_evaluation_report(cohort: Any, scores: dict[str, np.ndarray], ev: Any,
     headline.to_csv(out / "headline.csv", index=False)
     ev.metrics.assign(cohort=cohort.label).to_csv(out / "metrics.csv", index=False)
     card = out / "evaluation.md"
-    card.write_text(f"# Evaluation on {cohort.label}\n\n> {SYNTHETIC_CAVEAT}\n\n"
-                    + headline.to_markdown(index=False) + "\n")
-    return WrittenReport(headline=headline, report=report, model_card=card,
-                         artifacts={"report.html": report}, figures=figs)
+    card.write_text(
+        f"# Evaluation on {cohort.label}\n\n> {SYNTHETIC_CAVEAT}\n\n"
+        + headline.to_markdown(index=False)
+        + "\n"
+    )
+    return WrittenReport(
+        headline=headline,
+        report=report,
+        model_card=card,
+        artifacts={"report.html": report},
+        figures=figs,
+    )

@@ -19,7 +19,6 @@ from typing import Any
 import mlflow
 import pandas as pd
 import yaml
-from mlflow.models import infer_signature
 
 from flare_ml.data import contract as c
 
@@ -28,9 +27,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def to_wire_format(timepoints: pd.DataFrame) -> pd.DataFrame:
-    """The JSON-friendly form of a timepoint table that the served model accepts.
+    """Convert a timepoint table to the JSON-friendly form that the served model accepts.
 
-    Dates become ISO strings, categories plain strings, flags ``True``/``False``/None.
+    Dates become ISO strings, categories plain strings, flags ``True``/``False``/None,
+    numbers float64 (see :func:`flare_ml.serving.schema.to_wire_format`).
 
     Examples
     --------
@@ -38,26 +38,31 @@ def to_wire_format(timepoints: pd.DataFrame) -> pd.DataFrame:
     >>> wire = to_wire_format(seed_case_timeline())
     >>> wire["assessment_date"].iloc[0]
     '2019-01-07'
+
     """
-    out = pd.DataFrame(index=timepoints.index)
-    for col in timepoints.columns:
-        s = timepoints[col]
-        if col in c.DATE_COLUMNS:
-            out[col] = pd.to_datetime(s).dt.strftime("%Y-%m-%d").astype(object)
-        elif col in c.VOCABULARIES or col == c.PATIENT_ID:
-            out[col] = s.astype(object).where(s.notna(), None)
-        elif col in c.BOOL_COLUMNS:
-            out[col] = s.astype(object).where(s.notna(), None)
-        else:
-            out[col] = pd.to_numeric(s, errors="coerce").astype(float)
-    return out
+    from flare_ml.serving.schema import to_wire_format as _to_wire
+
+    return _to_wire(timepoints)
 
 
 def input_example() -> pd.DataFrame:
-    """A synthetic input example: the literature seed case, never a training row."""
+    """Return a synthetic input example: the literature seed case, never a training row.
+
+    Examples
+    --------
+    >>> input_example()["row_type"].tolist()
+    ['imaging', 'lab', 'lab', 'imaging', 'imaging', 'imaging']
+
+    """
     from flare_ml.cases import seed_case_timeline
 
-    return to_wire_format(seed_case_timeline().drop(columns=[c.OUTCOME]))
+    wire = to_wire_format(seed_case_timeline().drop(columns=[c.OUTCOME]))
+    # missing numbers as None (object columns) so that the stored JSON says null, not NaN
+    for col in (*c.FLOAT_COLUMNS, *c.INT_COLUMNS):
+        wire[col] = pd.Series(
+            [None if pd.isna(v) else float(v) for v in wire[col]], index=wire.index, dtype=object
+        )
+    return wire
 
 
 def _metric_key(text: str) -> str:
@@ -91,38 +96,100 @@ def cohort_key(label: str) -> str:
     return f"external_{tail}"
 
 
-def log_model(bundle_dir: Path, registered_model_name: str | None) -> Any:
-    """Log the pyfunc model (models-from-code + JSON bundle) and register it."""
-    example = input_example()
-    from flare_ml.bundle import FlareModelBundle
+#: files and folders never shipped with the model's code
+_CODE_IGNORE = ("__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".mypy_cache", ".ruff_cache")
 
-    output = FlareModelBundle.load(bundle_dir).predict(example)
-    signature = infer_signature(example, output)
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(PYFUNC_CODE),
-        artifacts={"bundle": str(bundle_dir)},
-        code_paths=[str(PACKAGE_DIR)],
-        signature=signature,
-        input_example=example,
-        pip_requirements=model_requirements(),
-        registered_model_name=registered_model_name,
-    )
+
+def _clean_copy(source: Path, target: Path) -> Path:
+    """Copy a folder without caches or compiled files (so no pickled bytecode ships)."""
+    import shutil
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*_CODE_IGNORE))
+    return target
+
+
+def log_model(bundle_dir: Path, registered_model_name: str | None) -> Any:
+    """Log the pyfunc model (models-from-code + JSON bundle) and register it.
+
+    The model is :mod:`flare_ml.serving.pyfunc_model` (stored as code, not pickled),
+    the ``flare_ml`` package as ``code_paths`` (copied without ``__pycache__``), the
+    bundle's JSON files as the ``bundle`` artifact, the explicit signature of
+    :func:`flare_ml.serving.schema.model_signature`, the synthetic seed case as input
+    example, and pinned pip requirements. Works inside or outside an active run.
+
+    Parameters
+    ----------
+    bundle_dir : Path
+        A folder written by :meth:`flare_ml.bundle.FlareModelBundle.save`.
+    registered_model_name : str or None
+        Register a new version of this model (``flare-classifier``); None skips it.
+
+    Returns
+    -------
+    mlflow.models.model.ModelInfo
+        ``model_uri``, ``registered_model_version`` and the rest.
+
+    Examples
+    --------
+    >>> info = log_model(bundle_dir, "flare-classifier")  # doctest: +SKIP
+    >>> mlflow.pyfunc.load_model(info.model_uri)  # doctest: +SKIP
+
+    """
+    from flare_ml.bundle import MANIFEST
+    from flare_ml.serving.schema import model_signature
+
+    bundle_dir = Path(bundle_dir)
+    if not (bundle_dir / MANIFEST).exists():
+        raise FileNotFoundError(f"{bundle_dir} is not a flare-ml model bundle (no {MANIFEST})")
+    with tempfile.TemporaryDirectory(prefix="flare-ml-log-") as tmp:
+        code = _clean_copy(PACKAGE_DIR, Path(tmp) / "code" / PACKAGE_DIR.name)
+        bundle = Path(tmp) / "bundle"
+        bundle.mkdir()
+        for path in sorted(bundle_dir.glob("*.json")):
+            (bundle / path.name).write_bytes(path.read_bytes())
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(code / "serving" / PYFUNC_CODE.name),
+            artifacts={"bundle": str(bundle)},
+            code_paths=[str(code)],
+            signature=model_signature(),
+            input_example=input_example(),
+            pip_requirements=model_requirements(),
+            registered_model_name=registered_model_name,
+        )
 
 
 def model_requirements() -> list[str]:
-    """Pinned requirements of the served model (the package's own dependencies)."""
-    from importlib.metadata import version
+    """List the pinned requirements of the served model (the package's runtime dependencies).
 
-    names = ["mlflow", "numpy", "pandas", "pyarrow", "scikit-learn", "xgboost", "scipy",
-             "pandera", "pydantic", "pyyaml", "rich", "typer"]
+    Examples
+    --------
+    >>> any(r.startswith("xgboost-cpu==") for r in model_requirements())
+    True
+
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = [
+        "mlflow",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "scikit-learn",
+        "xgboost-cpu",
+        "scipy",
+        "pandera",
+        "pydantic",
+        "pyyaml",
+        "rich",
+        "typer",
+    ]
     pins = []
     for name in names:
-        dist = "xgboost-cpu" if name == "xgboost" else name
         try:
-            pins.append(f"{dist}=={version(dist)}")
-        except Exception:  # noqa: BLE001 - a missing optional distribution is left unpinned
-            pins.append(dist)
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:  # an optional distribution that is absent stays unpinned
+            pins.append(name)
     return pins
 
 
@@ -171,6 +238,8 @@ def log_training_run(
         for name, path in artifacts.items():
             mlflow.log_artifact(str(path), artifact_path="report" if path.suffix in
                                 (".html", ".md") else "tables")
+        for label, cov in result.coverage.items():
+            mlflow.log_metrics({f"{cohort_key(label)}_conformal_{k}": v for k, v in cov.items()})
         _log_scorer_runs(result)
         info = log_model(bundle_dir, cfg.tracking.registered_model_name)
         run_id = parent.info.run_id

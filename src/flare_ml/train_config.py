@@ -65,6 +65,8 @@ class EvaluationConfig(_Strict):
 
 class UncertaintyConfig(_Strict):
     coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    calibration: Literal["out_of_fold", "held_out"] = "out_of_fold"
+    calibration_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.25
     top_reasons: Annotated[int, Field(ge=1, le=6)] = 3
 
 
@@ -83,6 +85,7 @@ class TrainConfig(_Strict):
     'flare-classifier'
     >>> cfg.model.outer_folds
     5
+
     """
 
     experiment_name: str = "flare-ml"
@@ -104,5 +107,6 @@ def load_train_config(path: str | Path | None = None) -> TrainConfig:
     --------
     >>> load_train_config().data.train.site
     'default'
+
     """
     return load_config(TrainConfig, path or DEFAULT_TRAIN_CONFIG)

@@ -63,6 +63,7 @@ class PreparedCohort:
         The simulator's Bayes-optimal P(flare), when known.
     fingerprint : dict
         Hash and counts of the table (never rows).
+
     """
 
     label: str
@@ -84,6 +85,7 @@ def data_fingerprint(timepoints: pd.DataFrame) -> dict[str, Any]:
     >>> fp = data_fingerprint(simulate_cohort(30, seed=1).timepoints)
     >>> sorted(fp)
     ['n_flare', 'n_index_rows', 'n_patients', 'n_progression', 'n_rows', 'sha256']
+
     """
     hashed = pd.util.hash_pandas_object(timepoints, index=False).to_numpy()
     outcome = timepoints[c.OUTCOME].astype("string")
@@ -104,6 +106,7 @@ def simulated_label(spec: SimulatedCohortSpec) -> str:
     --------
     >>> simulated_label(SimulatedCohortSpec(site="nordic", patients=100, seed=4))
     'simulated site nordic (100 patients, seed 4)'
+
     """
     return f"simulated site {spec.site} ({spec.patients} patients, seed {spec.seed})"
 
@@ -211,8 +214,11 @@ def out_of_fold_proba(
     seed: int,
     progress: Progress = _no_progress,
 ) -> np.ndarray:
-    """Patient-grouped out-of-fold P(flare): each row scored by a model that never saw
-    its patient (tuning and calibration included, since they happen inside ``fit``)."""
+    """Patient-grouped out-of-fold P(flare).
+
+    Each row is scored by a model that never saw its patient (tuning and calibration
+    included, since they happen inside ``fit``).
+    """
     assert cohort.y is not None
     folds = grouped_folds(cohort.y, cohort.patient_ids, n_folds, seed)
     oof = np.full(len(cohort.y), np.nan)
@@ -247,6 +253,48 @@ def bundle_from_model(
     )
 
 
+def fit_final_model(
+    model: FlareXGBClassifier,
+    cohort: PreparedCohort,
+    config: TrainConfig,
+    oof: np.ndarray | None = None,
+) -> tuple[FlareXGBClassifier, ClassConditionalConformal, int]:
+    """Fit the final model and its class-conditional conformal thresholds.
+
+    Two ways to calibrate the conformal thresholds on held-out training data
+    (``uncertainty.calibration``):
+
+    - ``out_of_fold`` (default): the thresholds come from the patient-grouped out-of-fold
+      predictions ``oof``, each made by a model that never saw that patient (cross-
+      conformal); the final model is then fitted on all training patients. Every training
+      case calibrates, so the thresholds vary little between runs.
+    - ``held_out``: split conformal proper. A patient-grouped, outcome-stratified share
+      (``uncertainty.calibration_fraction``) is held out, the model is fitted on the rest
+      and the thresholds on the held-out patients' predictions; the guarantee is exact for
+      exchangeable patients, at the cost of fewer training and calibration cases.
+
+    Returns the fitted model, the conformal predictor and the number of calibration rows.
+    """
+    assert cohort.y is not None
+    unc = config.uncertainty
+    if unc.calibration == "out_of_fold":
+        if oof is None:
+            raise ValueError("out-of-fold calibration needs the out-of-fold predictions")
+        model.fit(cohort.features, cohort.y, groups=cohort.patient_ids)
+        conformal = ClassConditionalConformal(unc.coverage).fit(oof, cohort.y)
+        return model, conformal, len(oof)
+    n_splits = max(2, round(1.0 / unc.calibration_fraction))
+    fit_rows, calibration_rows = grouped_folds(
+        cohort.y, cohort.patient_ids, n_splits, config.seed + 1
+    )[0]
+    model.fit(
+        cohort.features.iloc[fit_rows], cohort.y[fit_rows], groups=cohort.patient_ids[fit_rows]
+    )
+    held_out = model.predict_proba(cohort.features.iloc[calibration_rows])[:, 1]
+    conformal = ClassConditionalConformal(unc.coverage).fit(held_out, cohort.y[calibration_rows])
+    return model, conformal, len(calibration_rows)
+
+
 def fit_bundle(
     timepoints: pd.DataFrame,
     config: TrainConfig | None = None,
@@ -268,7 +316,7 @@ def fit_bundle(
     cohort = prepare_cohort(timepoints, featurizer, "training data")
     assert cohort.y is not None
     model = make_model(config)
-    threshold, conformal = 0.5, None
+    threshold = 0.5
     if outer_folds:
         from flare_ml.evaluation import choose_operating_threshold
 
@@ -276,10 +324,16 @@ def fit_bundle(
         threshold = choose_operating_threshold(
             cohort.y, oof, config.evaluation.max_progression_called_flare
         )
-        conformal = ClassConditionalConformal(config.uncertainty.coverage).fit(oof, cohort.y)
-    model.fit(cohort.features, cohort.y, groups=cohort.patient_ids)
+        model, conformal, _ = fit_final_model(model, cohort, config, oof)
+    else:
+        model.fit(cohort.features, cohort.y, groups=cohort.patient_ids)
+        conformal = None
     return bundle_from_model(
-        model, featurizer, threshold, conformal, config.uncertainty.top_reasons,
+        model,
+        featurizer,
+        threshold,
+        conformal,
+        config.uncertainty.top_reasons,
         {"training": cohort.fingerprint},
     )
 
@@ -330,6 +384,7 @@ def train_and_validate(
         Labelled external cohorts; by default the config's simulated external sites.
     progress : callable, optional
         ``progress(step, done, total)`` for progress bars.
+
     """
     from flare_ml.evaluation import choose_operating_threshold, evaluate
     from flare_ml.rules import make_rules
@@ -352,22 +407,31 @@ def train_and_validate(
         oof_scores[name] = rule.predict_proba(training.features)[:, 1]
     if training.oracle is not None:
         oof_scores[ORACLE_NAME] = training.oracle
+    # the model (and the oracle, for reference) are read at the operating point chosen on
+    # out-of-fold training predictions for the stated goal; each rule at its own decision
     goal = config.evaluation.max_progression_called_flare
     thresholds = {
-        name: choose_operating_threshold(training.y, p, goal) for name, p in oof_scores.items()
+        name: float(rules[name].decision_threshold)
+        if name in rules
+        else choose_operating_threshold(training.y, p, goal)
+        for name, p in oof_scores.items()
     }
 
     progress("final model", 0, 1)
-    model.fit(training.features, training.y, groups=training.patient_ids)
+    model, conformal, n_calibration = fit_final_model(model, training, config, oof)
     progress("final model", 1, 1)
-    conformal = ClassConditionalConformal(config.uncertainty.coverage).fit(oof, training.y)
     bundle = bundle_from_model(
         model,
         featurizer,
         thresholds[MODEL_NAME],
         conformal,
         config.uncertainty.top_reasons,
-        {"training": training.fingerprint, "training_label": training.label},
+        {
+            "training": training.fingerprint,
+            "training_label": training.label,
+            "conformal_calibration": config.uncertainty.calibration,
+            "conformal_calibration_rows": n_calibration,
+        },
     )
 
     externals = []
@@ -397,7 +461,9 @@ def train_and_validate(
     for ext in externals:
         result.scores[ext.label] = score_cohort(ext, model, rules)
 
-    for cohort in [training, *externals]:
+    # conformal coverage: on the held-out calibration patients (in-sample for the
+    # thresholds, so it only checks the arithmetic) and on each external cohort
+    for cohort in externals:
         sets = conformal.predict_sets(result.scores[cohort.label][MODEL_NAME])
         assert cohort.y is not None
         result.coverage[cohort.label] = coverage_report(sets, cohort.y)

@@ -62,6 +62,7 @@ class ClassConditionalConformal:
     >>> covered = np.where(y == 1, sets[:, 1], sets[:, 0])
     >>> bool(covered[y == 1].mean() >= 0.88 and covered[y == 0].mean() >= 0.88)
     True
+
     """
 
     def __init__(self, coverage: float = 0.9) -> None:
@@ -97,6 +98,7 @@ class ClassConditionalConformal:
         >>> decisions, sets = cp.decide(np.array([0.9, 0.1, 0.65]))
         >>> decisions.tolist(), sets.tolist()
         (['flare', 'progression', 'uncertain'], ['flare', 'progression', 'flare,progression'])
+
         """
         sets = self.predict_sets(p_flare)
         prog, flare = sets[:, 0], sets[:, 1]
@@ -135,6 +137,7 @@ def coverage_report(sets: np.ndarray, y: np.ndarray) -> dict[str, float]:
     >>> sets = np.array([[True, False], [True, True], [False, True]])
     >>> coverage_report(sets, np.array([0, 1, 0]))["coverage_progression"]
     0.5
+
     """
     y = np.asarray(y, dtype=int)
     covered = np.where(y == 1, sets[:, 1], sets[:, 0])

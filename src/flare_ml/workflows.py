@@ -19,7 +19,6 @@ import pandas as pd
 
 from flare_ml.bundle import MANIFEST, FlareModelBundle
 from flare_ml.data import contract as c
-from flare_ml.data import write_table
 from flare_ml.errors import FlareMLError
 from flare_ml.train_config import TrainConfig, load_train_config
 
@@ -47,6 +46,7 @@ def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBu
     ------
     FlareMLError
         When nothing loadable is found at ``model_uri``.
+
     """
     path = Path(model_uri)
     if (path / MANIFEST).exists():
@@ -56,7 +56,7 @@ def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBu
 
     try:
         model = mlflow.pyfunc.load_model(model_uri)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI
+    except Exception as exc:
         raise FlareMLError(
             f"cannot load model {model_uri!r}: {str(exc).splitlines()[0]}. Train one with "
             "`flare-ml train` (or `make demo`), or give a bundle folder"
@@ -112,9 +112,7 @@ def train(
     written = report.write_training_report(result, out)
     progress("report", 1, 1)
     progress("MLflow", 0, 1)
-    run = tracking.log_training_run(
-        result, bundle_dir, written.artifacts, written.figures
-    )
+    run = tracking.log_training_run(result, bundle_dir, written.artifacts, written.figures)
     progress("MLflow", 1, 1)
     return TrainOutcome(
         headline=written.headline,
@@ -130,20 +128,66 @@ def train(
     )
 
 
-def score(model_uri: str, input_path: str | Path, output_path: str | Path) -> pd.DataFrame:
-    """Score every index row of a cohort file and write the predictions."""
-    from flare_ml.data import load_timepoints
+def score(
+    model_uri: str | FlareModelBundle,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    with_reasons: bool = True,
+    chunk_rows: int | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> Any:
+    """Score every index row of a cohort file in chunks of whole patients; write them.
 
-    bundle = load_bundle(model_uri)
-    table = load_timepoints(input_path)
-    predictions = bundle.predict(table)
-    write_table(predictions, output_path)
-    return predictions
+    Streams the file (see :func:`flare_ml.serving.batch.score_file`): memory is bounded
+    by ``chunk_rows``, a patient is never split, and the output appears only when every
+    chunk was scored.
+
+    Parameters
+    ----------
+    model_uri : str or FlareModelBundle
+        ``models:/flare-classifier/latest``, ``runs:/<id>/model``, an MLflow model
+        folder, a bundle folder, or a bundle.
+    input_path, output_path : str or Path
+        Timepoint table to score, predictions to write (CSV or Parquet).
+    with_reasons : bool, default True
+        Compute the top reasons; False is faster.
+    chunk_rows : int, optional
+        Rows per chunk (default :data:`flare_ml.serving.batch.DEFAULT_CHUNK_ROWS`).
+    progress : callable, optional
+        ``progress("scoring", rows_done, total_rows_or_None)`` after each chunk.
+
+    Returns
+    -------
+    flare_ml.serving.batch.ScoreSummary
+        Rows, patients, index rows, chunks, decision counts and the output path.
+
+    Examples
+    --------
+    >>> summary = score("models:/flare-classifier/latest", "cohort.parquet",
+    ...                 "scores.parquet")  # doctest: +SKIP
+    >>> summary.decisions  # doctest: +SKIP
+    {'flare': 812, 'progression': 1420, 'uncertain': 301}
+
+    """
+    from flare_ml.serving.batch import DEFAULT_CHUNK_ROWS, score_file
+
+    return score_file(
+        model_uri,
+        ensure_exists(input_path),
+        output_path,
+        chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+        with_reasons=with_reasons,
+        progress=progress,
+    )
 
 
 def evaluate(
-    model_uri: str, data_path: str | Path, output_dir: str | Path | None = None,
-    n_resamples: int = 1000, seed: int = 0,
+    model_uri: str,
+    data_path: str | Path,
+    output_dir: str | Path | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a registered model and the rule baselines on a labelled cohort file."""
     from flare_ml import report
@@ -163,9 +207,13 @@ def evaluate(
     thresholds = dict(bundle.metadata.get("thresholds", {}))
     thresholds.setdefault("xgboost", bundle.threshold)
     ev = evaluate_scores(
-        cohort.y, scores, patient_ids=cohort.patient_ids,
+        cohort.y,
+        scores,
+        patient_ids=cohort.patient_ids,
         thresholds={k: thresholds.get(k, 0.5) for k in scores},
-        subgroups=cohort.context, n_resamples=n_resamples, seed=seed,
+        subgroups=cohort.context,
+        n_resamples=n_resamples,
+        seed=seed,
     )
     out = Path(output_dir) if output_dir else None
     written = report.write_evaluation_report(cohort, scores, ev, out) if out else None

@@ -1,9 +1,16 @@
 """MLflow pyfunc model of flare-ml, logged with MLflow's models-from-code.
 
-MLflow stores this file itself (not a pickled object) as the model's code; at load it
-runs it, and :class:`FlareClassifierModel` reads the JSON bundle from the model's
-artifacts. ``predict`` takes raw timepoint rows in the data contract and returns one row
-per index assessment.
+MLflow stores this file itself (not a pickled object) as the model's code and ships the
+``flare_ml`` package beside it (``code_paths``); at load it runs this file, and
+:class:`FlareClassifierModel` reads the JSON bundle from the model's ``bundle`` artifact.
+``predict`` takes raw timepoint rows in the data contract, in the wire format of
+:mod:`flare_ml.serving.schema` (ISO dates, text categories and flags, numbers as
+doubles), validates them, and returns one row per index assessment (imaging with new
+bone lesions): ``patient_id``, ``assessment_date`` (ISO text), ``p_flare``, ``decision``,
+``prediction_set`` and ``reasons``. Other rows are history and produce no output row.
+Rows that break the data contract raise an ``MlflowException`` with error code
+``INVALID_PARAMETER_VALUE`` carrying the validation message, which MLflow's scoring
+server answers with HTTP 400.
 """
 
 from __future__ import annotations
@@ -12,28 +19,80 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
 
 from flare_ml.bundle import FlareModelBundle
+from flare_ml.errors import FlareMLError
+from flare_ml.serving.schema import WITH_REASONS_PARAM, score_wire
 
 BUNDLE_ARTIFACT = "bundle"
 
 
 class FlareClassifierModel(PythonModel):
-    """Pyfunc wrapper: raw timepoint rows in, P(flare) per index assessment out."""
+    """Pyfunc wrapper: raw timepoint rows in, P(flare) per index assessment out.
 
-    def load_context(self, context: PythonModelContext) -> None:
-        """Load the JSON bundle from the model's artifacts."""
+    Examples
+    --------
+    >>> import mlflow
+    >>> model = mlflow.pyfunc.load_model("models:/flare-classifier/latest")  # doctest: +SKIP
+    >>> model.predict(rows, params={"with_reasons": False})  # doctest: +SKIP
+
+    """
+
+    bundle: FlareModelBundle | None = None
+
+    def load_context(self, context: Any) -> None:
+        """Load the JSON bundle from the model's ``bundle`` artifact (nothing unpickled)."""
         self.bundle = FlareModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
 
-    def predict(
-        self,
-        context: PythonModelContext,
-        model_input: pd.DataFrame,
-        params: dict[str, Any] | None = None,
-    ) -> pd.DataFrame:
-        """Score every index row of ``model_input`` (other rows are history only)."""
-        return self.bundle.predict(model_input)
+    # ``model_input`` is left unannotated on purpose: MLflow reads a type hint there as
+    # a request to infer and enforce the schema from it, and the explicit signature
+    # logged with the model is what must apply.
+    def predict(  # type: ignore[no-untyped-def]
+        self, context: Any, model_input, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Score every index row of ``model_input`` (other rows are history only).
+
+        Parameters
+        ----------
+        context : PythonModelContext
+            Unused (the bundle is loaded in :meth:`load_context`).
+        model_input : pandas.DataFrame, list of dict or dict of lists
+            Timepoint rows of one or more patients, whole timelines (the features of an
+            index row use the patient's earlier rows sent in the same request).
+        params : dict, optional
+            ``{"with_reasons": False}`` skips the reasons (faster).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per index row; empty (with the output columns) when there is none.
+
+        Raises
+        ------
+        mlflow.exceptions.MlflowException
+            ``INVALID_PARAMETER_VALUE`` (HTTP 400) when the rows break the data
+            contract, with the validation message (column, rule, offending rows).
+
+        """
+        if self.bundle is None:
+            raise MlflowException("the flare-ml model bundle is not loaded")
+        with_reasons = True if params is None else params.get(WITH_REASONS_PARAM, True)
+        frame = model_input
+        if not isinstance(frame, pd.DataFrame):
+            try:
+                frame = pd.DataFrame(model_input)
+            except (TypeError, ValueError) as error:
+                raise MlflowException(
+                    f"cannot read the request as timepoint rows: {error}",
+                    error_code=INVALID_PARAMETER_VALUE,
+                ) from None
+        try:
+            return score_wire(self.bundle, frame, with_reasons=bool(with_reasons))
+        except FlareMLError as error:
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
 
 
 mlflow.models.set_model(FlareClassifierModel())

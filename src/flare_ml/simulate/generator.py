@@ -338,13 +338,23 @@ def alp_basis(days: np.ndarray, biology: Biology) -> tuple[np.ndarray, np.ndarra
     return early, ramp, bounce_shape(days, biology)
 
 
-def log_alp(days: np.ndarray, pi: np.ndarray, params: dict[str, np.ndarray],
-            kink_day: np.ndarray, biology: Biology) -> np.ndarray:
+def log_alp(
+    days: np.ndarray,
+    pi: np.ndarray,
+    params: dict[str, np.ndarray],
+    kink_day: np.ndarray,
+    biology: Biology,
+) -> np.ndarray:
     """Noise-free log ALP of patient ``pi`` on ``days`` since treatment start."""
     early, ramp, h = alp_basis(days, biology)
     rise = np.maximum(0.0, days - kink_day[pi]) / DAYS_PER_MONTH
-    return (params["b"][pi] + params["s1"][pi] * early + params["s2"][pi] * ramp
-            + params["a"][pi] * h + params["r"][pi] * rise)
+    return (
+        params["b"][pi]
+        + params["s1"][pi] * early
+        + params["s2"][pi] * ramp
+        + params["a"][pi] * h
+        + params["r"][pi] * rise
+    )
 
 
 def generate(

@@ -1,0 +1,534 @@
+"""Batch scoring of a cohort file in chunks of whole patients, with bounded memory.
+
+:func:`score_file` streams a timepoint table (Parquet by record batches, CSV by pandas
+chunks), cuts it into chunks of about ``chunk_rows`` rows that never split a patient (the
+last, possibly incomplete patient of a chunk is carried over to the next one), validates
+each chunk against the data contract, scores it with the same
+:class:`~flare_ml.bundle.FlareModelBundle` that the served model and Spark use, and
+appends the predictions to a temporary file that replaces the output only when every
+chunk succeeded, so an error never leaves a half-written output. Memory is bounded by the
+chunk size (plus the largest patient and one Parquet row group's compressed bytes), not
+by the file size. The rows of a patient must be contiguous in the file (sorted by
+``patient_id``, ``assessment_date`` is the usual way; the order within a patient does not
+matter): a patient that reappears after another patient's rows is refused with a
+:class:`~flare_ml.errors.ContractError` naming the patient, because scoring it in two
+pieces would silently lose history. Seen patients are remembered as 64-bit hashes (8
+bytes each). Output rows come chunk by chunk, each chunk sorted by patient and date, so a
+sorted input gives exactly the whole-file result of ``bundle.predict``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from flare_ml.bundle import OUTPUT_COLUMNS, FlareModelBundle
+from flare_ml.data import contract as c
+from flare_ml.data import table_format, validate_timepoints
+from flare_ml.data._parse import parse_text_id
+from flare_ml.errors import ContractError, Violation
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "ScoreSummary", "iter_patient_chunks", "score_file"]
+
+#: rows per chunk unless told otherwise (about 100-200 MB of working memory)
+DEFAULT_CHUNK_ROWS = 200_000
+
+#: ``progress(step, done, total)``; ``total`` is None when unknown (gzipped CSV)
+ScoreProgress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass
+class ScoreSummary:
+    """What :func:`score_file` read and wrote.
+
+    Attributes
+    ----------
+    output : Path
+        The predictions file.
+    rows : int
+        Timepoint rows read.
+    patients : int
+        Patients scored.
+    index_rows : int
+        Index rows scored (rows of the output).
+    chunks : int
+        Chunks of whole patients scored.
+    decisions : dict of str to int
+        Count of each decision (``flare``, ``progression``, ``uncertain``).
+
+    """
+
+    output: Path
+    rows: int = 0
+    patients: int = 0
+    index_rows: int = 0
+    chunks: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+
+
+# --- reading --------------------------------------------------------------------------------
+def _contract_name(name: Any) -> str | None:
+    """Return the contract column a file column stands for (matched like validation)."""
+    text = str(name).strip().lower()
+    return text if text in c.CONTRACT_COLUMNS else None
+
+
+def _read_error(path: Path, fmt: str, exc: BaseException) -> ContractError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ContractError(
+        f"cannot read table '{path}' as {fmt}: {reason}. "
+        "Check that the file is complete and that its extension matches its content."
+    )
+
+
+def _iter_parquet(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, ValueError) as exc:
+        raise _read_error(path, "parquet", exc) from exc
+    columns = [name for name in parquet.schema_arrow.names if _contract_name(name)]
+
+    def frames() -> Iterator[pd.DataFrame]:
+        try:
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+                yield batch.to_pandas()
+        except (OSError, ValueError) as exc:
+            raise _read_error(path, "parquet", exc) from exc
+
+    return frames(), parquet.metadata.num_rows
+
+
+def _iter_csv(path: Path, fmt: str, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+    compression = "gzip" if fmt == "csv.gz" else None
+    try:
+        header = pd.read_csv(path, nrows=0, compression=compression).columns
+    except pd.errors.EmptyDataError as exc:
+        raise ContractError(f"cannot read table '{path}': the file is empty.") from exc
+    except (OSError, ValueError, UnicodeDecodeError, EOFError, pd.errors.ParserError) as exc:
+        raise _read_error(path, fmt, exc) from exc
+    # contract columns as text with only the empty field missing, as read_table does
+    columns = [name for name in header if _contract_name(name)]
+
+    def frames() -> Iterator[pd.DataFrame]:
+        try:
+            reader = pd.read_csv(
+                path,
+                compression=compression,
+                usecols=columns,
+                dtype=dict.fromkeys(columns, str),
+                keep_default_na=False,
+                na_values={name: [""] for name in columns},
+                chunksize=chunk_rows,
+            )
+            with reader:
+                yield from reader
+        except (OSError, ValueError, UnicodeDecodeError, EOFError, pd.errors.ParserError) as exc:
+            raise _read_error(path, fmt, exc) from exc
+
+    total = None if compression else _count_lines(path)
+    return frames(), total
+
+
+def _count_lines(path: Path) -> int:
+    """Count the data rows of a plain CSV for the progress bar (approximate if quoted)."""
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return max(lines + (last != b"\n") - 1, 0)
+
+
+def _read_frames(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+    fmt = table_format(path)
+    if not path.exists():
+        raise ContractError(f"cannot read table '{path}': the file does not exist.")
+    if fmt == "parquet":
+        return _iter_parquet(path, chunk_rows)
+    if path.is_dir():
+        raise ContractError(f"cannot read table '{path}': it is a folder, not a file.")
+    return _iter_csv(path, fmt, chunk_rows)
+
+
+# --- whole patients -------------------------------------------------------------------------
+class _SeenPatients:
+    """Set of finished patients as sorted blocks of 64-bit hashes (8 bytes a patient)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        found = np.zeros(hashes.size, dtype=bool)
+        for block in self.blocks:
+            pos = np.searchsorted(block, hashes).clip(max=block.size - 1)
+            found |= block[pos] == hashes
+        return found
+
+    def add(self, hashes: np.ndarray) -> None:
+        if hashes.size:
+            self.blocks.append(np.sort(hashes))
+        if len(self.blocks) > 16:  # merge now and then: lookups stay cheap
+            self.blocks = [np.sort(np.concatenate(self.blocks))]
+
+
+def _patient_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Patient ids as validation reads them (text, stripped; empty is missing)."""
+    column = next(name for name in frame.columns if _contract_name(name) == c.PATIENT_ID)
+    ids = parse_text_id(frame[column].reset_index(drop=True))
+    return ids.to_numpy(dtype=object, na_value="\x00<missing>")
+
+
+def _date_label(frame: pd.DataFrame, i: int) -> str:
+    column = next(
+        (name for name in frame.columns if _contract_name(name) == c.ASSESSMENT_DATE), None
+    )
+    if column is None:
+        return "<missing>"
+    value = frame[column].iloc[i]
+    if isinstance(value, pd.Timestamp):
+        return str(value.date())
+    return "<missing>" if pd.isna(value) else str(value).strip()[:10]
+
+
+def _not_grouped(source: str, pid: str, row: int, date: str) -> ContractError:
+    return ContractError(
+        f"the timepoint table '{source}' is not grouped by patient: the rows of patient "
+        f"'{pid}' continue at row {row} after rows of other patients. Batch scoring reads "
+        "the file in chunks of whole patients, so each patient's rows must be contiguous",
+        [
+            Violation(
+                c.PATIENT_ID,
+                "not_grouped_by_patient",
+                ((pid, date),),
+                1,
+                f"patient '{pid}' reappears at data row {row} after other patients' rows",
+                "sort the table by patient_id, assessment_date (for example "
+                "`df.sort_values(['patient_id', 'assessment_date'])` or ORDER BY in SQL) "
+                "and score it again",
+            )
+        ],
+    )
+
+
+def iter_patient_chunks(
+    frames: Iterator[pd.DataFrame], source: str = "input"
+) -> Iterator[pd.DataFrame]:
+    """Regroup a stream of row chunks into chunks that hold whole patients.
+
+    The last patient of each incoming chunk may continue in the next one, so its rows
+    are held back and prepended to the next chunk; the final patient comes out at the
+    end. A patient whose rows are not contiguous (it reappears after another patient's
+    rows, in the same or a later chunk) raises a :class:`ContractError`.
+
+    Parameters
+    ----------
+    frames : iterator of pandas.DataFrame
+        Consecutive pieces of one timepoint table, in file order.
+    source : str, default "input"
+        Where the rows come from, for error messages.
+
+    Yields
+    ------
+    pandas.DataFrame
+        Rows of whole patients, in input order (empty chunks are skipped).
+
+    Raises
+    ------
+    ContractError
+        When a patient's rows are not contiguous.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> pieces = [pd.DataFrame({"patient_id": ["A", "A", "B"]}),
+    ...           pd.DataFrame({"patient_id": ["B", "C"]})]
+    >>> [chunk["patient_id"].tolist() for chunk in iter_patient_chunks(iter(pieces))]
+    [['A', 'A'], ['B', 'B', 'C']]
+    >>> bad = [pd.DataFrame({"patient_id": ["A", "B"]}), pd.DataFrame({"patient_id": ["A"]})]
+    >>> try:
+    ...     list(iter_patient_chunks(iter(bad)))
+    ... except ContractError as error:
+    ...     print(error.violations[0].rule)
+    not_grouped_by_patient
+
+    """
+    seen = _SeenPatients()
+    carry: pd.DataFrame | None = None
+    carry_key: Any = None
+    offset = 0  # data rows before the current frame
+    pending = (frame for frame in frames if len(frame))
+    upcoming = next(pending, None)
+    while upcoming is not None:
+        frame, upcoming = upcoming, next(pending, None)
+        is_last = upcoming is None
+        keys = _patient_keys(frame)
+        codes, uniques = pd.factorize(keys)
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        run_codes = codes[starts]
+        # a patient in two runs of this chunk
+        counts = np.bincount(run_codes, minlength=len(uniques))
+        if (counts > 1).any():
+            repeated = run_codes[np.flatnonzero(counts[run_codes] > 1)]
+            code = repeated[0]
+            second = starts[np.flatnonzero(run_codes == code)[1]]
+            raise _not_grouped(
+                source, str(uniques[code]), offset + int(second) + 1, _date_label(frame, second)
+            )
+        # a patient finished in an earlier chunk
+        continues = carry is not None and keys[0] == carry_key
+        run_keys = np.asarray(uniques, dtype=object)[run_codes]
+        check = run_keys[1:] if continues else run_keys
+        check_starts = starts[1:] if continues else starts
+        if check.size:
+            hashes = pd.util.hash_array(check.astype(object))
+            again = seen.contains(hashes)
+            if carry is not None and not continues:
+                again |= check == carry_key
+            if again.any():
+                k = int(np.flatnonzero(again)[0])
+                start = int(check_starts[k])
+                raise _not_grouped(
+                    source, str(check[k]), offset + start + 1, _date_label(frame, start)
+                )
+        # patients finished now: the carried one (unless it continues) and all runs but the last
+        finished = list(run_keys[:-1])
+        if carry is not None and not continues:
+            finished.append(carry_key)
+        if finished:
+            seen.add(pd.util.hash_array(np.asarray(finished, dtype=object)))
+        # the last patient may go on in the next frame: hold it back (unless none follows)
+        last_start = len(frame) if is_last else int(starts[-1])
+        head = frame.iloc[:last_start]
+        tail = frame.iloc[last_start:]
+        if carry is not None:
+            if continues:
+                if last_start == 0:  # the whole frame continues the carried patient
+                    carry = pd.concat([carry, frame], ignore_index=True)
+                    offset += len(frame)
+                    continue
+                head = pd.concat([carry, head], ignore_index=True)
+            else:
+                yield carry
+        if len(head):
+            yield head
+        carry = tail if len(tail) else None
+        carry_key = keys[last_start] if len(tail) else None
+        offset += len(frame)
+    if carry is not None:
+        yield carry
+
+
+# --- writing --------------------------------------------------------------------------------
+class _Writer:
+    """Append predictions to a temporary file; :meth:`commit` moves it over the target."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.fmt = table_format(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        os.chmod(name, target.stat().st_mode & 0o777 if target.exists() else 0o644)
+        self.tmp = Path(name)
+        self.handle: IO[str] | None = None
+        self.parquet: Any = None
+        self.header = True
+
+    def write(self, predictions: pd.DataFrame) -> None:
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(
+                predictions, schema=_arrow_schema(), preserve_index=False, safe=True
+            )
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.tmp, _arrow_schema())
+            self.parquet.write_table(table)
+            return
+        if self.handle is None:
+            if self.fmt == "csv.gz":
+                self.handle = gzip.open(self.tmp, "wt", encoding="utf-8", newline="")
+            else:
+                self.handle = open(self.tmp, "w", encoding="utf-8", newline="")
+        predictions.to_csv(self.handle, index=False, header=self.header, date_format="%Y-%m-%d")
+        self.header = False
+
+    def commit(self) -> Path:
+        if self.parquet is None and self.handle is None:  # no index rows at all
+            self.write(
+                pd.DataFrame({col: pd.Series(dtype=_EMPTY_DTYPES[col]) for col in OUTPUT_COLUMNS})
+            )
+        self.close()
+        os.replace(self.tmp, self.target)
+        return self.target
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+            self.parquet = None
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+_EMPTY_DTYPES: dict[str, Any] = {
+    c.PATIENT_ID: "str",
+    c.ASSESSMENT_DATE: "datetime64[s]",
+    "p_flare": "float64",
+    "decision": "str",
+    "prediction_set": "str",
+    "reasons": "str",
+}
+
+
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field(c.PATIENT_ID, pa.string()),
+            pa.field(c.ASSESSMENT_DATE, pa.timestamp("ms")),
+            pa.field("p_flare", pa.float64()),
+            pa.field("decision", pa.string()),
+            pa.field("prediction_set", pa.string()),
+            pa.field("reasons", pa.string()),
+        ]
+    )
+
+
+# --- scoring --------------------------------------------------------------------------------
+def resolve_bundle(model: FlareModelBundle | str | os.PathLike[str]) -> FlareModelBundle:
+    """Return the bundle itself, or load it from a model URI, MLflow model or bundle folder.
+
+    Examples
+    --------
+    >>> resolve_bundle("models:/flare-classifier/latest")  # doctest: +SKIP
+
+    """
+    if isinstance(model, FlareModelBundle):
+        return model
+    from flare_ml.workflows import load_bundle
+
+    return load_bundle(str(model))
+
+
+def score_file(
+    model_uri_or_bundle: FlareModelBundle | str | os.PathLike[str],
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    with_reasons: bool = True,
+    progress: ScoreProgress | None = None,
+) -> ScoreSummary:
+    """Score every index row of a cohort file, streaming in chunks of whole patients.
+
+    Parameters
+    ----------
+    model_uri_or_bundle : FlareModelBundle, str or path
+        The model: a bundle, a model URI (``models:/flare-classifier/latest``,
+        ``runs:/<id>/model``), an MLflow model folder or a bundle folder.
+    input_path : str or path
+        Timepoint table (``.parquet``/``.pq``, ``.csv`` or ``.csv.gz``) whose patients'
+        rows are contiguous (sorted by ``patient_id``, ``assessment_date`` will do).
+    output_path : str or path
+        Predictions to write (``.parquet``, ``.csv`` or ``.csv.gz``): ``patient_id``,
+        ``assessment_date``, ``p_flare``, ``decision``, ``prediction_set``, ``reasons``;
+        one row per index row. Written to a temporary file first and moved into place
+        at the end, so it is either complete or untouched.
+    chunk_rows : int, default 200_000
+        Rows read at a time; a chunk grows by the rest of its last patient. Memory is
+        bounded by this, not by the file size.
+    with_reasons : bool, default True
+        Compute the top reasons (SHAP); False leaves ``reasons`` empty and is faster.
+    progress : callable, optional
+        Called as ``progress("scoring", rows_done, total_rows)`` after each chunk
+        (``total_rows`` is None for gzipped CSV).
+
+    Returns
+    -------
+    ScoreSummary
+        Counts of rows, patients, index rows, chunks and decisions, and the output path.
+
+    Raises
+    ------
+    ContractError
+        When the file cannot be read, a chunk breaks the data contract, or a patient's
+        rows are not contiguous; no output is written then.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from flare_ml.data import write_table
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> from flare_ml.training import fit_bundle
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> table = simulate_cohort(300, seed=3).timepoints
+    >>> bundle = fit_bundle(table, n_candidates=1, outer_folds=None)
+    >>> _ = write_table(table, folder / "cohort.parquet")
+    >>> summary = score_file(bundle, folder / "cohort.parquet", folder / "scores.csv",
+    ...                      chunk_rows=1000, with_reasons=False)
+    >>> summary.index_rows == len(bundle.predict(table))
+    True
+
+    """
+    if int(chunk_rows) < 1:
+        raise ValueError(f"chunk_rows must be a positive number of rows, got {chunk_rows!r}")
+    source, target = Path(input_path), Path(output_path)
+    table_format(target)  # an unknown output extension fails before any work
+    if target.exists() and source.exists() and target.resolve() == source.resolve():
+        raise ContractError(f"the output '{target}' would overwrite the input; pick another path")
+    frames, total = _read_frames(source, int(chunk_rows))
+    bundle = resolve_bundle(model_uri_or_bundle)
+    summary = ScoreSummary(output=target)
+    decisions: dict[str, int] = {}
+    writer = _Writer(target)
+    try:
+        for chunk in iter_patient_chunks(frames, str(source)):
+            table = validate_timepoints(chunk, source=str(source))
+            predictions = bundle.predict(table, with_reasons=with_reasons)
+            writer.write(predictions)
+            summary.rows += len(chunk)
+            summary.patients += int(table[c.PATIENT_ID].nunique())
+            summary.index_rows += len(predictions)
+            summary.chunks += 1
+            for name, count in predictions["decision"].value_counts().items():
+                decisions[str(name)] = decisions.get(str(name), 0) + int(count)
+            if progress is not None:
+                progress("scoring", summary.rows, total)
+        if summary.rows == 0:
+            raise ContractError(
+                f"the timepoint table '{source}' has no rows",
+                [
+                    Violation(
+                        c.PATIENT_ID,
+                        "empty_table",
+                        message="the table has no rows",
+                        hint="provide at least one assessment row",
+                    )
+                ],
+            )
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+    summary.decisions = decisions
+    return summary
