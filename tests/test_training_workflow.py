@@ -1,0 +1,181 @@
+"""End to end on small simulated cohorts: train, track, register, report, evaluate, score.
+
+One training run (module fixture) with a small config in a temporary folder and a
+temporary SQLite MLflow store; the tests inspect what it produced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from flare_ml.cli import app
+from flare_ml.simulate import simulate_cohort, write_cohort
+from flare_ml.train_config import TrainConfig, load_train_config
+from flare_ml.training import train_and_validate
+
+SMALL = {
+    "experiment_name": "flare-ml-test",
+    "seed": 5,
+    "data": {
+        "train": {"site": "default", "patients": 500, "seed": 1},
+        "external": [{"site": "community", "patients": 300, "seed": 2}],
+    },
+    "model": {"outer_folds": 3, "inner_folds": 2, "n_candidates": 2, "n_estimators_max": 150},
+    "evaluation": {"bootstrap_resamples": 60},
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    cfg = dict(SMALL)
+    cfg["tracking"] = {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
+    cfg["output_dir"] = str(root / "out")
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    old = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "--config", str(path)])
+    second = runner.invoke(app, ["train", "--config", str(path)])
+    if old is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+    return {"root": root, "config": path, "runs": (first, second),
+            "uri": cfg["tracking"]["tracking_uri"]}
+
+
+def test_train_command_succeeds_and_prints_the_headline(workspace):
+    first, second = workspace["runs"]
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert "xgboost" in first.output and "oracle" in first.output
+    assert "SYNTHETIC" in first.output
+
+
+def test_each_training_registers_a_new_version(workspace):
+    client = mlflow.MlflowClient(tracking_uri=workspace["uri"])
+    versions = client.search_model_versions("name='flare-classifier'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+
+
+def test_parent_run_has_nested_runs_per_scorer(workspace):
+    mlflow.set_tracking_uri(workspace["uri"])
+    runs = mlflow.search_runs(experiment_names=["flare-ml-test"], output_format="list")
+    parents = [r for r in runs if r.data.tags.get("mlflow.parentRunId") is None]
+    assert len(parents) == 2
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    names = {r.data.tags["mlflow.runName"] for r in children}
+    assert names == {"xgboost", "seed_criteria", "pcwg3_window", "alp_only", "oracle"}
+    xgb_run = next(r for r in children if r.data.tags["mlflow.runName"] == "xgboost")
+    metrics = xgb_run.data.metrics
+    assert 0.5 < metrics["oof_auroc"] <= 1.0
+    assert metrics["oof_auroc_ci_low"] <= metrics["oof_auroc"] <= metrics["oof_auroc_ci_high"]
+    assert "external_community_calibration_slope" in metrics
+    assert parent.data.params["model.outer_folds"] == "3"
+    assert parent.data.tags["flare_ml.data"] == "synthetic"
+
+
+def test_artifacts_hold_plots_report_config_and_no_training_rows(workspace):
+    mlflow.set_tracking_uri(workspace["uri"])
+    runs = mlflow.search_runs(experiment_names=["flare-ml-test"], output_format="list")
+    parent = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") is None)
+    local = Path(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id))
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    for expected in ("config/resolved_config.yaml", "data/fingerprints.json",
+                     "report/report.html", "report/model_card.md"):
+        assert expected in files
+    assert any(f.startswith("plots/") and f.endswith("_roc.png") for f in files)
+    assert any(f.startswith("plots/shap_beeswarm") for f in files)
+    # no patient identifier of the training cohort appears in any text artifact
+    train = simulate_cohort(500, site="default", seed=1).timepoints
+    ids = set(train["patient_id"].astype(str))
+    for path in local.rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".yaml", ".md", ".html", ".csv", ".txt"}:
+            text = path.read_text(errors="ignore")
+            leaked = [i for i in list(ids)[:200] if i in text]
+            assert not leaked, (path, leaked[:3])
+
+
+def test_report_is_self_contained_and_honest(workspace):
+    out = workspace["root"] / "out"
+    html = (out / "report.html").read_text()
+    assert "Synthetic data" in html and "not for clinical use" in html
+    assert 'src="http' not in html and "<link" not in html
+    assert html.count("data:image/png;base64,") >= 10
+    card = (out / "model_card.md").read_text()
+    for heading in ("## Intended use", "## Data", "## Predictors", "## Outcome",
+                    "## Missing data", "## Performance", "## Calibration", "## Subgroups",
+                    "## Limitations"):
+        assert heading in card
+    assert "synthetic" in card.lower()
+    headline = pd.read_csv(out / "headline.csv")
+    assert headline["cohort"].str.contains("simulated site").all()
+
+
+def test_same_seed_and_config_give_identical_metrics():
+    cfg = TrainConfig.model_validate({**SMALL, "evaluation": {"bootstrap_resamples": 30}})
+    a = train_and_validate(cfg)
+    b = train_and_validate(cfg)
+    for label, ev in a.evaluations.items():
+        pd.testing.assert_frame_equal(ev.metrics, b.evaluations[label].metrics)
+    np.testing.assert_array_equal(
+        a.scores[a.training.label]["xgboost"], b.scores[b.training.label]["xgboost"]
+    )
+
+
+def test_evaluate_and_score_commands_use_the_registered_model(workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace["uri"])
+    cohort = simulate_cohort(150, site="nordic", seed=9)
+    paths = write_cohort(cohort, tmp_path / "nordic.parquet")
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", "--model", "models:/flare-classifier/latest",
+                                 "--data", str(paths["timepoints"]), "--resamples", "50",
+                                 "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "eval" / "report.html").exists()
+    unlabelled = cohort.timepoints.drop(columns=["outcome"])
+    unlabelled.to_csv(tmp_path / "new.csv", index=False)
+    result = runner.invoke(app, ["score", "--model", "models:/flare-classifier/latest",
+                                 "--input", str(tmp_path / "new.csv"),
+                                 "--output", str(tmp_path / "pred.csv")])
+    assert result.exit_code == 0, result.output
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert list(pred.columns[:3]) == ["patient_id", "assessment_date", "p_flare"]
+    assert len(pred) == int(cohort.timepoints["outcome"].notna().sum())
+    assert pred["p_flare"].between(0, 1).all()
+
+
+def test_bad_config_key_exits_2_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"model": {"outer_fold": 3}}))
+    result = CliRunner().invoke(app, ["train", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "model.outer_fold: unknown key" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_model_exits_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    cohort = simulate_cohort(30, seed=1)
+    paths = write_cohort(cohort, tmp_path / "c.csv")
+    result = CliRunner().invoke(app, ["score", "--model", "models:/flare-classifier/latest",
+                                      "--input", str(paths["timepoints"]),
+                                      "--output", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2
+    assert "cannot load model" in result.output
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_shipped_default_config_validates():
+    cfg = load_train_config()
+    assert cfg.data.train.patients >= 2000
+    assert cfg.evaluation.bootstrap_resamples >= 1000
+    assert len(cfg.data.external) >= 1
