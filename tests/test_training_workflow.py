@@ -141,6 +141,12 @@ def test_evaluate_and_score_commands_use_the_registered_model(workspace, tmp_pat
                                  "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "eval" / "report.html").exists()
+    assert "conformal coverage" in result.output
+    evaluated = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    for col in ("p_flare", "decision", "prediction_set", "reasons", "outcome"):
+        assert col in evaluated.columns
+    assert set(evaluated["decision"]) <= {"flare", "progression", "uncertain"}
+    assert evaluated["reasons"].str.contains("toward").all()
     unlabelled = cohort.timepoints.drop(columns=["outcome"])
     unlabelled.to_csv(tmp_path / "new.csv", index=False)
     result = runner.invoke(app, ["score", "--model", "models:/flare-classifier/latest",

@@ -240,8 +240,16 @@ def evaluate(
     result = run_evaluate(model, data, out, n_resamples=resamples)
     _print_table(result["evaluation"].summary_table(), f"{result['label']} (SYNTHETIC unless "
                  "you supplied real data; not for clinical use)")
+    if result["coverage"] is not None:
+        cov = result["coverage"]
+        console.print(
+            f"conformal coverage {cov['coverage']:.3f} (flare {cov['coverage_flare']:.3f}, "
+            f"progression {cov['coverage_progression']:.3f}); uncertain decisions "
+            f"{cov['uncertain_fraction']:.1%}"
+        )
     if result["written"] is not None:
         console.print(f"report      {result['written'].report}")
+        console.print(f"predictions {Path(result['written'].report).parent / 'predictions.csv'}")
 
 
 @app.command()

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flare_ml.bundle import MANIFEST, FlareModelBundle
 from flare_ml.data import contract as c
+from flare_ml.data import write_table
 from flare_ml.errors import FlareMLError
 from flare_ml.train_config import TrainConfig, load_train_config
+from flare_ml.uncertainty import coverage_report
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 Progress = Callable[[str, int, int], None]
@@ -215,9 +218,24 @@ def evaluate(
         n_resamples=n_resamples,
         seed=seed,
     )
+    predictions = bundle.predict(table)
+    predictions["outcome"] = np.where(cohort.y == 1, "flare", "progression")
+    coverage = None
+    if bundle.conformal is not None:
+        sets = bundle.conformal.predict_sets(predictions["p_flare"].to_numpy())
+        coverage = coverage_report(sets, cohort.y)
     out = Path(output_dir) if output_dir else None
-    written = report.write_evaluation_report(cohort, scores, ev, out) if out else None
-    return {"label": cohort.label, "evaluation": ev, "written": written}
+    written = None
+    if out is not None:
+        written = report.write_evaluation_report(cohort, scores, ev, out)
+        write_table(predictions, out / "predictions.csv")
+    return {
+        "label": cohort.label,
+        "evaluation": ev,
+        "predictions": predictions,
+        "coverage": coverage,
+        "written": written,
+    }
 
 
 def predictions_frame(bundle: FlareModelBundle, table: pd.DataFrame) -> pd.DataFrame:
