@@ -354,16 +354,23 @@ class TrainingResult:
     coverage: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def score_cohort(
-    cohort: PreparedCohort, model: FlareXGBClassifier, rules: dict[str, Any]
+def scores_with_rules(
+    cohort: PreparedCohort, model_proba: np.ndarray, rules: dict[str, Any]
 ) -> dict[str, np.ndarray]:
-    """P(flare) of the frozen model, each rule's score and the oracle on a cohort."""
-    scores = {MODEL_NAME: model.predict_proba(cohort.features)[:, 1]}
+    """The model's P(flare), each rule's score and the oracle (when known) on a cohort."""
+    scores = {MODEL_NAME: model_proba}
     for name, rule in rules.items():
         scores[name] = rule.predict_proba(cohort.features)[:, 1]
     if cohort.oracle is not None:
         scores[ORACLE_NAME] = cohort.oracle
     return scores
+
+
+def score_cohort(
+    cohort: PreparedCohort, model: FlareXGBClassifier, rules: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """P(flare) of the frozen model, each rule's score and the oracle on a cohort."""
+    return scores_with_rules(cohort, model.predict_proba(cohort.features)[:, 1], rules)
 
 
 def train_and_validate(
@@ -402,11 +409,7 @@ def train_and_validate(
     }
     model = make_model(config)
     oof = out_of_fold_proba(model, training, config.model.outer_folds, config.seed, progress)
-    oof_scores = {MODEL_NAME: oof}
-    for name, rule in rules.items():
-        oof_scores[name] = rule.predict_proba(training.features)[:, 1]
-    if training.oracle is not None:
-        oof_scores[ORACLE_NAME] = training.oracle
+    oof_scores = scores_with_rules(training, oof, rules)
     # the model (and the oracle, for reference) are read at the operating point chosen on
     # out-of-fold training predictions for the stated goal; each rule at its own decision
     goal = config.evaluation.max_progression_called_flare
@@ -489,9 +492,4 @@ def score_cohort_bundle(
     cohort: PreparedCohort, bundle: FlareModelBundle, rules: dict[str, Any]
 ) -> dict[str, np.ndarray]:
     """Like :func:`score_cohort` but through a saved bundle (what serving uses)."""
-    scores = {MODEL_NAME: bundle.proba_from_features(cohort.features)}
-    for name, rule in rules.items():
-        scores[name] = rule.predict_proba(cohort.features)[:, 1]
-    if cohort.oracle is not None:
-        scores[ORACLE_NAME] = cohort.oracle
-    return scores
+    return scores_with_rules(cohort, bundle.proba_from_features(cohort.features), rules)
