@@ -31,6 +31,7 @@ def quick_config():
             "inner_folds": 2,
             "n_estimators_max": 60,
             "early_stopping_rounds": 10,
+            "n_jobs": 1,
         }
     )
     return cfg.model_copy(update={"model": model})
@@ -58,7 +59,7 @@ def bundle_copy(target: Path) -> Path:
 
 
 @functools.cache
-def scoring_cohort(patients: int = 300, seed: int = 5) -> pd.DataFrame:
+def scoring_cohort(patients: int = 120, seed: int = 5) -> pd.DataFrame:
     """A synthetic cohort to score (a different seed from the training cohort)."""
     from flare_ml.simulate import simulate_cohort
 

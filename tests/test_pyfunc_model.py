@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from serving_helpers import bundle_copy, scoring_cohort, small_bundle
 
 from flare_ml.bundle import _joined_reasons
 from flare_ml.data import contract as c
 from flare_ml.explain import reasons, shap_contributions, signal_contributions
 from flare_ml.serving.schema import input_schema, model_signature, to_wire_format
 from flare_ml.tracking import input_example, log_model, model_requirements
+from serving_helpers import bundle_copy, scoring_cohort, small_bundle
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -37,6 +37,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("mlflow")
     previous = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "path", list(sys.path))  # loading a model prepends its code folder
         uri = f"sqlite:///{root / 'mlflow.db'}"
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
@@ -47,9 +48,18 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             bundle_dir = bundle_copy(root / "bundle")
             with mlflow.start_run(experiment_id=experiment):
                 info = log_model(bundle_dir, "flare-classifier")
+            # list the stored files before anything loads (and maybe compiles) the code
+            stored = sorted(p for p in (root / "artifacts").rglob("*"))
             model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri))
             model = mlflow.pyfunc.load_model(info.model_uri)
-            yield {"info": info, "dir": model_dir, "model": model, "root": root, "uri": uri}
+            yield {
+                "info": info,
+                "dir": model_dir,
+                "model": model,
+                "root": root,
+                "uri": uri,
+                "stored": stored,
+            }
         finally:
             mlflow.set_tracking_uri(previous)
 
@@ -60,16 +70,15 @@ def _has_pickle_magic(path: Path) -> bool:
 
 
 def test_artifact_has_no_pickle_and_no_bytecode(logged):
-    root = logged["root"] / "artifacts"
-    files = [p for p in root.rglob("*") if p.is_file()]
+    stored = logged["stored"]
+    files = [p for p in stored if p.is_file()]
     assert any(p.name == "booster.json" for p in files)
+    assert any(p.name == "pyfunc_model.py" for p in files)
     offenders = [
-        p
-        for p in files
-        if p.suffix in PICKLE_SUFFIXES or p.suffix == ".pyc" or _has_pickle_magic(p)
+        p for p in files if p.suffix in (*PICKLE_SUFFIXES, ".pyc", ".pyo") or _has_pickle_magic(p)
     ]
     assert offenders == []
-    assert not [p for p in root.rglob("__pycache__")]
+    assert not [p for p in stored if p.name == "__pycache__"]
 
 
 def test_artifact_layout_and_signature(logged):
@@ -100,7 +109,7 @@ def test_requirements_are_pinned_to_the_installed_versions(logged):
 def test_registered_latest_resolves(logged):
     client = mlflow.MlflowClient()
     versions = client.search_model_versions("name='flare-classifier'")
-    assert [v.version for v in versions] == ["1"]
+    assert [str(v.version) for v in versions] == ["1"]
     model = mlflow.pyfunc.load_model("models:/flare-classifier/latest")
     wire = to_wire_format(scoring_cohort().drop(columns=[c.OUTCOME]))
     expected = small_bundle().predict(scoring_cohort())
@@ -113,7 +122,12 @@ def test_in_process_predictions_equal_the_bundle(logged):
     expected = small_bundle().predict(table)
     got = logged["model"].predict(to_wire_format(table))
     assert list(got.columns) == [
-        "patient_id", "assessment_date", "p_flare", "decision", "prediction_set", "reasons",
+        "patient_id",
+        "assessment_date",
+        "p_flare",
+        "decision",
+        "prediction_set",
+        "reasons",
     ]
     assert got["patient_id"].tolist() == expected["patient_id"].tolist()
     assert got["assessment_date"].tolist() == (
@@ -157,6 +171,7 @@ def test_fresh_subprocess_loads_shipped_code(logged, tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MLFLOW"))}
     env["PYTHONPATH"] = ""
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     result = subprocess.run(
         [sys.executable, "-c", script, str(logged["dir"]), str(request)],
         cwd=tmp_path,
@@ -235,10 +250,14 @@ def test_rest_booleans_true_false_null_and_missing_optional_columns(logged):
     missing = float(small_bundle().predict(table)["p_flare"].iloc[0])
     assert lysis_null == pytest.approx(missing, abs=1e-12)
     assert lysis_true != lysis_false
-    # optional columns may be left out altogether
+    # optional columns may be left out altogether (without row_type every row is
+    # imaging, so the lab-only rows go too)
     optional = [col for col in c.CONTRACT_COLUMNS if col not in c.REQUIRED_COLUMNS]
-    bare = [{k: v for k, v in r.items() if k not in optional} for r in base]
-    table = input_example().drop(columns=[o for o in optional if o in input_example()])
+    imaging = [r for r in base if r["row_type"] == "imaging"]
+    bare = [{k: v for k, v in r.items() if k not in optional} for r in imaging]
+    table = input_example()
+    table = table[table["row_type"] == "imaging"]
+    table = table.drop(columns=[o for o in optional if o in table])
     expected = float(small_bundle().predict(table)["p_flare"].iloc[0])
     assert score(bare) == pytest.approx(expected, abs=1e-12)
 
@@ -258,7 +277,7 @@ def test_rest_no_index_row_gives_no_prediction(logged):
         ("fractional_count", "not a whole number"),
         ("bad_flag", "not a yes/no value"),
         ("bad_date", "assessment_date"),
-        ("duplicate_visit", "duplicate"),
+        ("duplicate_visit", "more than one row for the same patient_id"),
         ("empty_records", "missing inputs"),
         ("empty_split", "no rows"),
         ("no_payload_key", "dataframe_records"),
@@ -269,15 +288,21 @@ def test_malformed_requests_get_400_with_a_clear_message(logged, change, message
     records = _records(input_example())
     payload: object
     if change == "missing_column":
-        payload = {"dataframe_records": [{k: v for k, v in r.items() if k != "cancer_type"}
-                                         for r in records]}
+        payload = {
+            "dataframe_records": [
+                {k: v for k, v in r.items() if k != "cancer_type"} for r in records
+            ]
+        }
     elif change == "unknown_category":
         payload = {"dataframe_records": [dict(r, cancer_type="lung") for r in records]}
     elif change == "wrong_type":
         payload = {"dataframe_records": [dict(r, new_bone_lesions="many") for r in records]}
     elif change == "fractional_count":
-        payload = {"dataframe_records": [dict(r, new_bone_lesions=2.5) if r["new_bone_lesions"]
-                                         else r for r in records]}
+        payload = {
+            "dataframe_records": [
+                dict(r, new_bone_lesions=2.5) if r["new_bone_lesions"] else r for r in records
+            ]
+        }
     elif change == "bad_flag":
         payload = {"dataframe_records": [dict(r, progressive_lysis="maybe") for r in records]}
     elif change == "bad_date":

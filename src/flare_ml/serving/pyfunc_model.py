@@ -47,12 +47,9 @@ class FlareClassifierModel(PythonModel):
         """Load the JSON bundle from the model's ``bundle`` artifact (nothing unpickled)."""
         self.bundle = FlareModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
 
-    # ``model_input`` is left unannotated on purpose: MLflow reads a type hint there as
-    # a request to infer and enforce the schema from it, and the explicit signature
-    # logged with the model is what must apply.
-    def predict(  # type: ignore[no-untyped-def]
-        self, context: Any, model_input, params: dict[str, Any] | None = None
-    ) -> Any:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """Score every index row of ``model_input`` (other rows are history only).
 
         Parameters

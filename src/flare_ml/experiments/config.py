@@ -1,0 +1,556 @@
+"""Validated experiment configurations (``experiments/*.yaml``) and site overrides.
+
+An experiment file names its kind (``headline``, ``ablations``, ``learning_curve``,
+``robustness``, ``literature_cases``), its MLflow experiment, its seed, the training
+settings (the shipped training config plus a few ``model`` overrides) and a ``params``
+block whose keys depend on the kind. Every key is checked by pydantic: an unknown or
+misspelt key, a value of the wrong type, an unknown site or an impossible site override is a
+:class:`~flare_ml.errors.ConfigError` that names the dotted key and the file, raised before
+any cohort is simulated. Simulated cohorts are named as everywhere in flare-ml
+("simulated site community (2000 patients, seed 2)"), with their site overrides appended.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from flare_ml.config_io import read_yaml
+from flare_ml.errors import ConfigError
+from flare_ml.simulate.config import SiteProfile, load_site
+from flare_ml.train_config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config
+
+__all__ = [
+    "KINDS",
+    "AblationParams",
+    "CohortSpec",
+    "ExperimentConfig",
+    "HeadlineParams",
+    "LearningCurveParams",
+    "LiteratureCasesParams",
+    "RobustnessCondition",
+    "RobustnessParams",
+    "cohort_label",
+    "load_experiment",
+    "load_params",
+    "site_with_overrides",
+]
+
+#: the experiment kinds, in the order the README lists them
+KINDS: tuple[str, ...] = (
+    "headline",
+    "ablations",
+    "learning_curve",
+    "robustness",
+    "literature_cases",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- errors that name the key ----------------------------------------------------------
+
+
+def _format_errors(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -> str:
+    """One line per problem, each naming the dotted key (under ``prefix``)."""
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        key = ".".join((*prefix, *(str(p) for p in err["loc"])))
+        msg = "unknown key (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  - {key or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+# --- site overrides --------------------------------------------------------------------
+
+
+def _merge_into_model(
+    model: type[BaseModel], base: dict[str, Any], overrides: dict[str, Any], prefix: str
+) -> dict[str, Any]:
+    """Merge ``overrides`` into ``base`` field by field; free-form mappings are replaced."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        dotted = f"{prefix}{key}"
+        if key not in model.model_fields:
+            allowed = ", ".join(model.model_fields)
+            raise ConfigError(f"{dotted}: unknown key (check its spelling); allowed: {allowed}")
+        annotation = model.model_fields[key].annotation
+        nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if nested and isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merge_into_model(annotation, base[key], value, f"{dotted}.")
+        else:
+            # a distribution (case mix, therapy mix) is replaced whole, never patched
+            merged[key] = value
+    return merged
+
+
+def site_with_overrides(
+    site: str | Path | SiteProfile, overrides: dict[str, Any] | None = None
+) -> SiteProfile:
+    """A shipped site profile with some of its values replaced, validated again.
+
+    Blocks of the profile (``labs``, ``schedule``, ``label_noise``, ...) are merged key by
+    key; a mapping that is a distribution or a table (``case_mix.values``,
+    ``therapy_mix.values``) is replaced as a whole, so it must be complete. The result is
+    round-tripped through ``SiteProfile.model_validate``, so every constraint of the site
+    files holds (probabilities in [0, 1], distributions summing to 1, jitter below half
+    the interval, ...).
+
+    Parameters
+    ----------
+    site : str, Path or SiteProfile
+        A shipped site name, a site YAML path or a loaded profile.
+    overrides : dict, optional
+        Nested values to replace, e.g. ``{"labs": {"missing_fraction": 0.4}}``.
+
+    Returns
+    -------
+    SiteProfile
+        The new, validated profile (the shipped file is not changed).
+
+    Raises
+    ------
+    ConfigError
+        An unknown key or an invalid value, naming the dotted key.
+
+    Examples
+    --------
+    >>> p = site_with_overrides("default", {"labs": {"missing_fraction": 0.4}})
+    >>> p.labs.missing_fraction, p.labs.unit, p.schedule.scan_interval_days
+    (0.4, 'U/L', 49)
+    >>> site_with_overrides("default", {"labs": {"missing_fraktion": 0.4}})
+    Traceback (most recent call last):
+    ...
+    flare_ml.errors.ConfigError: labs.missing_fraktion: unknown key (check its spelling); \
+allowed: test_name, unit, missing_fraction
+
+    """
+    profile = site if isinstance(site, SiteProfile) else load_site(site)
+    if not overrides:
+        return profile
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"site overrides must be a mapping, got {overrides!r}")
+    merged = _merge_into_model(SiteProfile, profile.model_dump(), overrides, "")
+    try:
+        return SiteProfile.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, f"site {profile.name!r} with overrides")) from None
+
+
+def _flat(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value and key != "values":
+            out.extend(_flat(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "/".join(f"{k} {_short(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe_overrides(overrides: dict[str, Any]) -> str:
+    """Site overrides in a few words, e.g. ``labs.missing_fraction=0.4``.
+
+    Examples
+    --------
+    >>> describe_overrides({"labs": {"missing_fraction": 0.4}, "label_noise": {"value": 0.1}})
+    'labs.missing_fraction=0.4, label_noise.value=0.1'
+    >>> describe_overrides({"case_mix": {"values": {"nsclc": 0.85, "breast": 0.15}}})
+    'case_mix.values=nsclc 0.85/breast 0.15'
+
+    """
+    return ", ".join(f"{k}={_short(v)}" for k, v in _flat(overrides))
+
+
+# --- cohorts ---------------------------------------------------------------------------
+
+
+class CohortSpec(_Strict):
+    """A simulated cohort: site, size, seed and optional site overrides."""
+
+    site: str = "default"
+    patients: Annotated[int, Field(ge=20)] = 2000
+    seed: int = 0
+    overrides: dict[str, Any] = {}
+
+    def with_overrides(self, extra: dict[str, Any], site: str | None = None) -> CohortSpec:
+        """Return the cohort with more overrides (deep-merged) and optionally another site."""
+        return self.model_copy(
+            update={"overrides": _deep_merge(self.overrides, extra), "site": site or self.site}
+        )
+
+    def profile(self) -> SiteProfile:
+        """The site profile with the overrides applied (validated)."""
+        return site_with_overrides(self.site, self.overrides)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def cohort_label(spec: CohortSpec) -> str:
+    """How a simulated cohort is named in results tables.
+
+    Examples
+    --------
+    >>> cohort_label(CohortSpec(site="community", patients=2000, seed=2))
+    'simulated site community (2000 patients, seed 2)'
+    >>> cohort_label(CohortSpec(site="default", patients=500, seed=4,
+    ...                         overrides={"labs": {"missing_fraction": 0.6}}))
+    'simulated site default (500 patients, seed 4; labs.missing_fraction=0.6)'
+
+    """
+    extra = f"; {describe_overrides(spec.overrides)}" if spec.overrides else ""
+    return f"simulated site {spec.site} ({spec.patients} patients, seed {spec.seed}{extra})"
+
+
+def _default(site: str, patients: int, seed: int) -> CohortSpec:
+    return CohortSpec(site=site, patients=patients, seed=seed)
+
+
+# --- per-kind parameters ---------------------------------------------------------------
+
+
+class HeadlineParams(_Strict):
+    """``kind: headline``: the training job of ``flare-ml train`` on these cohorts."""
+
+    train: CohortSpec = _default("default", 2500, 1)
+    external: Annotated[list[CohortSpec], Field(min_length=1)] = [
+        _default("community", 2000, 2),
+        _default("nordic", 2000, 3),
+    ]
+
+    @model_validator(mode="after")
+    def _no_overrides(self) -> HeadlineParams:
+        if self.train.overrides or any(s.overrides for s in self.external):
+            raise ValueError("the headline runs shipped sites as they are: remove `overrides`")
+        return self
+
+
+def _check_signals(values: list[str]) -> list[str]:
+    from flare_ml.explain import SIGNALS
+
+    unknown = [v for v in values if v not in SIGNALS]
+    if unknown:
+        raise ValueError(f"unknown signals {unknown}; allowed: {', '.join(SIGNALS)}")
+    if len(set(values)) != len(values):
+        raise ValueError("each signal may be listed once")
+    return values
+
+
+class AblationParams(_Strict):
+    """``kind: ablations``: drop one clinical signal group at a time."""
+
+    train: CohortSpec = _default("default", 2500, 1)
+    external: CohortSpec = _default("community", 2000, 2)
+    signals: list[str] | None = None
+
+    @field_validator("signals")
+    @classmethod
+    def _known_signals(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_signals(v)
+
+
+class LearningCurveParams(_Strict):
+    """``kind: learning_curve``: nested training cohorts of growing size."""
+
+    train_site: str = "default"
+    train_seed: int = 11
+    sizes: Annotated[list[Annotated[int, Field(ge=20)]], Field(min_length=1)] = [
+        100,
+        300,
+        1000,
+        3000,
+        10000,
+    ]
+    replicates: Annotated[int, Field(ge=1, le=10)] = 1
+    external: CohortSpec = _default("community", 2000, 2)
+
+    @field_validator("sizes")
+    @classmethod
+    def _ascending(cls, v: list[int]) -> list[int]:
+        if sorted(set(v)) != v:
+            raise ValueError("sizes must be distinct and ascending")
+        return v
+
+
+class RobustnessCondition(_Strict):
+    """One condition: site overrides at the training and at the external site."""
+
+    name: Annotated[str, Field(min_length=1)]
+    group: str = ""
+    train: dict[str, Any] = {}
+    external: dict[str, Any] = {}
+    external_site: str | None = None
+
+
+class RobustnessParams(_Strict):
+    """``kind: robustness``: how model and rules degrade under changed conditions."""
+
+    train: CohortSpec = _default("default", 2000, 1)
+    external: CohortSpec = _default("default", 2000, 4)
+    conditions: Annotated[list[RobustnessCondition], Field(min_length=1)]
+
+    @field_validator("conditions")
+    @classmethod
+    def _unique(cls, v: list[RobustnessCondition]) -> list[RobustnessCondition]:
+        names = [c.name for c in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"condition names must be unique, got {names}")
+        return v
+
+
+def _check_cases(values: list[str]) -> list[str]:
+    from flare_ml.cases import CASES
+
+    unknown = [v for v in values if v not in CASES]
+    if unknown:
+        raise ValueError(f"unknown cases {unknown}; allowed: {', '.join(CASES)}")
+    return values
+
+
+class LiteratureCasesParams(_Strict):
+    """``kind: literature_cases``: the model's reading of published courses."""
+
+    train: CohortSpec = _default("default", 2500, 1)
+    cases: list[str] | None = None
+
+    @field_validator("cases")
+    @classmethod
+    def _known_cases(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_cases(v)
+
+
+PARAMS: dict[str, type[_Strict]] = {
+    "headline": HeadlineParams,
+    "ablations": AblationParams,
+    "learning_curve": LearningCurveParams,
+    "robustness": RobustnessParams,
+    "literature_cases": LiteratureCasesParams,
+}
+
+
+class TrainingSettings(_Strict):
+    """The training config to start from and overrides of its ``model`` block."""
+
+    config: str | None = None
+    model: dict[str, Any] = {}
+
+
+class ExperimentConfig(_Strict):
+    """A validated experiment file (``experiments/NAME.yaml``).
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    experiment_name : str
+        The MLflow experiment its runs are logged under.
+    seed : int
+        Seed of the models (tuning, folds) and of the bootstrap; cohorts carry their own.
+    description : str
+        What the experiment asks and how it is sized; copied into the results file.
+    bootstrap_resamples : int
+        Patient-level bootstrap resamples of every 95% confidence interval.
+    training : TrainingSettings
+        Training config path (default: the shipped one) and ``model`` overrides.
+    tracking_uri : str or None
+        MLflow store; default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``.
+    results : str or None
+        Results file; default ``results/<file stem>.md`` beside the experiment file.
+    params : model
+        The kind's parameters (:class:`HeadlineParams`, ...).
+
+    """
+
+    kind: Literal["headline", "ablations", "learning_curve", "robustness", "literature_cases"]
+    experiment_name: Annotated[str, Field(min_length=1)]
+    seed: int
+    description: str = ""
+    bootstrap_resamples: Annotated[int, Field(ge=0)] = 1000
+    training: TrainingSettings = TrainingSettings()
+    tracking_uri: str | None = None
+    results: str | None = None
+    params: Any = None
+
+
+def load_params(kind: str, data: dict[str, Any]) -> BaseModel:
+    """Validate a ``params`` mapping against the kind's model (defaults filled in).
+
+    Examples
+    --------
+    >>> load_params("learning_curve", {"sizes": [100, 1000]}).external.site
+    'community'
+
+    """
+    return PARAMS[kind].model_validate(data)
+
+
+def resolve_train_config(
+    config: ExperimentConfig, source: str, base_dir: Path | None = None
+) -> TrainConfig:
+    """The training config an experiment uses: file, seed, model overrides, bootstrap.
+
+    Examples
+    --------
+    >>> cfg = ExperimentConfig(kind="headline", experiment_name="x", seed=3,
+    ...                        training={"model": {"n_jobs": 1}}, params={})
+    >>> train = resolve_train_config(cfg, "inline")
+    >>> train.seed, train.model.n_jobs, train.model.n_candidates
+    (3, 1, 6)
+
+    """
+    path = _train_config_path(config.training.config, base_dir)
+    base = load_train_config(path)
+    data = base.model_dump()
+    data["seed"] = config.seed
+    unknown = [k for k in config.training.model if k not in data["model"]]
+    if unknown:
+        allowed = ", ".join(data["model"])
+        raise ConfigError(
+            f"invalid configuration in {source}:\n  - training.model.{unknown[0]}: unknown key "
+            f"(check its spelling); allowed: {allowed}"
+        )
+    data["model"].update(config.training.model)
+    data["evaluation"]["bootstrap_resamples"] = config.bootstrap_resamples
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source, ("training",))) from None
+
+
+def _train_config_path(value: str | None, base_dir: Path | None) -> Path:
+    if value is None:
+        return DEFAULT_TRAIN_CONFIG
+    path = Path(value)
+    if not path.is_absolute() and not path.exists() and base_dir is not None:
+        candidate = base_dir / path
+        if candidate.exists():
+            return candidate
+    return path
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    r"""Read and validate an experiment file; every problem names its key.
+
+    The top level is checked first, then ``params`` against the kind's model, then the
+    training overrides and every simulated cohort's site and overrides, so that a typo
+    fails in a second instead of after the first model was trained.
+
+    Parameters
+    ----------
+    path : str or Path
+        The experiment YAML file.
+
+    Returns
+    -------
+    ExperimentConfig
+        With ``params`` an instance of the kind's parameter model.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the dotted key.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.yaml"
+    >>> _ = p.write_text("kind: ablations\nexperiment_name: x\nseed: 1\nparams: {trian: {}}\n")
+    >>> load_experiment(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    flare_ml.errors.ConfigError: invalid configuration in .../x.yaml:
+      - params.trian: unknown key (check its spelling)
+
+    """
+    path = Path(path)
+    data = read_yaml(path)
+    source = str(path)
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+    params_data = config.params if config.params is not None else {}
+    if not isinstance(params_data, dict):
+        raise ConfigError(f"invalid configuration in {source}:\n  - params: must be a mapping")
+    try:
+        params = load_params(config.kind, params_data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source, ("params",))) from None
+    config = config.model_copy(update={"params": params})
+    resolve_train_config(config, source, path.parent)
+    for key, spec in _cohorts(params):
+        try:
+            spec.profile()
+        except ConfigError as exc:
+            message = str(exc).replace("\n", "\n    ")
+            raise ConfigError(f"invalid configuration in {source}:\n  - {key}: {message}") from None
+    return config
+
+
+def _cohorts(params: BaseModel) -> list[tuple[str, CohortSpec]]:
+    """Every simulated cohort a params block names, with its dotted key."""
+    found: list[tuple[str, CohortSpec]] = []
+    for name in type(params).model_fields:
+        value = getattr(params, name)
+        if isinstance(value, CohortSpec):
+            found.append((f"params.{name}", value))
+        elif isinstance(value, list):
+            found.extend(
+                (f"params.{name}.{i}", v) for i, v in enumerate(value) if isinstance(v, CohortSpec)
+            )
+    if isinstance(params, RobustnessParams):
+        for i, cond in enumerate(params.conditions):
+            key = f"params.conditions.{i}"
+            found.append(
+                (f"{key}.train", params.train.with_overrides(cond.train)),
+            )
+            found.append(
+                (
+                    f"{key}.external",
+                    params.external.with_overrides(cond.external, cond.external_site),
+                )
+            )
+    if isinstance(params, LearningCurveParams):
+        pool = max(params.sizes)
+        spec = CohortSpec(site=params.train_site, patients=pool, seed=params.train_seed)
+        found.append(("params.train_site", spec))
+    return found
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted, compact JSON: the text a config digest is computed over.
+
+    Examples
+    --------
+    >>> canonical_json({"b": 1, "a": [1.5, None]})
+    '{"a":[1.5,null],"b":1}'
+
+    """
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)

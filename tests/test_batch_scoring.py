@@ -1,0 +1,230 @@
+"""Batch scoring in chunks of whole patients: same answers as the whole file, atomic output.
+
+The small session model scores a synthetic cohort written as Parquet, CSV and gzipped
+CSV; chunk sizes of a few rows split nearly every patient across reads, so the carry-over
+of the last patient is exercised on every chunk boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flare_ml.cli import app
+from flare_ml.data import contract as c
+from flare_ml.data import load_timepoints, write_table
+from flare_ml.errors import ContractError
+from flare_ml.serving.batch import iter_patient_chunks, score_file
+from serving_helpers import bundle_copy, scoring_cohort, small_bundle
+
+
+def _read_output(path) -> pd.DataFrame:
+    if str(path).endswith((".parquet", ".pq")):
+        out = pd.read_parquet(path)
+    else:
+        out = pd.read_csv(
+            path,
+            dtype={"patient_id": str, "decision": str, "prediction_set": str, "reasons": str},
+            keep_default_na=False,
+        )
+    out["assessment_date"] = pd.to_datetime(out["assessment_date"]).dt.strftime("%Y-%m-%d")
+    return out
+
+
+def _expected(path, with_reasons: bool = True) -> pd.DataFrame:
+    out = small_bundle().predict(load_timepoints(path), with_reasons=with_reasons)
+    out["assessment_date"] = out["assessment_date"].dt.strftime("%Y-%m-%d")
+    return out
+
+
+def _assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert got["patient_id"].tolist() == expected["patient_id"].tolist()
+    assert got["assessment_date"].tolist() == expected["assessment_date"].tolist()
+    np.testing.assert_array_equal(got["p_flare"].to_numpy(), expected["p_flare"].to_numpy())
+    for col in ("decision", "prediction_set", "reasons"):
+        assert got[col].tolist() == expected[col].tolist(), col
+
+
+@pytest.fixture(scope="module")
+def cohort_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cohort")
+    table = scoring_cohort()
+    return {
+        fmt: write_table(table, folder / f"cohort.{fmt}") for fmt in ("parquet", "csv", "csv.gz")
+    }
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "csv.gz"])
+@pytest.mark.parametrize("chunk_rows", [7, 500, 10**7])
+def test_chunked_equals_whole_file(cohort_files, tmp_path, fmt, chunk_rows):
+    source = cohort_files[fmt]
+    out = tmp_path / ("scores.parquet" if chunk_rows % 2 else "scores.csv")
+    summary = score_file(small_bundle(), source, out, chunk_rows=chunk_rows)
+    expected = _expected(source)
+    _assert_same(_read_output(out), expected)
+    assert summary.index_rows == len(expected)
+    assert summary.rows == len(scoring_cohort())
+    assert summary.patients == scoring_cohort()["patient_id"].nunique()
+    assert sum(summary.decisions.values()) == len(expected)
+    if chunk_rows == 10**7:
+        assert summary.chunks == 1
+    else:
+        assert summary.chunks > 1
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
+
+
+def test_without_reasons_and_gzip_output(cohort_files, tmp_path):
+    out = tmp_path / "scores.csv.gz"
+    score_file(small_bundle(), cohort_files["parquet"], out, chunk_rows=300, with_reasons=False)
+    got = _read_output(out)
+    _assert_same(got, _expected(cohort_files["parquet"], with_reasons=False))
+    assert set(got["reasons"]) == {""}
+
+
+def test_one_row_chunks(tmp_path):
+    table = scoring_cohort(40, seed=9)
+    source = write_table(table, tmp_path / "small.csv")
+    summary = score_file(small_bundle(), source, tmp_path / "o.parquet", chunk_rows=1)
+    _assert_same(_read_output(tmp_path / "o.parquet"), _expected(source))
+    assert summary.chunks == table["patient_id"].nunique()
+
+
+def test_chunks_hold_whole_patients_and_bounded_rows():
+    table = scoring_cohort()
+    pieces = [table.iloc[i : i + 37] for i in range(0, len(table), 37)]
+    chunks = list(iter_patient_chunks(iter(pieces)))
+    largest = int(table.groupby("patient_id").size().max())
+    seen: set[str] = set()
+    for chunk in chunks:
+        ids = set(chunk["patient_id"])
+        assert not ids & seen  # a patient lives in exactly one chunk
+        seen |= ids
+        assert len(chunk) <= 37 + largest
+    assert seen == set(table["patient_id"])
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), table)
+
+
+def test_grouped_but_unsorted_input_is_scored(tmp_path):
+    table = scoring_cohort()
+    order = table["patient_id"].drop_duplicates().sample(frac=1.0, random_state=3)
+    rank = {pid: i for i, pid in enumerate(order)}
+    shuffled = table.sample(frac=1.0, random_state=4)  # dates out of order within patients
+    shuffled = shuffled.assign(_r=shuffled["patient_id"].map(rank)).sort_values("_r", kind="stable")
+    source = write_table(shuffled.drop(columns="_r"), tmp_path / "grouped.parquet")
+    out = tmp_path / "scores.parquet"
+    score_file(small_bundle(), source, out, chunk_rows=20)
+    got = _read_output(out).sort_values(["patient_id", "assessment_date"], ignore_index=True)
+    _assert_same(got, _expected(source))
+
+
+@pytest.mark.parametrize("chunk_rows", [5, 10**6])
+def test_patient_reappearing_is_refused_and_nothing_written(tmp_path, chunk_rows):
+    table = scoring_cohort(60, seed=8)
+    first = table["patient_id"].iloc[0]
+    moved = table[table["patient_id"] == first].iloc[-1:]
+    broken = pd.concat([table.drop(index=moved.index), moved], ignore_index=True)
+    source = write_table(broken, tmp_path / "unsorted.csv")
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(ContractError) as info:
+        score_file(small_bundle(), source, out, chunk_rows=chunk_rows)
+    message = str(info.value)
+    assert f"patient '{first}'" in message
+    assert "sort the table by patient_id, assessment_date" in message
+    assert info.value.violations[0].rule == "not_grouped_by_patient"
+    assert [p.name for p in tmp_path.iterdir()] == ["unsorted.csv"]
+
+
+def test_bad_row_in_a_late_chunk_leaves_old_output_untouched(tmp_path):
+    table = scoring_cohort().copy()
+    last = table["patient_id"].iloc[-1]
+    table["cancer_type"] = table["cancer_type"].astype(str)
+    table.loc[table["patient_id"] == last, "cancer_type"] = "lung"
+    source = write_table(table, tmp_path / "bad.parquet")
+    out = tmp_path / "scores.csv"
+    out.write_text("previous results\n")
+    with pytest.raises(ContractError, match="unknown category 'lung'") as info:
+        score_file(small_bundle(), source, out, chunk_rows=50)
+    assert info.value.violations[0].column == "cancer_type"
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet", "scores.csv"]
+
+
+def test_file_without_index_rows_gives_empty_output(tmp_path):
+    table = scoring_cohort()
+    index_patients = table.loc[table["new_bone_lesions"].fillna(0) > 0, "patient_id"].unique()
+    quiet = table[~table["patient_id"].isin(index_patients)]
+    source = write_table(quiet, tmp_path / "quiet.parquet")
+    for name in ("scores.parquet", "scores.csv"):
+        summary = score_file(small_bundle(), source, tmp_path / name)
+        got = _read_output(tmp_path / name)
+        assert summary.index_rows == 0
+        assert list(got.columns) == [
+            "patient_id",
+            "assessment_date",
+            "p_flare",
+            "decision",
+            "prediction_set",
+            "reasons",
+        ]
+        assert len(got) == 0
+
+
+def test_empty_and_unreadable_inputs(tmp_path):
+    header = tmp_path / "empty.csv"
+    header.write_text(",".join(c.REQUIRED_COLUMNS) + "\n")
+    with pytest.raises(ContractError, match="no rows"):
+        score_file(small_bundle(), header, tmp_path / "out.csv")
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    with pytest.raises(ContractError, match="cannot read table"):
+        score_file(small_bundle(), garbage, tmp_path / "out.csv")
+    with pytest.raises(ContractError, match="unknown file extension"):
+        score_file(small_bundle(), header, tmp_path / "out.xlsx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "garbage.parquet"]
+
+
+def test_progress_reports_rows(cohort_files, tmp_path):
+    calls = []
+    score_file(
+        small_bundle(),
+        cohort_files["csv"],
+        tmp_path / "o.csv",
+        chunk_rows=1000,
+        progress=lambda *a: calls.append(a),
+    )
+    total = len(scoring_cohort())
+    assert calls[-1] == ("scoring", total, total)
+    assert [done for _, done, _ in calls] == sorted(done for _, done, _ in calls)
+
+
+def test_cli_score(cohort_files, tmp_path):
+    bundle_dir = bundle_copy(tmp_path / "bundle")
+    out = tmp_path / "scores.parquet"
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model", str(bundle_dir),
+            "--input", str(cohort_files["csv"]),
+            "--output", str(out),
+            "--no-reasons",
+            "--chunk-rows", "100",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "index rows" in result.output
+    _assert_same(_read_output(out), _expected(cohort_files["csv"], with_reasons=False))
+
+    bad = tmp_path / "bad.csv"
+    text = cohort_files["csv"].read_text().replace(",nsclc,", ",lung,")
+    bad.write_text(text)
+    result = runner.invoke(
+        app, ["score", "--model", str(bundle_dir), "--input", str(bad), "--output",
+              str(tmp_path / "bad_scores.csv")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "unknown category 'lung'" in result.output
+    assert not (tmp_path / "bad_scores.csv").exists()
