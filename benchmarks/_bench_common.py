@@ -87,6 +87,22 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def peak_rss_image_gb() -> float:
+    """Peak RSS of this process image (``VmHWM``), not counting a parent's pages.
+
+    ``ru_maxrss`` of a child started by ``subprocess`` on Linux also counts the parent's
+    resident pages at fork time, so a large parent inflates it; ``VmHWM`` is the high-water
+    mark of the address space that exec created.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return peak_rss_gb()
+
+
 def current_rss_gb() -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -216,7 +232,7 @@ def cohort_file(rows: int, seed: int = 7, site: str = "default") -> Path:
     base_rows = min(rows, 1_000_000)
     patients = int(np.ceil(base_rows / rows_per_patient(site)))
     table = simulate_cohort(patients, site=site, seed=seed).timepoints.drop(columns=[c.OUTCOME])
-    repeats = int(np.ceil(rows / len(table)))
+    repeats = max(1, round(rows / len(table)))
     if repeats == 1:
         write_table(table, path)
         return path

@@ -152,6 +152,19 @@ def _time_requests(base: str, body: str, n: int, clients: int) -> tuple[np.ndarr
     return np.asarray(latencies) * 1000.0, wall
 
 
+def _ping_ms(base: str, n: int = 100) -> float:
+    """Median latency of ``GET /ping`` on a kept-alive connection (no model work)."""
+    import requests
+
+    session = requests.Session()
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        session.get(f"{base}/ping", timeout=10)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
@@ -164,12 +177,14 @@ def main() -> None:
     model_dir = common.bench_model_dir(args.model)
     body, n_rows = _patient_payload()
     results = []
+    ping: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="flare-ml-bench-rest-") as tmp:
         uri = _register(model_dir, Path(tmp))
         for workers in args.workers:
             with _server(uri, workers, Path(tmp) / f"server-{workers}.log") as base:
                 quick = json.dumps(dict(json.loads(body), params={"with_reasons": False}))
                 _time_requests(base, body, 50, 1)  # warm-up
+                ping[workers] = _ping_ms(base)
                 for label, payload in (("with reasons", body), ("without reasons", quick)):
                     for clients in (1, args.clients):
                         ms, wall = _time_requests(base, payload, args.requests, clients)
@@ -214,6 +229,17 @@ def main() -> None:
             f"{r['p50']:.1f} | {r['p99']:.1f} | {r['mean']:.1f} | {r['rps']:.0f} | "
             f"{verdict(r)} |"
         )
+    lines += [
+        "",
+        "Median `GET /ping` (no model work) on a kept-alive connection: "
+        + ", ".join(f"{w} worker(s) {ms:.1f} ms" for w, ms in ping.items())
+        + ". With more than one uvicorn worker every kept-alive response waits for the "
+        "client's delayed ACK (~40 ms on Linux): the multiprocess supervisor hands the "
+        "workers a listening socket whose `proto` is 0, so asyncio never sets "
+        "`TCP_NODELAY` (uvicorn issue Kludex/uvicorn#3149). Multi-worker rows measure that "
+        "stall, not the model; to use more cores, run several single-worker servers "
+        "behind a load balancer.",
+    ]
     common.write_result("rest", "\n".join(lines))
 
 

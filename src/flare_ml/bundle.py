@@ -26,11 +26,13 @@ import xgboost as xgb
 from flare_ml import __version__
 from flare_ml.calibration import ProbabilityCalibrator
 from flare_ml.data import contract as c
-from flare_ml.explain import DESCRIBERS, TOWARD, shap_contributions, signal_contributions
+from flare_ml.explain import DESCRIBERS, SIGNALS, TOWARD
 from flare_ml.features import TimepointFeaturizer
 from flare_ml.uncertainty import ClassConditionalConformal
 
 FORMAT_VERSION = 1
+#: below this many feature rows XGBoost runs single-threaded (see ``_booster_for``)
+SMALL_BATCH_ROWS = 1024
 MANIFEST = "manifest.json"
 BOOSTER_FILE = "booster.json"
 FEATURIZER_FILE = "featurizer.json"
@@ -51,21 +53,50 @@ SYNTHETIC_CAVEAT = (
 )
 
 
-def _joined_reasons(features: pd.DataFrame, signal_shap: pd.DataFrame, top: int) -> list[str]:
+def _signal_sums(contrib: np.ndarray, feature_names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Sum SHAP values within each clinical signal (columns of :data:`SIGNALS`).
+
+    The sums of :func:`flare_ml.explain.signal_contributions` (same members, same order)
+    on a NumPy array instead of one pandas selection and sum per signal, which costs
+    milliseconds on a single request.
+    """
+    position = {name: i for i, name in enumerate(feature_names)}
+    names, sums = [], []
+    for signal, members in SIGNALS.items():
+        idx = [position[m] for m in members if m in position]
+        names.append(signal)
+        sums.append(contrib[:, idx].sum(axis=1) if idx else np.zeros(contrib.shape[0], dtype=float))
+    return names, np.column_stack(sums) if sums else np.empty((contrib.shape[0], 0))
+
+
+def _feature_rows(features: pd.DataFrame) -> list[dict[str, Any]]:
+    """Feature rows as plain dicts (much cheaper than ``to_dict`` on small frames)."""
+    names = [str(name) for name in features.columns]
+    if all(pd.api.types.is_float_dtype(dtype) for dtype in features.dtypes):
+        return [dict(zip(names, row, strict=True)) for row in features.to_numpy().tolist()]
+    return features.to_dict("records")
+
+
+def _joined_reasons(
+    features: pd.DataFrame, signal_shap: pd.DataFrame | tuple[list[str], np.ndarray], top: int
+) -> list[str]:
     """:func:`flare_ml.explain.reasons` joined by ``"; "``, on dict rows (fast path).
 
     The describers of :data:`flare_ml.explain.DESCRIBERS` read a row with ``.get`` and
     ``.items()`` only, so a dict row gives the same text as a Series row at a fraction
-    of the cost; a test checks that both paths agree.
+    of the cost; a test checks that both paths agree. ``signal_shap`` is the output of
+    :func:`~flare_ml.explain.signal_contributions` or of :func:`_signal_sums`.
     """
-    values = signal_shap.to_numpy()
+    if isinstance(signal_shap, pd.DataFrame):
+        names, values = list(signal_shap.columns), signal_shap.to_numpy()
+    else:
+        names, values = signal_shap
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
-    describers = [DESCRIBERS[name] for name in signal_shap.columns]
+    describers = [DESCRIBERS[name] for name in names]
     toward = values > 0
-    rows = features.to_dict("records")
     return [
         "; ".join(f"{describers[j](row)}: {TOWARD[bool(toward[i, j])]}" for j in order[i])
-        for i, row in enumerate(rows)
+        for i, row in enumerate(_feature_rows(features))
     ]
 
 
@@ -129,16 +160,37 @@ class FlareModelBundle:
         """Feature rows of every index assessment in ``timepoints``."""
         return self.featurizer.transform(timepoints)[self.feature_names]
 
+    def _matrix(self, features: pd.DataFrame) -> xgb.DMatrix:
+        """The booster's input for ``features`` (one thread for small inputs)."""
+        return xgb.DMatrix(
+            features[self.feature_names].to_numpy(dtype=np.float32),
+            feature_names=self.feature_names,
+            missing=np.nan,
+            nthread=1 if len(features) < SMALL_BATCH_ROWS else -1,
+        )
+
+    def _booster_for(self, n_rows: int) -> xgb.Booster:
+        """The booster, or a single-threaded copy of it for fewer than SMALL_BATCH_ROWS rows.
+
+        Waking a team of OpenMP threads costs more than predicting a few rows (a REST
+        request of one patient), and far more on a busy machine; a separate copy keeps
+        the setting thread-safe for concurrent requests.
+        """
+        if n_rows >= SMALL_BATCH_ROWS:
+            return self.booster
+        cached = self.__dict__.get("_single_thread")
+        if cached is None or cached[0] is not self.booster:
+            single = self.booster.copy()
+            single.set_param({"nthread": 1})
+            cached = (self.booster, single)
+            self.__dict__["_single_thread"] = cached
+        return cached[1]
+
     def raw_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Uncalibrated booster P(flare) for a feature matrix."""
         if len(features) == 0:
             return np.empty(0)
-        matrix = xgb.DMatrix(
-            features[self.feature_names].to_numpy(dtype=np.float32),
-            feature_names=self.feature_names,
-            missing=np.nan,
-        )
-        return self.booster.predict(matrix)
+        return self._booster_for(len(features)).predict(self._matrix(features))
 
     def proba_from_features(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated P(flare) for a feature matrix."""
@@ -151,17 +203,22 @@ class FlareModelBundle:
         decision = np.where(p_flare >= self.threshold, "flare", "progression").astype(object)
         return decision, decision.copy()
 
-    def explain(self, features: pd.DataFrame) -> list[str]:
+    def explain(self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> list[str]:
         """Top reasons of each feature row, joined by ``"; "``.
 
-        The same text as :func:`flare_ml.explain.reasons` (same describers, same order),
-        built from plain dict rows instead of one pandas Series per row, which makes it
-        several times faster on large batches.
+        The same text as :func:`flare_ml.explain.reasons` on the exact TreeSHAP values of
+        :func:`flare_ml.explain.shap_contributions` (same describers, same order), built
+        from plain dict rows instead of one pandas Series per row, which makes it several
+        times faster on large batches. ``matrix`` reuses a DMatrix of ``features``.
         """
         if len(features) == 0:
             return []
-        contrib, _ = shap_contributions(self.booster, features)
-        return _joined_reasons(features, signal_contributions(contrib), self.top_reasons)
+        booster = self._booster_for(len(features))
+        values = booster.predict(
+            self._matrix(features) if matrix is None else matrix, pred_contribs=True
+        )
+        signals = _signal_sums(values[:, :-1], self.feature_names)
+        return _joined_reasons(features, signals, self.top_reasons)
 
     def predict(self, timepoints: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
         """Score every index row of a timepoint table.
@@ -175,15 +232,25 @@ class FlareModelBundle:
         the features and get no output row.
         """
         feats = self.features(timepoints)
-        keys = feats.index.to_frame(index=False)
-        keys[c.PATIENT_ID] = keys[c.PATIENT_ID].astype(str)
-        p = self.proba_from_features(feats)
-        keys["p_flare"] = p
-        keys["decision"], keys["prediction_set"] = self.decide(p)
-        keys["reasons"] = self.explain(feats) if with_reasons else [""] * len(keys)
-        for col in ("decision", "prediction_set", "reasons"):
-            keys[col] = keys[col].astype(str)
-        return keys[list(OUTPUT_COLUMNS)]
+        n = len(feats)
+        matrix = self._matrix(feats) if n else None
+        raw = self._booster_for(n).predict(matrix) if matrix is not None else np.empty(0)
+        p = np.clip(self.calibrator.transform(raw), 0.0, 1.0)
+        decision, prediction_set = self.decide(p)
+        reasons = self.explain(feats, matrix) if with_reasons and n else [""] * n
+        return pd.DataFrame(
+            {
+                c.PATIENT_ID: pd.array(
+                    feats.index.get_level_values(c.PATIENT_ID).astype(str), dtype="str"
+                ),
+                c.ASSESSMENT_DATE: feats.index.get_level_values(c.ASSESSMENT_DATE).to_numpy(),
+                "p_flare": np.asarray(p, dtype=np.float64),
+                "decision": pd.array(np.asarray(decision, dtype=object), dtype="str"),
+                "prediction_set": pd.array(np.asarray(prediction_set, dtype=object), dtype="str"),
+                "reasons": pd.array(np.asarray(reasons, dtype=object), dtype="str"),
+            },
+            columns=list(OUTPUT_COLUMNS),
+        )
 
     # -- persistence ------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:

@@ -279,9 +279,7 @@ def score(
     ] = False,
     chunk_rows: Annotated[
         int,
-        typer.Option(
-            "--chunk-rows", min=1, help="Rows read at a time; memory is bounded by this."
-        ),
+        typer.Option("--chunk-rows", min=1, help="Rows read at a time; memory is bounded by this."),
     ] = 200_000,
 ) -> None:
     """Write p_flare, decision, prediction set and reasons for every index row.

@@ -87,6 +87,7 @@ def score_spark(
     with_reasons: bool = True,
     *,
     buckets: int | None = -1,
+    partitions: int | None = None,
 ) -> DataFrame:
     """Score every index row of a Spark DataFrame of timepoint rows, patient by patient.
 
@@ -109,6 +110,11 @@ def score_spark(
         call scores many patients); a positive number sets the bucket count; ``None``
         groups by ``patient_id`` itself (one call per patient, slow on many patients).
         The result does not depend on it.
+    partitions : int, optional
+        Spark partitions (tasks) of the scoring step; default
+        ``spark.sql.shuffle.partitions``. The rows are repartitioned by the group key
+        explicitly, so adaptive query execution keeps this number instead of coalescing
+        the small shuffle into a few tasks.
 
     Returns
     -------
@@ -172,13 +178,19 @@ def score_spark(
     # the patient key as validation reads it (text, trimmed), so that " P1" and "P1",
     # one patient after validation, always land in the same group
     key = F.trim(F.col(c.PATIENT_ID).cast("string"))
+    shuffle = int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
+    n_partitions = shuffle if partitions is None else int(partitions)
+    if n_partitions < 1:
+        raise ValueError(f"partitions must be a positive number, got {partitions!r}")
     if buckets is None:
-        grouped = rows.withColumn(_GROUP, key).groupBy(_GROUP)
+        keyed = rows.withColumn(_GROUP, key)
     else:
-        n = int(buckets)
-        if n == -1:
-            n = 8 * int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
+        n = 8 * shuffle if buckets == -1 else int(buckets)
         if n < 1:
             raise ValueError(f"buckets must be -1, None or a positive number, got {buckets!r}")
-        grouped = rows.withColumn(_GROUP, F.pmod(F.xxhash64(key), F.lit(n))).groupBy(_GROUP)
-    return grouped.applyInPandas(score_group, schema=OUTPUT_SCHEMA)
+        keyed = rows.withColumn(_GROUP, F.pmod(F.xxhash64(key), F.lit(n)))
+    # an explicit repartition by the group key: the grouping reuses it (no second
+    # shuffle) and adaptive execution does not coalesce it by bytes, which would leave
+    # this CPU-bound step on a few cores (the rows are small, the work per row is not)
+    keyed = keyed.repartition(n_partitions, F.col(_GROUP))
+    return keyed.groupBy(_GROUP).applyInPandas(score_group, schema=OUTPUT_SCHEMA)

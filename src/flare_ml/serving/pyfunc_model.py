@@ -15,6 +15,7 @@ server answers with HTTP 400.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import mlflow
@@ -42,10 +43,14 @@ class FlareClassifierModel(PythonModel):
     """
 
     bundle: FlareModelBundle | None = None
+    _turn: threading.Lock = threading.Lock()
 
     def load_context(self, context: Any) -> None:
         """Load the JSON bundle from the model's ``bundle`` artifact (nothing unpickled)."""
         self.bundle = FlareModelBundle.load(context.artifacts[BUNDLE_ARTIFACT])
+        # Scoring is CPU-bound Python: requests that the server runs in parallel threads
+        # only fight over the GIL, so they take turns (lower median latency, same output).
+        self._turn = threading.Lock()
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -87,7 +92,8 @@ class FlareClassifierModel(PythonModel):
                     error_code=INVALID_PARAMETER_VALUE,
                 ) from None
         try:
-            return score_wire(self.bundle, frame, with_reasons=bool(with_reasons))
+            with self._turn:
+                return score_wire(self.bundle, frame, with_reasons=bool(with_reasons))
         except FlareMLError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
 

@@ -211,12 +211,22 @@ def predictions_to_wire(predictions: pd.DataFrame) -> pd.DataFrame:
     ['2024-03-01']
 
     """
-    out = predictions.loc[:, list(OUTPUT_COLUMNS)].copy()
-    out[c.ASSESSMENT_DATE] = pd.to_datetime(out[c.ASSESSMENT_DATE]).dt.strftime("%Y-%m-%d")
-    out["p_flare"] = out["p_flare"].astype("float64")
-    for col in (c.PATIENT_ID, c.ASSESSMENT_DATE, "decision", "prediction_set", "reasons"):
-        out[col] = out[col].astype(object)
-    return out.reset_index(drop=True)
+    dates = pd.to_datetime(predictions[c.ASSESSMENT_DATE]).to_numpy().astype("datetime64[D]")
+    text = {
+        col: predictions[col].astype(str).to_numpy(dtype=object)
+        for col in (c.PATIENT_ID, "decision", "prediction_set", "reasons")
+    }
+    return pd.DataFrame(
+        {
+            c.PATIENT_ID: text[c.PATIENT_ID],
+            c.ASSESSMENT_DATE: dates.astype(str).astype(object),
+            "p_flare": predictions["p_flare"].to_numpy(dtype=np.float64),
+            "decision": text["decision"],
+            "prediction_set": text["prediction_set"],
+            "reasons": text["reasons"],
+        },
+        columns=list(OUTPUT_COLUMNS),
+    )
 
 
 def score_wire(bundle: Any, rows: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
