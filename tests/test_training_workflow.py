@@ -47,8 +47,12 @@ def workspace(tmp_path_factory):
     second = runner.invoke(app, ["train", "--config", str(path)])
     if old is not None:
         os.environ["MLFLOW_TRACKING_URI"] = old
-    return {"root": root, "config": path, "runs": (first, second),
-            "uri": cfg["tracking"]["tracking_uri"]}
+    return {
+        "root": root,
+        "config": path,
+        "runs": (first, second),
+        "uri": cfg["tracking"]["tracking_uri"],
+    }
 
 
 def test_train_command_succeeds_and_prints_the_headline(workspace):
@@ -89,8 +93,12 @@ def test_artifacts_hold_plots_report_config_and_no_training_rows(workspace):
     parent = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") is None)
     local = Path(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id))
     files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
-    for expected in ("config/resolved_config.yaml", "data/fingerprints.json",
-                     "report/report.html", "report/model_card.md"):
+    for expected in (
+        "config/resolved_config.yaml",
+        "data/fingerprints.json",
+        "report/report.html",
+        "report/model_card.md",
+    ):
         assert expected in files
     assert any(f.startswith("plots/") and f.endswith("_roc.png") for f in files)
     assert any(f.startswith("plots/shap_beeswarm") for f in files)
@@ -111,9 +119,17 @@ def test_report_is_self_contained_and_honest(workspace):
     assert 'src="http' not in html and "<link" not in html
     assert html.count("data:image/png;base64,") >= 10
     card = (out / "model_card.md").read_text()
-    for heading in ("## Intended use", "## Data", "## Predictors", "## Outcome",
-                    "## Missing data", "## Performance", "## Calibration", "## Subgroups",
-                    "## Limitations"):
+    for heading in (
+        "## Intended use",
+        "## Data",
+        "## Predictors",
+        "## Outcome",
+        "## Missing data",
+        "## Performance",
+        "## Calibration",
+        "## Subgroups",
+        "## Limitations",
+    ):
         assert heading in card
     assert "synthetic" in card.lower()
     headline = pd.read_csv(out / "headline.csv")
@@ -136,9 +152,20 @@ def test_evaluate_and_score_commands_use_the_registered_model(workspace, tmp_pat
     cohort = simulate_cohort(150, site="nordic", seed=9)
     paths = write_cohort(cohort, tmp_path / "nordic.parquet")
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", "--model", "models:/flare-classifier/latest",
-                                 "--data", str(paths["timepoints"]), "--resamples", "50",
-                                 "--out", str(tmp_path / "eval")])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            "models:/flare-classifier/latest",
+            "--data",
+            str(paths["timepoints"]),
+            "--resamples",
+            "50",
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "eval" / "report.html").exists()
     assert "conformal coverage" in result.output
@@ -149,9 +176,18 @@ def test_evaluate_and_score_commands_use_the_registered_model(workspace, tmp_pat
     assert evaluated["reasons"].str.contains("toward").all()
     unlabelled = cohort.timepoints.drop(columns=["outcome"])
     unlabelled.to_csv(tmp_path / "new.csv", index=False)
-    result = runner.invoke(app, ["score", "--model", "models:/flare-classifier/latest",
-                                 "--input", str(tmp_path / "new.csv"),
-                                 "--output", str(tmp_path / "pred.csv")])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "models:/flare-classifier/latest",
+            "--input",
+            str(tmp_path / "new.csv"),
+            "--output",
+            str(tmp_path / "pred.csv"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert list(pred.columns[:3]) == ["patient_id", "assessment_date", "p_flare"]
@@ -172,9 +208,18 @@ def test_missing_model_exits_2(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     cohort = simulate_cohort(30, seed=1)
     paths = write_cohort(cohort, tmp_path / "c.csv")
-    result = CliRunner().invoke(app, ["score", "--model", "models:/flare-classifier/latest",
-                                      "--input", str(paths["timepoints"]),
-                                      "--output", str(tmp_path / "p.csv")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            "models:/flare-classifier/latest",
+            "--input",
+            str(paths["timepoints"]),
+            "--output",
+            str(tmp_path / "p.csv"),
+        ],
+    )
     assert result.exit_code == 2
     assert "cannot load model" in result.output
     assert not (tmp_path / "p.csv").exists()

@@ -184,8 +184,11 @@ def _print_training(outcome: Any) -> None:
         targets = outcome.targets.copy()
         targets["cohort"] = targets["cohort"].map(cohort_key)
         targets.columns = [str(c).split(" (")[0] for c in targets.columns]
-        _print_table(targets, "Targets (external): gap to oracle <= 0.03, margin over best "
-                     "rule >= 0.05, calibration slope 0.8-1.2")
+        _print_table(
+            targets,
+            "Targets (external): gap to oracle <= 0.03, margin over best "
+            "rule >= 0.05, calibration slope 0.8-1.2",
+        )
     console.print(f"report      {outcome.report}")
     console.print(f"model card  {outcome.model_card}")
     console.print(f"model       {outcome.model_uri} (bundle: {outcome.bundle_dir})")
@@ -238,8 +241,10 @@ def evaluate(
 
     ensure_exists(data)
     result = run_evaluate(model, data, out, n_resamples=resamples)
-    _print_table(result["evaluation"].summary_table(), f"{result['label']} (SYNTHETIC unless "
-                 "you supplied real data; not for clinical use)")
+    _print_table(
+        result["evaluation"].summary_table(),
+        f"{result['label']} (SYNTHETIC unless you supplied real data; not for clinical use)",
+    )
     if result["coverage"] is not None:
         cov = result["coverage"]
         console.print(

@@ -76,6 +76,7 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     --------
     >>> flatten({"model": {"outer_folds": 5}, "seed": 1})
     {'model.outer_folds': 5, 'seed': 1}
+
     """
     out: dict[str, Any] = {}
     for key, value in mapping.items():
@@ -211,6 +212,7 @@ def log_training_run(
         Extra files to log (report, model card, tables), name -> path.
     figures : dict
         Matplotlib figures to log under ``plots/``, file name -> figure.
+
     """
     cfg = result.config
     mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
@@ -235,9 +237,10 @@ def log_training_run(
         )
         for name, fig in figures.items():
             mlflow.log_figure(fig, f"plots/{name}")
-        for name, path in artifacts.items():
-            mlflow.log_artifact(str(path), artifact_path="report" if path.suffix in
-                                (".html", ".md") else "tables")
+        for path in artifacts.values():
+            mlflow.log_artifact(
+                str(path), artifact_path="report" if path.suffix in (".html", ".md") else "tables"
+            )
         for label, cov in result.coverage.items():
             mlflow.log_metrics({f"{cohort_key(label)}_conformal_{k}": v for k, v in cov.items()})
         _log_scorer_runs(result)
@@ -273,8 +276,11 @@ def _log_scorer_runs(result: Any) -> None:
                 rows = ev.metrics[ev.metrics["scorer"] == scorer]
                 for _, row in rows.iterrows():
                     key = _metric_key(f"{prefix}_{row['metric']}")
-                    for col, suffix in (("estimate", ""), ("ci_low", "_ci_low"),
-                                        ("ci_high", "_ci_high")):
+                    for col, suffix in (
+                        ("estimate", ""),
+                        ("ci_low", "_ci_low"),
+                        ("ci_high", "_ci_high"),
+                    ):
                         value = row.get(col)
                         if value is not None and pd.notna(value):
                             metrics[key + suffix] = float(value)
