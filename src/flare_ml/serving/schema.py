@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flare_ml.bundle import OUTPUT_COLUMNS
 from flare_ml.data import contract as c
 
 __all__ = [
@@ -38,15 +39,6 @@ __all__ = [
 
 #: the inference parameter that switches the reasons off (``{"params": {...}}`` in REST)
 WITH_REASONS_PARAM = "with_reasons"
-#: output columns of the served model, in order
-OUTPUT_COLUMNS = (
-    c.PATIENT_ID,
-    c.ASSESSMENT_DATE,
-    "p_flare",
-    "decision",
-    "prediction_set",
-    "reasons",
-)
 
 
 def wire_type(column: str) -> str:
