@@ -241,8 +241,10 @@ def evaluate(
 
     ensure_exists(data)
     result = run_evaluate(model, data, out, n_resamples=resamples)
+    summary = result["evaluation"].summary_table()
+    summary["threshold"] = summary["threshold"].astype(float).round(3)
     _print_table(
-        result["evaluation"].summary_table(),
+        summary,
         f"{result['label']} (SYNTHETIC unless you supplied real data; not for clinical use)",
     )
     if result["coverage"] is not None:

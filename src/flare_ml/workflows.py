@@ -54,15 +54,17 @@ def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBu
     path = Path(model_uri)
     if (path / MANIFEST).exists():
         return FlareModelBundle.load(path)
-    configure_tracking(tracking_uri)
+    store = configure_tracking(tracking_uri)
     import mlflow
 
     try:
         model = mlflow.pyfunc.load_model(model_uri)
-    except Exception as exc:
+    except Exception as exc:  # MLflow raises many exception types for a bad URI
         raise FlareMLError(
-            f"cannot load model {model_uri!r}: {str(exc).splitlines()[0]}. Train one with "
-            "`flare-ml train` (or `make demo`), or give a bundle folder"
+            f"cannot load model {model_uri!r} from the tracking store {store}: "
+            f"{str(exc).splitlines()[0]}. Run in the folder where `make demo` or `flare-ml "
+            "train` ran (the default store is mlflow.db there), set MLFLOW_TRACKING_URI, or "
+            "give a bundle folder such as outputs/latest/model"
         ) from None
     python_model = model.unwrap_python_model()
     bundle = getattr(python_model, "bundle", None)
