@@ -26,7 +26,7 @@ import xgboost as xgb
 from flare_ml import __version__
 from flare_ml.calibration import ProbabilityCalibrator
 from flare_ml.data import contract as c
-from flare_ml.explain import DESCRIBERS, SIGNALS, TOWARD
+from flare_ml.explain import reasons, signal_sums
 from flare_ml.features import TimepointFeaturizer
 from flare_ml.uncertainty import ClassConditionalConformal
 
@@ -53,51 +53,11 @@ SYNTHETIC_CAVEAT = (
 )
 
 
-def _signal_sums(contrib: np.ndarray, feature_names: list[str]) -> tuple[list[str], np.ndarray]:
-    """Sum SHAP values within each clinical signal (columns of :data:`SIGNALS`).
-
-    The sums of :func:`flare_ml.explain.signal_contributions` (same members, same order)
-    on a NumPy array instead of one pandas selection and sum per signal, which costs
-    milliseconds on a single request.
-    """
-    position = {name: i for i, name in enumerate(feature_names)}
-    names, sums = [], []
-    for signal, members in SIGNALS.items():
-        idx = [position[m] for m in members if m in position]
-        names.append(signal)
-        sums.append(contrib[:, idx].sum(axis=1) if idx else np.zeros(contrib.shape[0], dtype=float))
-    return names, np.column_stack(sums) if sums else np.empty((contrib.shape[0], 0))
-
-
-def _feature_rows(features: pd.DataFrame) -> list[dict[str, Any]]:
-    """Feature rows as plain dicts (much cheaper than ``to_dict`` on small frames)."""
-    names = [str(name) for name in features.columns]
-    if all(pd.api.types.is_float_dtype(dtype) for dtype in features.dtypes):
-        return [dict(zip(names, row, strict=True)) for row in features.to_numpy().tolist()]
-    return features.to_dict("records")
-
-
 def _joined_reasons(
     features: pd.DataFrame, signal_shap: pd.DataFrame | tuple[list[str], np.ndarray], top: int
 ) -> list[str]:
-    """:func:`flare_ml.explain.reasons` joined by ``"; "``, on dict rows (fast path).
-
-    The describers of :data:`flare_ml.explain.DESCRIBERS` read a row with ``.get`` and
-    ``.items()`` only, so a dict row gives the same text as a Series row at a fraction
-    of the cost; a test checks that both paths agree. ``signal_shap`` is the output of
-    :func:`~flare_ml.explain.signal_contributions` or of :func:`_signal_sums`.
-    """
-    if isinstance(signal_shap, pd.DataFrame):
-        names, values = list(signal_shap.columns), signal_shap.to_numpy()
-    else:
-        names, values = signal_shap
-    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
-    describers = [DESCRIBERS[name] for name in names]
-    toward = values > 0
-    return [
-        "; ".join(f"{describers[j](row)}: {TOWARD[bool(toward[i, j])]}" for j in order[i])
-        for i, row in enumerate(_feature_rows(features))
-    ]
+    """:func:`flare_ml.explain.reasons` of each row, joined by ``"; "``."""
+    return ["; ".join(row) for row in reasons(features, signal_shap, top)]
 
 
 def _fitted_featurizer(params: dict[str, Any]) -> TimepointFeaturizer:
@@ -217,7 +177,7 @@ class FlareModelBundle:
         values = booster.predict(
             self._matrix(features) if matrix is None else matrix, pred_contribs=True
         )
-        signals = _signal_sums(values[:, :-1], self.feature_names)
+        signals = signal_sums(values[:, :-1], self.feature_names)
         return _joined_reasons(features, signals, self.top_reasons)
 
     def predict(self, timepoints: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
@@ -231,7 +191,11 @@ class FlareModelBundle:
         (baseline, follow-up scans without new bone lesions, lab rows) are history for
         the features and get no output row.
         """
-        feats = self.features(timepoints)
+        return self.predict_features(self.features(timepoints), with_reasons)
+
+    def predict_features(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
+        """:meth:`predict` on feature rows already computed (index: patient, date)."""
+        feats = features[self.feature_names]
         n = len(feats)
         matrix = self._matrix(feats) if n else None
         raw = self._booster_for(n).predict(matrix) if matrix is not None else np.empty(0)

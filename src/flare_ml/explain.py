@@ -12,7 +12,8 @@ plots with shap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,33 +88,59 @@ def shap_contributions(
     return contrib, values[:, -1]
 
 
+def signal_sums(values: np.ndarray, feature_names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Sum SHAP values within each clinical signal, on a NumPy array.
+
+    Returns the signal names (:data:`SIGNALS` order) and an (n_rows, n_signals) array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> names, sums = signal_sums(np.array([[0.5, -0.2]]), ["alp_u_l", "alp_missing"])
+    >>> round(float(sums[0, names.index("ALP course")]), 3)
+    0.3
+
+    """
+    position = {name: i for i, name in enumerate(feature_names)}
+    sums = []
+    for members in SIGNALS.values():
+        idx = [position[m] for m in members if m in position]
+        sums.append(values[:, idx].sum(axis=1) if idx else np.zeros(values.shape[0]))
+    return list(SIGNALS), np.column_stack(sums)
+
+
 def signal_contributions(contrib: pd.DataFrame) -> pd.DataFrame:
     """Sum SHAP values within each clinical signal (columns: :data:`SIGNALS`)."""
-    out = {}
-    for signal, members in SIGNALS.items():
-        cols = [m for m in members if m in contrib.columns]
-        out[signal] = contrib[cols].sum(axis=1) if cols else 0.0
-    return pd.DataFrame(out, index=contrib.index)
+    names, sums = signal_sums(contrib.to_numpy(), [str(c) for c in contrib.columns])
+    return pd.DataFrame(sums, index=contrib.index, columns=names)
 
 
-def _num(row: pd.Series, name: str) -> float:
+def _feature_rows(features: pd.DataFrame) -> list[dict[str, Any]]:
+    """Feature rows as plain dicts (much cheaper than one pandas Series per row)."""
+    names = [str(name) for name in features.columns]
+    if all(pd.api.types.is_float_dtype(dtype) for dtype in features.dtypes):
+        return [dict(zip(names, row, strict=True)) for row in features.to_numpy().tolist()]
+    return features.to_dict("records")
+
+
+def _num(row: Mapping[str, Any], name: str) -> float:
     value = row.get(name, np.nan)
     return float(value) if value is not None and pd.notna(value) else float("nan")
 
 
-def _one_hot_value(row: pd.Series, prefix: str) -> str | None:
+def _one_hot_value(row: Mapping[str, Any], prefix: str) -> str | None:
     for name, value in row.items():
         if str(name).startswith(prefix) and value == 1:
             return str(name)[len(prefix) :]
     return None
 
 
-def _describe_time(row: pd.Series) -> str:
+def _describe_time(row: Mapping[str, Any]) -> str:
     days = _num(row, "days_since_treatment_start")
     return f"new bone lesions {days:.0f} days ({days / 30.44:.1f} months) after treatment start"
 
 
-def _describe_extraosseous(row: pd.Series) -> str:
+def _describe_extraosseous(row: Mapping[str, Any]) -> str:
     response = _RESPONSE_WORDS.get(_num(row, "extraosseous_response_ordinal"), "not evaluable")
     text = f"extraosseous {response}"
     sld = _num(row, "sld_percent_change_from_baseline")
@@ -124,7 +151,7 @@ def _describe_extraosseous(row: pd.Series) -> str:
     return text
 
 
-def _describe_alp(row: pd.Series) -> str:
+def _describe_alp(row: Mapping[str, Any]) -> str:
     if _num(row, "alp_missing") == 1:
         return "ALP not measured in the last 30 days"
     change = _num(row, "alp_change_from_baseline_u_l")
@@ -141,7 +168,7 @@ def _describe_alp(row: pd.Series) -> str:
     return text
 
 
-def _describe_bone(row: pd.Series) -> str:
+def _describe_bone(row: Mapping[str, Any]) -> str:
     count = _num(row, "new_bone_lesion_count")
     morphology = _one_hot_value(row, "new_lesion_morphology_") or "unspecified"
     word = {"blastic": "osteoblastic", "lytic": "lytic", "mixed": "mixed"}.get(
@@ -159,14 +186,14 @@ def _describe_bone(row: pd.Series) -> str:
     return ", ".join(parts)
 
 
-def _describe_therapy(row: pd.Series) -> str:
+def _describe_therapy(row: Mapping[str, Any]) -> str:
     therapy = _one_hot_value(row, "therapy_class_")
     cancer = _one_hot_value(row, "cancer_type_")
     t = _THERAPY_WORDS.get(therapy or "", "therapy")
     return f"{t} for {_CANCER_WORDS.get(cancer or '', 'cancer')}"
 
 
-def _describe_course(row: pd.Series) -> str:
+def _describe_course(row: Mapping[str, Any]) -> str:
     now = _num(row, "clinical_deterioration_now")
     if now == 1:
         return "clinical deterioration (new bone pain, ECOG worsening or SRE)"
@@ -175,7 +202,7 @@ def _describe_course(row: pd.Series) -> str:
     return "clinical course not recorded"
 
 
-DESCRIBERS: dict[str, Callable[[pd.Series], str]] = {
+DESCRIBERS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "time since treatment start": _describe_time,
     "extraosseous response": _describe_extraosseous,
     "ALP course": _describe_alp,
@@ -185,15 +212,19 @@ DESCRIBERS: dict[str, Callable[[pd.Series], str]] = {
 }
 
 
-def reasons(features: pd.DataFrame, signal_shap: pd.DataFrame, top: int = 3) -> list[list[str]]:
+def reasons(
+    features: pd.DataFrame,
+    signal_shap: pd.DataFrame | tuple[list[str], np.ndarray],
+    top: int = 3,
+) -> list[list[str]]:
     """The ``top`` strongest clinical signals of each row, in words, signed.
 
     Parameters
     ----------
     features : DataFrame
         Feature rows (values are quoted in the reasons).
-    signal_shap : DataFrame
-        Output of :func:`signal_contributions` for the same rows.
+    signal_shap : DataFrame or (names, array)
+        Output of :func:`signal_contributions` (or :func:`signal_sums`) for the same rows.
     top : int, default 3
         How many reasons per row.
 
@@ -204,17 +235,17 @@ def reasons(features: pd.DataFrame, signal_shap: pd.DataFrame, top: int = 3) -> 
         flare", ...]``, strongest first.
 
     """
-    values = signal_shap.to_numpy()
+    if isinstance(signal_shap, pd.DataFrame):
+        names, values = list(signal_shap.columns), signal_shap.to_numpy()
+    else:
+        names, values = signal_shap
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
-    names = list(signal_shap.columns)
-    out = []
-    for i, (_, row) in enumerate(features.iterrows()):
-        row_reasons = []
-        for j in order[i]:
-            signal = names[j]
-            row_reasons.append(f"{DESCRIBERS[signal](row)}: {TOWARD[bool(values[i, j] > 0)]}")
-        out.append(row_reasons)
-    return out
+    describers = [DESCRIBERS[name] for name in names]
+    toward = values > 0
+    return [
+        [f"{describers[j](row)}: {TOWARD[bool(toward[i, j])]}" for j in order[i]]
+        for i, row in enumerate(_feature_rows(features))
+    ]
 
 
 def global_importance(contrib: pd.DataFrame) -> pd.DataFrame:

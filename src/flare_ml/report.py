@@ -140,7 +140,7 @@ def cohort_figures(label: str, y: np.ndarray, scores: dict[str, np.ndarray], ev:
 
 def worked_patients(bundle: Any, cohort: Any, per_decision: int = 2) -> pd.DataFrame:
     """A few index assessments of a cohort with their decision and reasons."""
-    predictions = bundle.predict(cohort.timepoints)
+    predictions = bundle.predict_features(cohort.features)
     predictions["outcome (adjudicated)"] = np.where(cohort.y == 1, "flare", "progression")
     picks = [
         predictions[predictions["decision"] == d].head(per_decision)

@@ -220,7 +220,7 @@ def evaluate(
         n_resamples=n_resamples,
         seed=seed,
     )
-    predictions = bundle.predict(table)
+    predictions = bundle.predict_features(cohort.features)
     predictions["outcome"] = np.where(cohort.y == 1, "flare", "progression")
     coverage = None
     if bundle.conformal is not None:
