@@ -136,6 +136,29 @@ def test_report_is_self_contained_and_honest(workspace):
     assert headline["cohort"].str.contains("simulated site").all()
 
 
+def test_coverage_is_reported_for_training_and_site_thresholds(workspace):
+    """Per external cohort: shipped (transported) and site-recalibrated coverage."""
+    from flare_ml.report import SITE_CALIBRATED, TRANSPORTED
+
+    first, _ = workspace["runs"]
+    assert "Conformal coverage (external)" in first.output
+    coverage = pd.read_csv(workspace["root"] / "out" / "coverage.csv")
+    assert sorted(coverage["thresholds"]) == sorted([TRANSPORTED, SITE_CALIBRATED])
+    assert coverage["cohort"].str.startswith("external: simulated site community").all()
+    assert coverage["target"].eq(0.9).all()
+    for _, row in coverage.iterrows():
+        within = all(abs(row[k] - 0.9) <= 0.02 for k in ("coverage_flare", "coverage_progression"))
+        assert row["both classes within 0.02"] == ("yes" if within else "no")
+    card = (workspace["root"] / "out" / "model_card.md").read_text()
+    assert "flare-ml calibrate" in card and SITE_CALIBRATED in card
+    mlflow.set_tracking_uri(workspace["uri"])
+    runs = mlflow.search_runs(experiment_names=["flare-ml-test"], output_format="list")
+    parent = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") is None)
+    site = coverage[coverage["thresholds"] == SITE_CALIBRATED].iloc[0]
+    logged = parent.data.metrics["external_community_site_conformal_coverage_flare"]
+    assert logged == pytest.approx(site["coverage_flare"], abs=5e-4)
+
+
 def test_same_seed_and_config_give_identical_metrics():
     cfg = TrainConfig.model_validate({**SMALL, "evaluation": {"bootstrap_resamples": 30}})
     a = train_and_validate(cfg)

@@ -27,8 +27,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# rich wraps at 80 columns when output is not a terminal (a log, a pipe); tables of
+# metrics read better a little wider there
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,6 +171,31 @@ def _print_table(frame: Any, title: str) -> None:
     console.print(table)
 
 
+def _print_coverage(coverage: Any) -> None:
+    from flare_ml.tracking import cohort_key
+
+    frame = coverage.copy()
+    frame["cohort"] = frame["cohort"].map(cohort_key)
+    frame["thresholds"] = frame["thresholds"].str.replace("-calibrated", "", regex=False)
+    frame = frame[
+        [
+            "cohort",
+            "thresholds",
+            "coverage_flare",
+            "coverage_progression",
+            "uncertain_fraction",
+            "both classes within 0.02",
+        ]
+    ]
+    frame.columns = ["cohort", "thresholds", "flare", "progression", "uncertain", "within 0.02"]
+    target = float(coverage["target"].iloc[0])
+    _print_table(
+        frame,
+        f"Conformal coverage (external), target {target:.0%} per class: shipped training "
+        "thresholds vs thresholds recalibrated on the site (`flare-ml calibrate`)",
+    )
+
+
 def _print_training(outcome: Any) -> None:
     from flare_ml.report import compact_headline
 
@@ -189,6 +216,8 @@ def _print_training(outcome: Any) -> None:
             "Targets (external): gap to oracle <= 0.03, margin over best "
             "rule >= 0.05, calibration slope 0.8-1.2",
         )
+    if outcome.coverage is not None and len(outcome.coverage):
+        _print_coverage(outcome.coverage)
     console.print(f"report      {outcome.report}")
     console.print(f"model card  {outcome.model_card}")
     console.print(f"model       {outcome.model_uri} (bundle: {outcome.bundle_dir})")
@@ -247,16 +276,80 @@ def evaluate(
         summary,
         f"{result['label']} (SYNTHETIC unless you supplied real data; not for clinical use)",
     )
-    if result["coverage"] is not None:
-        cov = result["coverage"]
-        console.print(
-            f"conformal coverage {cov['coverage']:.3f} (flare {cov['coverage_flare']:.3f}, "
-            f"progression {cov['coverage_progression']:.3f}); uncertain decisions "
-            f"{cov['uncertain_fraction']:.1%}"
-        )
+    for key, source in (
+        ("coverage", "model's thresholds"),
+        ("site_coverage", "recalibrated on this cohort, cross-fitted estimate"),
+    ):
+        cov = result.get(key)
+        if cov is not None:
+            console.print(
+                f"conformal coverage ({source}): {cov['coverage']:.3f} (flare "
+                f"{cov['coverage_flare']:.3f}, progression {cov['coverage_progression']:.3f}); "
+                f"uncertain decisions {cov['uncertain_fraction']:.1%}"
+            )
     if result["written"] is not None:
         console.print(f"report      {result['written'].report}")
         console.print(f"predictions {Path(result['written'].report).parent / 'predictions.csv'}")
+
+
+@app.command()
+@user_errors_exit_2
+def calibrate(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Model URI (models:/flare-classifier/latest) or bundle folder."
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="The site's labelled timepoint table (outcome on every index row)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the recalibrated model.")],
+    coverage: Annotated[
+        float | None,
+        typer.Option(
+            "--coverage", min=0.5, max=0.99, help="Target coverage per class (default: model's)."
+        ),
+    ] = None,
+    register: Annotated[
+        str | None,
+        typer.Option("--register", help="Also log to MLflow and register under this name."),
+    ] = None,
+) -> None:
+    """Recalibrate the "uncertain" decision on a site's own labelled patients.
+
+    Keeps the trees, probability calibration and operating threshold; refits the
+    class-conditional conformal thresholds on the site's index assessments, prints the
+    coverage the old thresholds gave there and the coverage to expect from the new ones
+    (cross-fitted), and writes the new model folder (usable with --model anywhere).
+    """
+    from flare_ml.workflows import calibrate as run_calibrate
+
+    outcome = run_calibrate(model, data, out, coverage=coverage, register_as=register)
+    site = outcome.calibration
+    table = site.summary().round(3).reset_index(names="thresholds")
+    target = site.bundle.conformal.coverage
+    _print_table(
+        table,
+        f"Conformal coverage on {site.label}, target {target:.0%} per class "
+        "(SYNTHETIC unless you supplied real data)",
+    )
+    counts = ", ".join(f"{n} {k}" for k, n in site.n_calibration.items())
+    console.print(f"calibrated on {counts} index assessments")
+    thresholds = site.thresholds
+    console.print(
+        f"flare in the set when p_flare >= {1 - thresholds['flare']:.3f}; progression when "
+        f"p_flare <= {thresholds['progression']:.3f}"
+    )
+    console.print(f"model       {outcome.bundle_dir}")
+    if outcome.model_uri:
+        console.print(f"registered  {register} version {outcome.registered_version}")
+    console.print(
+        f"score with  flare-ml score --model {outcome.bundle_dir} --input ... --output ..."
+    )
 
 
 @app.command()

@@ -107,21 +107,52 @@ def target_checks(result: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TRANSPORTED = "training (transported)"
+SITE_CALIBRATED = "site-calibrated (cross-fitted)"
+
+
 def coverage_table(result: Any) -> pd.DataFrame:
-    """Conformal coverage overall and per class, and the fraction of uncertain decisions."""
+    """Conformal coverage per external cohort, with training and with site thresholds.
+
+    One row per cohort and threshold source: the thresholds calibrated on training
+    patients as shipped (``training (transported)``), and thresholds calibrated on the
+    cohort's own labelled patients, measured cross-fitted so that no patient calibrates
+    their own set (``site-calibrated (cross-fitted)``, what
+    :func:`flare_ml.site_calibration.calibrate_to_site` gives a site). The last column
+    says whether both classes are within two points of the target.
+    """
+    target = result.config.uncertainty.coverage
     rows = []
-    for label, cov in result.coverage.items():
-        rows.append({"cohort": label, **{k: round(v, 3) for k, v in cov.items()}})
+    for source, reports in (
+        (TRANSPORTED, result.coverage),
+        (SITE_CALIBRATED, getattr(result, "site_coverage", {})),
+    ):
+        for label, cov in reports.items():
+            within = all(
+                abs(cov[k] - target) <= 0.02 for k in ("coverage_flare", "coverage_progression")
+            )
+            rows.append(
+                {
+                    "cohort": label,
+                    "thresholds": source,
+                    **{k: round(v, 3) for k, v in cov.items()},
+                    "both classes within 0.02": "yes" if within else "no",
+                }
+            )
     columns = [
         "cohort",
+        "thresholds",
         "target",
         "coverage",
         "coverage_flare",
         "coverage_progression",
         "uncertain_fraction",
+        "both classes within 0.02",
     ]
-    frame = pd.DataFrame(rows).assign(target=result.config.uncertainty.coverage)
-    return frame.reindex(columns=columns)
+    frame = pd.DataFrame(rows, columns=[c for c in columns if c != "target"]).assign(target=target)
+    order = {label: i for i, label in enumerate(result.coverage)}
+    frame = frame.sort_values("cohort", key=lambda s: s.map(order), kind="stable")
+    return frame.reindex(columns=columns).reset_index(drop=True)
 
 
 def cohort_figures(label: str, y: np.ndarray, scores: dict[str, np.ndarray], ev: Any) -> dict:
@@ -308,9 +339,17 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
         )
         + "); a set holding both classes is the decision `uncertain` (confirm "
         "with follow-up imaging in at least six weeks). Coverage is guaranteed only for "
-        "patients exchangeable with the training cohort; on another site it is measured:",
+        "patients exchangeable with the calibration patients. Another site's patients are "
+        "not (scan schedule, case mix, missing data and outcome adjudication differ), so "
+        "the coverage of the shipped thresholds there is measured, next to the coverage "
+        "of thresholds recalibrated on the site's own labelled patients (`flare-ml "
+        "calibrate`; cross-fitted estimate, no patient calibrates their own set):",
         "",
         md(coverage),
+        "",
+        "Before relying on the `uncertain` decision at a new site, recalibrate it there "
+        "with `flare-ml calibrate` on a few hundred labelled index assessments "
+        "(`experiments/results/coverage.md` measures how many are needed).",
         "",
         "## Subgroups",
         "By cancer type and therapy class, in the HTML report and `subgroups.csv`.",

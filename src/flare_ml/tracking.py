@@ -243,6 +243,10 @@ def log_training_run(
             )
         for label, cov in result.coverage.items():
             mlflow.log_metrics({f"{cohort_key(label)}_conformal_{k}": v for k, v in cov.items()})
+        for label, cov in getattr(result, "site_coverage", {}).items():
+            mlflow.log_metrics(
+                {f"{cohort_key(label)}_site_conformal_{k}": v for k, v in cov.items()}
+            )
         _log_scorer_runs(result)
         info = log_model(bundle_dir, cfg.tracking.registered_model_name)
         run_id = parent.info.run_id

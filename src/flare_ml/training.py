@@ -28,6 +28,7 @@ from flare_ml.errors import FlareMLError
 from flare_ml.features import TimepointFeaturizer, index_outcomes
 from flare_ml.models import FlareXGBClassifier, grouped_folds
 from flare_ml.simulate import companion_paths, simulate_cohort
+from flare_ml.site_calibration import site_coverage_estimate
 from flare_ml.train_config import SimulatedCohortSpec, TrainConfig
 from flare_ml.uncertainty import ClassConditionalConformal, coverage_report
 
@@ -352,6 +353,7 @@ class TrainingResult:
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     evaluations: dict[str, Any] = field(default_factory=dict)
     coverage: dict[str, dict[str, float]] = field(default_factory=dict)
+    site_coverage: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def scores_with_rules(
@@ -464,12 +466,16 @@ def train_and_validate(
     for ext in externals:
         result.scores[ext.label] = score_cohort(ext, model, rules)
 
-    # conformal coverage: on the held-out calibration patients (in-sample for the
-    # thresholds, so it only checks the arithmetic) and on each external cohort
+    # conformal coverage on each external cohort: of the thresholds calibrated on
+    # training patients (transported), and of thresholds the site would calibrate on its
+    # own labelled patients (cross-fitted: no patient calibrates their own set)
     for cohort in externals:
-        sets = conformal.predict_sets(result.scores[cohort.label][MODEL_NAME])
+        p_flare = result.scores[cohort.label][MODEL_NAME]
         assert cohort.y is not None
-        result.coverage[cohort.label] = coverage_report(sets, cohort.y)
+        result.coverage[cohort.label] = coverage_report(conformal.predict_sets(p_flare), cohort.y)
+        result.site_coverage[cohort.label] = site_coverage_estimate(
+            p_flare, cohort.y, cohort.patient_ids, config.uncertainty.coverage, seed=config.seed
+        )
 
     cohorts = [training, *externals]
     for i, cohort in enumerate(cohorts):

@@ -9,6 +9,11 @@ held-out calibration cases of that class sets a threshold; a new case's set hold
 class whose score is within its threshold. A set holding both classes (or, rarely,
 neither) becomes the decision ``uncertain`` with the advice to confirm with imaging.
 
+The guarantee needs the new cases to be exchangeable with the calibration cases. Patients
+of another site are not: their scan schedule, case mix, missing data and outcome
+adjudication differ. :func:`cross_fitted_sets` measures what calibrating on a site's own
+labelled patients delivers there (see :mod:`flare_ml.site_calibration`).
+
 MAPIE 1.x's ``SplitConformalClassifier`` gives marginal coverage only, so the
 class-conditional quantiles are computed here (a few lines of NumPy).
 """
@@ -25,6 +30,22 @@ CONFIRM_ADVICE = (
     "uncertain: confirm with follow-up imaging in at least 6 weeks (PCWG3, iRECIST) "
     "before changing therapy"
 )
+
+
+def min_calibration_cases(coverage: float) -> int:
+    """Fewest calibration cases of one class that give it a finite threshold.
+
+    With ``n`` cases the threshold is the ``ceil((n + 1) * coverage)``-th smallest score,
+    which exists only when ``n >= coverage / (1 - coverage)``; below that the class is in
+    every prediction set.
+
+    Examples
+    --------
+    >>> min_calibration_cases(0.9), min_calibration_cases(0.95)
+    (9, 19)
+
+    """
+    return int(np.ceil(coverage / (1.0 - coverage) - 1e-9))
 
 
 def _conformal_quantile(scores: np.ndarray, coverage: float) -> float:
@@ -94,7 +115,7 @@ class ClassConditionalConformal:
         Examples
         --------
         >>> cp = ClassConditionalConformal(0.9)
-        >>> cp.thresholds_ = {"flare": 0.4, "progression": 0.3}
+        >>> cp.thresholds_ = {"flare": 0.4, "progression": 0.7}
         >>> decisions, sets = cp.decide(np.array([0.9, 0.1, 0.65]))
         >>> decisions.tolist(), sets.tolist()
         (['flare', 'progression', 'uncertain'], ['flare', 'progression', 'flare,progression'])
@@ -127,6 +148,64 @@ class ClassConditionalConformal:
         cp.thresholds_ = {k: float(v) for k, v in state["thresholds"].items()}
         cp.n_calibration_ = dict(state.get("n_calibration", {}))
         return cp
+
+
+def cross_fitted_sets(
+    p_flare: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    coverage: float = 0.9,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Prediction sets of every case from thresholds calibrated on the other patients.
+
+    The cases are split into patient-grouped, outcome-stratified folds; each fold's sets
+    come from a :class:`ClassConditionalConformal` fitted on the remaining folds. The
+    coverage of these sets estimates, without touching any case twice, the coverage that
+    calibrating on all of these patients gives on new patients like them (for example a
+    site calibrating the model on its own labelled cohort).
+
+    Parameters
+    ----------
+    p_flare : array of shape (n,)
+        Calibrated P(flare) of the frozen model.
+    y : array of shape (n,)
+        Recorded outcome, 1 = flare.
+    groups : array of shape (n,)
+        Patient of each case: a patient's cases never calibrate their own sets.
+    coverage : float, default 0.9
+        Target coverage per class.
+    n_folds : int, default 5
+        Number of folds.
+    seed : int, default 0
+        Seed of the fold assignment.
+
+    Returns
+    -------
+    ndarray of shape (n, 2)
+        Column 0: progression in the set; column 1: flare in the set.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> p = rng.uniform(size=3000)
+    >>> y = (rng.uniform(size=3000) < p).astype(int)
+    >>> sets = cross_fitted_sets(p, y, groups=np.arange(3000))
+    >>> report = coverage_report(sets, y)
+    >>> bool(abs(report["coverage_flare"] - 0.9) < 0.02)
+    True
+
+    """
+    from flare_ml.models import grouped_folds
+
+    p = np.asarray(p_flare, dtype=float)
+    y = np.asarray(y, dtype=int)
+    sets = np.zeros((len(p), 2), dtype=bool)
+    for fit_rows, held_out in grouped_folds(y, np.asarray(groups), n_folds, seed):
+        conformal = ClassConditionalConformal(coverage).fit(p[fit_rows], y[fit_rows])
+        sets[held_out] = conformal.predict_sets(p[held_out])
+    return sets
 
 
 def coverage_report(sets: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -22,6 +22,7 @@ from flare_ml.bundle import MANIFEST, FlareModelBundle
 from flare_ml.data import contract as c
 from flare_ml.data import write_table
 from flare_ml.errors import FlareMLError
+from flare_ml.site_calibration import SiteCalibration, calibrate_to_site, site_coverage_estimate
 from flare_ml.train_config import TrainConfig, load_train_config
 from flare_ml.uncertainty import coverage_report
 
@@ -79,6 +80,7 @@ class TrainOutcome:
 
     headline: pd.DataFrame
     targets: pd.DataFrame | None
+    coverage: pd.DataFrame | None
     output_dir: Path
     report: Path
     model_card: Path
@@ -122,6 +124,7 @@ def train(
     return TrainOutcome(
         headline=written.headline,
         targets=pd.read_csv(written.artifacts["targets.csv"]),
+        coverage=pd.read_csv(written.artifacts["coverage.csv"]),
         output_dir=out,
         report=written.report,
         model_card=written.model_card,
@@ -222,10 +225,13 @@ def evaluate(
     )
     predictions = bundle.predict_features(cohort.features)
     predictions["outcome"] = np.where(cohort.y == 1, "flare", "progression")
-    coverage = None
+    coverage = site_coverage = None
     if bundle.conformal is not None:
-        sets = bundle.conformal.predict_sets(predictions["p_flare"].to_numpy())
-        coverage = coverage_report(sets, cohort.y)
+        p_flare = predictions["p_flare"].to_numpy()
+        coverage = coverage_report(bundle.conformal.predict_sets(p_flare), cohort.y)
+        site_coverage = site_coverage_estimate(
+            p_flare, cohort.y, cohort.patient_ids, bundle.conformal.coverage, seed=seed
+        )
     out = Path(output_dir) if output_dir else None
     written = None
     if out is not None:
@@ -236,8 +242,93 @@ def evaluate(
         "evaluation": ev,
         "predictions": predictions,
         "coverage": coverage,
+        "site_coverage": site_coverage,
         "written": written,
     }
+
+
+@dataclass
+class CalibrateOutcome:
+    """What ``flare-ml calibrate`` produced and where it is."""
+
+    calibration: SiteCalibration
+    bundle_dir: Path
+    model_uri: str | None
+    registered_version: str | None
+
+
+def calibrate(
+    model_uri: str,
+    data_path: str | Path,
+    output_dir: str | Path,
+    *,
+    coverage: float | None = None,
+    register_as: str | None = None,
+    seed: int = 0,
+) -> CalibrateOutcome:
+    """Recalibrate a model's "uncertain" decision on a site's labelled cohort; save it.
+
+    Loads the model and the site's labelled timepoint table, refits the conformal
+    thresholds on the site's index assessments
+    (:func:`flare_ml.site_calibration.calibrate_to_site`) and writes the recalibrated
+    bundle to ``output_dir`` (written to a temporary folder first, so a failure leaves
+    nothing behind). With ``register_as`` it is also logged to MLflow and registered
+    under that name, ready for ``mlflow models serve`` or ``flare-ml score``.
+
+    Examples
+    --------
+    >>> outcome = calibrate("models:/flare-classifier/latest", "site.parquet",
+    ...                     "outputs/site-model")  # doctest: +SKIP
+    >>> outcome.calibration.summary()  # doctest: +SKIP
+
+    """
+    import shutil
+    import tempfile
+
+    from flare_ml.training import data_fingerprint, load_cohort_source
+
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise FlareMLError(
+            f"--out {out} exists and is not a flare-ml model folder; choose a new folder"
+        )
+    bundle = load_bundle(model_uri)
+    table, _, label = load_cohort_source(path=ensure_exists(data_path))
+    site = calibrate_to_site(
+        bundle,
+        table,
+        coverage=coverage,
+        label=label,
+        seed=seed,
+        fingerprint=data_fingerprint(table),
+    )
+    site.bundle.metadata["site_calibration"]["base_model"] = model_uri
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        site.bundle.save(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    model_uri_out = version = None
+    if register_as:
+        import mlflow
+
+        from flare_ml.tracking import log_model
+
+        configure_tracking()
+        mlflow.set_experiment("flare-ml-site-calibration")
+        with mlflow.start_run(run_name=f"calibrate {label}"):
+            mlflow.log_params({"base_model": model_uri, "coverage": site.bundle.conformal.coverage})
+            for name, report in (("transported", site.transported), ("site", site.cross_fitted)):
+                if report is not None:
+                    mlflow.log_metrics({f"{name}_conformal_{k}": v for k, v in report.items()})
+            info = log_model(out, register_as)
+        model_uri_out = info.model_uri
+        version = str(getattr(info, "registered_model_version", "") or "")
+    return CalibrateOutcome(site, out, model_uri_out, version)
 
 
 def predictions_frame(bundle: FlareModelBundle, table: pd.DataFrame) -> pd.DataFrame:

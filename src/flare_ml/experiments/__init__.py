@@ -7,9 +7,10 @@ logs one parent MLflow run with a nested run per condition. The results file hol
 date, run id or timing, so a rerun with the same seed and software reproduces it byte for
 byte. Kinds: ``headline`` (model vs rules vs oracle, out-of-fold and external),
 ``ablations`` (drop each clinical signal), ``learning_curve`` (training size),
-``robustness`` (missing ALP, label noise, schedule and case-mix shift) and
-``literature_cases`` (published courses as timelines, read by the model). All cohorts are
-synthetic.
+``robustness`` (missing ALP, label noise, schedule and case-mix shift),
+``literature_cases`` (published courses as timelines, read by the model) and ``coverage``
+(conformal coverage across sites: transported vs recalibrated on the site's own labelled
+patients). All cohorts are synthetic.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Validated experiment configurations (``experiments/*.yaml``) and site overrides.
 
 An experiment file names its kind (``headline``, ``ablations``, ``learning_curve``,
-``robustness``, ``literature_cases``), its MLflow experiment, its seed, the training
+``robustness``, ``literature_cases``, ``coverage``), its MLflow experiment, its seed, the training
 settings (the shipped training config plus a few ``model`` overrides) and a ``params``
 block whose keys depend on the kind. Every key is checked by pydantic: an unknown or
 misspelt key, a value of the wrong type, an unknown site or an impossible site override is a
@@ -34,8 +34,10 @@ __all__ = [
     "KINDS",
     "AblationParams",
     "CohortSpec",
+    "CoverageParams",
     "ExperimentConfig",
     "HeadlineParams",
+    "LabelledSitePatients",
     "LearningCurveParams",
     "LiteratureCasesParams",
     "RobustnessCondition",
@@ -53,6 +55,7 @@ KINDS: tuple[str, ...] = (
     "learning_curve",
     "robustness",
     "literature_cases",
+    "coverage",
 )
 
 
@@ -346,12 +349,133 @@ class LiteratureCasesParams(_Strict):
         return None if v is None else _check_cases(v)
 
 
+def _known_sites(values: list[str]) -> list[str]:
+    from flare_ml.simulate import available_sites
+
+    shipped = available_sites()
+    unknown = [v for v in values if v not in shipped]
+    if unknown:
+        raise ValueError(f"unknown sites {unknown}; allowed: {', '.join(shipped)}")
+    if len(set(values)) != len(values):
+        raise ValueError("each site may be listed once")
+    return values
+
+
+class LabelledSitePatients(_Strict):
+    """``coverage.labelled``: how many labelled site patients a recalibration needs.
+
+    A *labelled patient* is a patient with at least one index assessment whose outcome
+    the site recorded. Replicate ``r`` of the ``j``-th site is a cohort of
+    ``pool_patients`` patients with seed ``first_seed + j * replicates + r``; each of its
+    ``draws`` random orders of the labelled patients calibrates on the first ``n`` of them
+    (nested sizes) and is evaluated on the rest.
+    """
+
+    sites: Annotated[list[str], Field(min_length=1)] = ["community", "nordic"]
+    sizes: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)] = [
+        100,
+        250,
+        500,
+        1000,
+    ]
+    pool_patients: Annotated[int, Field(ge=20)] = 10000
+    draws: Annotated[int, Field(ge=1, le=100)] = 10
+    first_seed: int = 201
+    tolerance: Annotated[float, Field(gt=0, lt=0.5)] = 0.02
+
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, v: list[str]) -> list[str]:
+        return _known_sites(v)
+
+    @field_validator("sizes")
+    @classmethod
+    def _ascending(cls, v: list[int]) -> list[int]:
+        if sorted(set(v)) != v:
+            raise ValueError("sizes must be distinct and ascending")
+        return v
+
+
+class CoverageParams(_Strict):
+    """``kind: coverage``: conformal coverage of the shipped model across sites.
+
+    One model is trained on ``train``; replicate ``r`` (0-based) of the ``i``-th of
+    ``sites`` is a cohort of ``patients`` patients with seed
+    ``first_seed + i * replicates + r``. Every seed (training, replicates, the labelled
+    pools) must be distinct, so that no evaluation cohort repeats the training patients.
+    """
+
+    train: CohortSpec = _default("default", 2500, 1)
+    sites: Annotated[list[str], Field(min_length=1)] = [
+        "default",
+        "community",
+        "nordic",
+        "thoracic",
+    ]
+    patients: Annotated[int, Field(ge=20)] = 2000
+    replicates: Annotated[int, Field(ge=1, le=50)] = 5
+    first_seed: int = 101
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    domain_folds: Annotated[int, Field(ge=2, le=20)] = 5
+    labelled: LabelledSitePatients = LabelledSitePatients()
+
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, v: list[str]) -> list[str]:
+        return _known_sites(v)
+
+    @model_validator(mode="after")
+    def _distinct_seeds(self) -> CoverageParams:
+        if self.train.overrides:
+            raise ValueError("the coverage experiment trains on a shipped site: remove `overrides`")
+        seeds = [self.train.seed]
+        seeds += [spec.seed for _, _, spec in self.replicate_cohorts()]
+        seeds += [spec.seed for _, _, spec in self.labelled_cohorts()]
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(
+                f"seeds {repeated} are used by more than one cohort (training seed "
+                f"{self.train.seed}; replicates from first_seed {self.first_seed}, labelled "
+                f"pools from labelled.first_seed {self.labelled.first_seed}, "
+                f"{self.replicates} per site): choose first seeds further apart"
+            )
+        return self
+
+    def replicate_cohorts(self) -> list[tuple[str, int, CohortSpec]]:
+        """``(site, replicate, cohort)`` of every replicate cohort, site by site.
+
+        Examples
+        --------
+        >>> p = CoverageParams(sites=["default", "nordic"], replicates=2, first_seed=10)
+        >>> [(site, r, spec.seed) for site, r, spec in p.replicate_cohorts()]
+        [('default', 0, 10), ('default', 1, 11), ('nordic', 0, 12), ('nordic', 1, 13)]
+
+        """
+        return [
+            (site, r, CohortSpec(site=site, patients=self.patients, seed=seed))
+            for i, site in enumerate(self.sites)
+            for r in range(self.replicates)
+            for seed in [self.first_seed + i * self.replicates + r]
+        ]
+
+    def labelled_cohorts(self) -> list[tuple[str, int, CohortSpec]]:
+        """``(site, replicate, cohort)`` of every labelled-patient pool, site by site."""
+        lab = self.labelled
+        return [
+            (site, r, CohortSpec(site=site, patients=lab.pool_patients, seed=seed))
+            for j, site in enumerate(lab.sites)
+            for r in range(self.replicates)
+            for seed in [lab.first_seed + j * self.replicates + r]
+        ]
+
+
 PARAMS: dict[str, type[_Strict]] = {
     "headline": HeadlineParams,
     "ablations": AblationParams,
     "learning_curve": LearningCurveParams,
     "robustness": RobustnessParams,
     "literature_cases": LiteratureCasesParams,
+    "coverage": CoverageParams,
 }
 
 
@@ -388,7 +512,9 @@ class ExperimentConfig(_Strict):
 
     """
 
-    kind: Literal["headline", "ablations", "learning_curve", "robustness", "literature_cases"]
+    kind: Literal[
+        "headline", "ablations", "learning_curve", "robustness", "literature_cases", "coverage"
+    ]
     experiment_name: Annotated[str, Field(min_length=1)]
     seed: int
     description: str = ""
@@ -537,6 +663,15 @@ def _cohorts(params: BaseModel) -> list[tuple[str, CohortSpec]]:
                     params.external.with_overrides(cond.external, cond.external_site),
                 )
             )
+    if isinstance(params, CoverageParams):
+        found += [
+            (f"params.sites ({site}, replicate {r + 1})", spec)
+            for site, r, spec in params.replicate_cohorts()
+        ]
+        found += [
+            (f"params.labelled.sites ({site}, replicate {r + 1})", spec)
+            for site, r, spec in params.labelled_cohorts()
+        ]
     if isinstance(params, LearningCurveParams):
         pool = max(params.sizes)
         spec = CohortSpec(site=params.train_site, patients=pool, seed=params.train_seed)

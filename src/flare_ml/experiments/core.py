@@ -372,6 +372,7 @@ TITLES: dict[str, str] = {
     "learning_curve": "Learning curve: training cohort size",
     "robustness": "Robustness: missing ALP, label noise, schedule and case-mix shift",
     "literature_cases": "Literature cases: the model's reading of published courses",
+    "coverage": "Conformal coverage across sites: transported vs site-calibrated",
 }
 
 
