@@ -192,6 +192,13 @@ def test_evaluate_and_score_commands_use_the_registered_model(workspace, tmp_pat
     assert result.exit_code == 0, result.output
     assert (tmp_path / "eval" / "report.html").exists()
     assert "conformal coverage" in result.output
+    coverage = pd.read_csv(tmp_path / "eval" / "coverage.csv")
+    assert coverage["thresholds"].tolist() == [
+        "model's thresholds",
+        "recalibrated on this cohort (cross-fitted)",
+    ]
+    assert coverage["coverage_flare"].between(0, 1).all()
+    assert "## Conformal coverage" in (tmp_path / "eval" / "evaluation.md").read_text()
     evaluated = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     for col in ("p_flare", "decision", "prediction_set", "reasons", "outcome"):
         assert col in evaluated.columns

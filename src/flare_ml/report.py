@@ -381,7 +381,14 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     sections.append("<h2>Headline</h2>" + _table_html(headline))
     if len(targets):
         sections.append("<h3>Targets on external cohorts</h3>" + _table_html(targets))
-    sections.append("<h3>Conformal coverage and uncertain decisions</h3>" + _table_html(coverage))
+    sections.append(
+        "<h3>Conformal coverage and uncertain decisions</h3><p>Per-class coverage of the "
+        "prediction sets on each external cohort: with the thresholds calibrated on "
+        "training patients (as shipped), and with thresholds recalibrated on the cohort's "
+        "own labelled patients (<code>flare-ml calibrate</code>; cross-fitted, no patient "
+        "calibrates their own set). Coverage is guaranteed only for patients exchangeable "
+        "with the calibration patients.</p>" + _table_html(coverage)
+    )
     for cohort in cohorts:
         ev = result.evaluations[cohort.label]
         figs = cohort_figures(cohort.label, cohort.y, result.scores[cohort.label], ev)
@@ -441,26 +448,62 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     )
 
 
+def evaluation_coverage_table(
+    label: str,
+    coverage: dict[str, float] | None,
+    site_coverage: dict[str, float] | None,
+    target: float,
+) -> pd.DataFrame:
+    """Coverage rows of ``flare-ml evaluate``: the model's thresholds and site-recalibrated."""
+    reports = {
+        "model's thresholds": coverage,
+        "recalibrated on this cohort (cross-fitted)": site_coverage,
+    }
+    rows = [
+        {
+            "cohort": label,
+            "thresholds": name,
+            "target": target,
+            **{k: round(v, 3) for k, v in r.items()},
+        }
+        for name, r in reports.items()
+        if r is not None
+    ]
+    return pd.DataFrame(rows)
+
+
 def write_evaluation_report(
-    cohort: Any, scores: dict[str, np.ndarray], ev: Any, out_dir: str | Path
+    cohort: Any,
+    scores: dict[str, np.ndarray],
+    ev: Any,
+    out_dir: str | Path,
+    coverage: pd.DataFrame | None = None,
 ) -> WrittenReport:
-    """Report of ``flare-ml evaluate``: one cohort, model and rules (and oracle if known)."""
+    """Report of ``flare-ml evaluate``: one cohort, model and rules (and oracle if known).
+
+    ``coverage`` (from :func:`evaluation_coverage_table`) adds the conformal coverage
+    table to the page and writes it as ``coverage.csv``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figs = cohort_figures(cohort.label, cohort.y, scores, ev)
     headline = ev.summary_table()
     headline.insert(0, "cohort", cohort.label)
-    page = _html_page("flare-ml evaluation report", [_cohort_section(cohort.label, ev, figs)])
+    sections = [_cohort_section(cohort.label, ev, figs)]
+    markdown = headline.to_markdown(index=False) + "\n"
+    if coverage is not None and len(coverage):
+        sections.append(
+            "<h3>Conformal coverage and uncertain decisions</h3>" + _table_html(coverage)
+        )
+        coverage.to_csv(out / "coverage.csv", index=False)
+        markdown += "\n## Conformal coverage\n\n" + coverage.to_markdown(index=False) + "\n"
+    page = _html_page("flare-ml evaluation report", sections)
     report = out / "report.html"
     report.write_text(page)
     headline.to_csv(out / "headline.csv", index=False)
     ev.metrics.assign(cohort=cohort.label).to_csv(out / "metrics.csv", index=False)
     card = out / "evaluation.md"
-    card.write_text(
-        f"# Evaluation on {cohort.label}\n\n> {SYNTHETIC_CAVEAT}\n\n"
-        + headline.to_markdown(index=False)
-        + "\n"
-    )
+    card.write_text(f"# Evaluation on {cohort.label}\n\n> {SYNTHETIC_CAVEAT}\n\n" + markdown)
     return WrittenReport(
         headline=headline,
         report=report,

@@ -235,7 +235,12 @@ def evaluate(
     out = Path(output_dir) if output_dir else None
     written = None
     if out is not None:
-        written = report.write_evaluation_report(cohort, scores, ev, out)
+        coverage_rows = None
+        if bundle.conformal is not None:
+            coverage_rows = report.evaluation_coverage_table(
+                cohort.label, coverage, site_coverage, bundle.conformal.coverage
+            )
+        written = report.write_evaluation_report(cohort, scores, ev, out, coverage_rows)
         write_table(predictions, out / "predictions.csv")
     return {
         "label": cohort.label,
