@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # reflow docstring paragraphs to the terminal width
 )
 # rich wraps at 80 columns when output is not a terminal (a log, a pipe); tables of
 # metrics read better a little wider there
@@ -416,7 +417,7 @@ def demo(
         Path | None, typer.Option("--config", help="Training config YAML (default: shipped).")
     ] = None,
 ) -> None:
-    """Simulate a training site and an external site, validate, train, evaluate, report."""
+    """Simulate a training site and two external sites, validate, train, evaluate, report."""
     from flare_ml.data import load_timepoints, summarize_cohort
     from flare_ml.simulate import simulate_cohort, write_cohort
     from flare_ml.train_config import load_train_config
@@ -463,7 +464,7 @@ def experiment_run(
     """Run an experiment: write its results table and log it to MLflow.
 
     The file is validated first (an unknown key is an error naming it). The results go to
-    results/<name>.md beside the experiment file, without date or run id, so a rerun with
+    `results/NAME.md` beside the experiment file, without date or run id, so a rerun with
     the same seed reproduces the file byte for byte; MLflow gets one parent run and a
     nested run per condition.
     """
