@@ -45,7 +45,10 @@ def min_calibration_cases(coverage: float) -> int:
     (9, 19)
 
     """
-    return int(np.ceil(coverage / (1.0 - coverage) - 1e-9))
+    n = max(1, int(np.floor(coverage / (1.0 - coverage))) - 1)
+    while int(np.ceil((n + 1) * coverage)) > n:  # the same arithmetic as the quantile
+        n += 1
+    return n
 
 
 def _conformal_quantile(scores: np.ndarray, coverage: float) -> float:
