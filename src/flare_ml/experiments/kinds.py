@@ -1,4 +1,4 @@
-"""The five experiment kinds: what each trains, scores and puts in its tables.
+"""The experiment kinds: what each trains, scores and puts in its tables.
 
 Each runner takes a :class:`~flare_ml.experiments.core.Context` (validated config, training
 config, cohort cache) and returns a :class:`~flare_ml.experiments.core.KindOutput`. The
@@ -6,7 +6,8 @@ model is always :class:`~flare_ml.models.FlareXGBClassifier` with the experiment
 settings (tuning, early stopping and calibration inside the training data); the rules are
 the three baselines of :mod:`flare_ml.rules` (nothing learned); the oracle is the
 simulator's Bayes-optimal P(flare). AUROC is compared on the same patients with paired
-patient-level bootstrap intervals.
+patient-level bootstrap intervals. The ``coverage`` kind (conformal coverage across sites)
+lives in :mod:`flare_ml.experiments.coverage`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from flare_ml.experiments.core import (
     metric,
     versus,
 )
+from flare_ml.experiments.coverage import run_coverage
 from flare_ml.training import MODEL_NAME, ORACLE_NAME
 
 DAYS_PER_MONTH = 30.44
@@ -663,4 +665,5 @@ RUNNERS: dict[str, Callable[[Context], KindOutput]] = {
     "learning_curve": run_learning_curve,
     "robustness": run_robustness,
     "literature_cases": run_literature_cases,
+    "coverage": run_coverage,
 }
