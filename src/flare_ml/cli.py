@@ -44,7 +44,9 @@ def user_errors_exit_2(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except FlareMLError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+            err_console.print(
+                f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
