@@ -195,6 +195,18 @@ def test_bad_parameters_are_named(params: dict[str, object], name: str) -> None:
         TimepointFeaturizer(**params).fit(tiny_table())
 
 
+def test_sld_change_needs_a_pre_treatment_baseline() -> None:
+    """Without a baseline SLD the change from baseline is missing, never 0% from a later scan."""
+    timeline = seed_case_timeline()
+    start = timeline["treatment_start_date"].iloc[0]
+    at_start = timeline["assessment_date"] <= start
+    no_baseline = timeline.assign(sld_mm=timeline["sld_mm"].mask(at_start))
+    row = fit_transform(no_baseline).iloc[0]
+    assert np.isnan(row["sld_percent_change_from_baseline"])
+    with_baseline = fit_transform(timeline).iloc[0]
+    assert with_baseline["sld_percent_change_from_baseline"] == pytest.approx(-35, abs=1)
+
+
 # --- the seed case -------------------------------------------------------------------------
 
 

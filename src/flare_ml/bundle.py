@@ -118,12 +118,18 @@ class FlareModelBundle:
     # -- scoring ----------------------------------------------------------------------
     def features(self, timepoints: pd.DataFrame) -> pd.DataFrame:
         """Feature rows of every index assessment in ``timepoints``."""
-        return self.featurizer.transform(timepoints)[self.feature_names]
+        return self._model_columns(self.featurizer.transform(timepoints))
+
+    def _model_columns(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``features`` restricted to :attr:`feature_names`, in order (as is when it is)."""
+        if features.columns.tolist() == self.feature_names:
+            return features
+        return features[self.feature_names]
 
     def _matrix(self, features: pd.DataFrame) -> xgb.DMatrix:
         """The booster's input for ``features`` (one thread for small inputs)."""
         return xgb.DMatrix(
-            features[self.feature_names].to_numpy(dtype=np.float32),
+            self._model_columns(features).to_numpy(dtype=np.float32),
             feature_names=self.feature_names,
             missing=np.nan,
             nthread=1 if len(features) < SMALL_BATCH_ROWS else -1,
@@ -195,26 +201,40 @@ class FlareModelBundle:
 
     def predict_features(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
         """:meth:`predict` on feature rows already computed (index: patient, date)."""
-        feats = features[self.feature_names]
+        columns = self.score_columns(features, with_reasons)
+        text = {
+            col: pd.array(columns[col], dtype="str")
+            for col in (c.PATIENT_ID, "decision", "prediction_set", "reasons")
+        }
+        return pd.DataFrame({**columns, **text}, columns=list(OUTPUT_COLUMNS))
+
+    def score_columns(self, features: pd.DataFrame, with_reasons: bool = True) -> dict[str, Any]:
+        """:meth:`predict_features` as plain NumPy columns, before any DataFrame is built.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            :data:`OUTPUT_COLUMNS`: ``patient_id``, ``decision``, ``prediction_set`` and
+            ``reasons`` as object arrays of text, ``assessment_date`` as
+            ``datetime64[s]``, ``p_flare`` as float64. The served model turns them into
+            its JSON-safe output directly (:func:`flare_ml.serving.schema.score_wire`).
+
+        """
+        feats = self._model_columns(features)
         n = len(feats)
         matrix = self._matrix(feats) if n else None
         raw = self._booster_for(n).predict(matrix) if matrix is not None else np.empty(0)
         p = np.clip(self.calibrator.transform(raw), 0.0, 1.0)
         decision, prediction_set = self.decide(p)
         reasons = self.explain(feats, matrix) if with_reasons and n else [""] * n
-        return pd.DataFrame(
-            {
-                c.PATIENT_ID: pd.array(
-                    feats.index.get_level_values(c.PATIENT_ID).astype(str), dtype="str"
-                ),
-                c.ASSESSMENT_DATE: feats.index.get_level_values(c.ASSESSMENT_DATE).to_numpy(),
-                "p_flare": np.asarray(p, dtype=np.float64),
-                "decision": pd.array(np.asarray(decision, dtype=object), dtype="str"),
-                "prediction_set": pd.array(np.asarray(prediction_set, dtype=object), dtype="str"),
-                "reasons": pd.array(np.asarray(reasons, dtype=object), dtype="str"),
-            },
-            columns=list(OUTPUT_COLUMNS),
-        )
+        return {
+            c.PATIENT_ID: feats.index.get_level_values(c.PATIENT_ID).to_numpy(dtype=object),
+            c.ASSESSMENT_DATE: feats.index.get_level_values(c.ASSESSMENT_DATE).to_numpy(),
+            "p_flare": np.asarray(p, dtype=np.float64),
+            "decision": np.asarray(decision, dtype=object),
+            "prediction_set": np.asarray(prediction_set, dtype=object),
+            "reasons": np.asarray(reasons, dtype=object),
+        }
 
     # -- persistence ------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:

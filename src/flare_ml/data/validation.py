@@ -30,6 +30,7 @@ from flare_ml.data._parse import (
     STRING_DTYPE,
     BoolArray,
     IntArray,
+    category_dtype,
     factorize,
     is_missing_scalar,
     lookup,
@@ -64,7 +65,7 @@ __all__ = [
 CANONICAL_DTYPES: dict[str, Any] = {
     c.PATIENT_ID: STRING_DTYPE,
     **dict.fromkeys(c.DATE_COLUMNS, DATE_DTYPE),
-    **{col: pd.CategoricalDtype(list(vocab)) for col, vocab in c.VOCABULARIES.items()},
+    **{col: category_dtype(col) for col in c.VOCABULARIES},
     **dict.fromkeys(c.BOOL_COLUMNS, pd.BooleanDtype()),
     **dict.fromkeys(c.FLOAT_COLUMNS, np.dtype("float64")),
     **dict.fromkeys(c.INT_COLUMNS, pd.Int64Dtype()),
@@ -142,6 +143,7 @@ def _normalise_column_names(df: pd.DataFrame) -> pd.DataFrame:
         )
     out = df.copy(deep=False)
     out.columns = pd.Index(names)
+    out.index = pd.RangeIndex(len(out))  # positions label rows from here on
     return out
 
 
@@ -244,7 +246,7 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
 
     def column(name: str) -> pd.Series:
         if name in df.columns:
-            return df[name].reset_index(drop=True)
+            return df[name]
         return pd.Series([None] * n, dtype=object)
 
     present = set(df.columns)
@@ -464,15 +466,12 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
             dtype=np.float64, na_value=np.nan
         ),
     }
+    blocks = _block_starts(pid_key[check.order])
     for col in c.PATIENT_CONSTANT_COLUMNS:
         if col not in present:
             continue
-        values = pd.Series(constant_values[col])
-        grouped = values.groupby(pid_codes)  # rows without patient_id (-1) form no group
-        low, high = grouped.transform("min"), grouped.transform("max")
-        # a patient whose values are all missing has NaN for both: that is not a change
-        varies = ((low != high) & low.notna()).to_numpy()
-        varies = varies & (pid_codes != -1)
+        # rows without patient_id (-1) share one block but form no patient
+        varies = _varies_within(constant_values[col], check.order, blocks) & (pid_codes != -1)
         if not varies.any():
             continue
         patients = int(np.unique(pid_codes[varies]).size)
@@ -556,13 +555,34 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
         _raise(headline, check)
 
     # --- assemble the canonical table ----------------------------------------------------
+    # the parsed arrays already have the canonical dtypes: put them in order, then frame them
     extras = [col for col in df.columns if col not in c.CONTRACT_COLUMNS]
-    table = pd.DataFrame(
-        {col: pd.Series(out[col], dtype=CANONICAL_DTYPES[col]) for col in c.CONTRACT_COLUMNS}
-    )
+    table = pd.DataFrame({col: out[col][check.order] for col in c.CONTRACT_COLUMNS}, copy=False)
     if extras:
-        table = pd.concat([table, df[extras].reset_index(drop=True)], axis=1)
-    return table.take(check.order).reset_index(drop=True)
+        table = pd.concat([table, df[extras].take(check.order).reset_index(drop=True)], axis=1)
+    return table
+
+
+def _block_starts(keys: npt.NDArray[Any]) -> IntArray:
+    """Positions where a new run of equal ``keys`` begins (``keys`` sorted, not empty)."""
+    starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    return np.concatenate(([0], starts)).astype(np.intp)
+
+
+def _varies_within(values: npt.NDArray[np.float64], order: IntArray, starts: IntArray) -> BoolArray:
+    """Mark rows whose block holds two different non-missing values.
+
+    Blocks are the runs of rows ``order[starts[k]:starts[k + 1]]``. Missing values (NaN)
+    are ignored, so a block of one value and NaN does not vary; ``fmin``/``fmax`` skip
+    NaN exactly as a grouped ``min``/``max`` does.
+    """
+    ordered = values[order]
+    low = np.fmin.reduceat(ordered, starts)
+    high = np.fmax.reduceat(ordered, starts)
+    block_varies = (low != high) & ~np.isnan(low)
+    varies = np.empty(order.size, dtype=bool)
+    varies[order] = np.repeat(block_varies, np.diff(np.append(starts, order.size)))
+    return varies
 
 
 def _raise(headline: str, check: _Check) -> None:

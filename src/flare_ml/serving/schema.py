@@ -191,6 +191,11 @@ def to_wire_format(timepoints: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _as_text(column: pd.Series) -> pd.Series:
+    """``column.astype(str)``, skipped when the column already holds text."""
+    return column if column.dtype == "str" else column.astype(str)
+
+
 def predictions_to_wire(predictions: pd.DataFrame) -> pd.DataFrame:
     """Convert predictions to JSON-safe types: ISO date text, float ``p_flare``, text.
 
@@ -203,19 +208,26 @@ def predictions_to_wire(predictions: pd.DataFrame) -> pd.DataFrame:
     ['2024-03-01']
 
     """
-    dates = pd.to_datetime(predictions[c.ASSESSMENT_DATE]).to_numpy().astype("datetime64[D]")
-    text = {
-        col: predictions[col].astype(str).to_numpy(dtype=object)
+    dates = predictions[c.ASSESSMENT_DATE]
+    if not pd.api.types.is_datetime64_dtype(dates.dtype):
+        dates = pd.to_datetime(dates)
+    columns = {
+        col: _as_text(predictions[col]).to_numpy(dtype=object)
         for col in (c.PATIENT_ID, "decision", "prediction_set", "reasons")
     }
+    columns[c.ASSESSMENT_DATE] = dates.to_numpy()
+    columns["p_flare"] = predictions["p_flare"].to_numpy(dtype=np.float64)
+    return _wire_frame(columns)
+
+
+def _wire_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """The served model's output from NumPy columns (text as object arrays, dates as datetime64)."""
+    days = columns[c.ASSESSMENT_DATE].astype("datetime64[D]")
     return pd.DataFrame(
         {
-            c.PATIENT_ID: text[c.PATIENT_ID],
-            c.ASSESSMENT_DATE: dates.astype(str).astype(object),
-            "p_flare": predictions["p_flare"].to_numpy(dtype=np.float64),
-            "decision": text["decision"],
-            "prediction_set": text["prediction_set"],
-            "reasons": text["reasons"],
+            **columns,
+            c.ASSESSMENT_DATE: days.astype(str).astype(object),
+            "p_flare": np.asarray(columns["p_flare"], dtype=np.float64),
         },
         columns=list(OUTPUT_COLUMNS),
     )
@@ -263,4 +275,4 @@ def score_wire(bundle: Any, rows: pd.DataFrame, with_reasons: bool = True) -> pd
     from flare_ml.data import validate_timepoints
 
     table = validate_timepoints(rows, source="request")
-    return predictions_to_wire(bundle.predict(table, with_reasons=bool(with_reasons)))
+    return _wire_frame(bundle.score_columns(bundle.features(table), bool(with_reasons)))
