@@ -94,3 +94,16 @@ def test_seed_case_reads_as_flare_for_the_right_reasons(bundle_and_cohort):
     toward_flare = [r for r in text.split("; ") if r.endswith("toward flare")]
     assert len(toward_flare) >= 2
     assert any("partial response" in r or "osteoblastic" in r or "days" in r for r in toward_flare)
+
+
+def test_report_lists_every_signal_of_the_seed_case(bundle_and_cohort):
+    from flare_ml.explain import SIGNALS
+    from flare_ml.report import seed_case_prediction
+
+    bundle, _ = bundle_and_cohort
+    reasons_text = seed_case_prediction(bundle)["reasons"].iloc[0].split("; ")
+    assert len(reasons_text) == len(SIGNALS) > bundle.top_reasons
+    assert all(r.endswith(("toward flare", "toward progression")) for r in reasons_text)
+    for finding in ("partial response", "osteoblastic", "90 days", "ALP"):
+        assert any(finding in r for r in reasons_text), finding
+    assert bundle.top_reasons == 3  # the model itself still gives its top three

@@ -184,10 +184,17 @@ def worked_patients(bundle: Any, cohort: Any, per_decision: int = 2) -> pd.DataF
 
 
 def seed_case_prediction(bundle: Any) -> pd.DataFrame:
-    """The model's reading of the NSCLC seed case (De Bondt 2020)."""
-    from flare_ml.cases import seed_case_timeline
+    """The model's reading of the NSCLC seed case (De Bondt 2020), with every reason.
 
-    out = bundle.predict(seed_case_timeline())
+    All clinical signals are listed (not only the bundle's top few), strongest first, so
+    that a reader sees how each finding of the case report moved the prediction.
+    """
+    import dataclasses
+
+    from flare_ml.cases import seed_case_timeline
+    from flare_ml.explain import SIGNALS
+
+    out = dataclasses.replace(bundle, top_reasons=len(SIGNALS)).predict(seed_case_timeline())
     out["p_flare"] = out["p_flare"].round(3)
     out["assessment_date"] = pd.to_datetime(out["assessment_date"]).dt.strftime("%Y-%m-%d")
     return out
@@ -410,7 +417,8 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
         f"<h2>Worked patients ({html.escape(explain_on.label)})</h2>"
         + _table_html(worked)
         + "<h3>Literature seed case (De Bondt 2020, NSCLC on erlotinib; values partly "
-        "assumed)</h3>" + _table_html(seed)
+        "assumed)</h3><p>Every clinical signal, strongest first (the model's output gives "
+        "its top three).</p>" + _table_html(seed)
     )
     card = model_card(result, targets, coverage)
     paths = {
