@@ -193,7 +193,8 @@ def test_calibrate_command_writes_a_usable_model(files):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "transported" in result.output and "cross-fitted" in result.output
+    assert "shipped (training thresholds)" in result.output
+    assert "recalibrated on the site (cross-fitted)" in result.output
     assert FlareModelBundle.load(out).metadata["conformal_calibration"] == "site"
     scored = runner.invoke(
         app,
@@ -271,3 +272,57 @@ def test_calibrate_refuses_to_overwrite_a_folder_that_is_not_a_model(files):
     assert result.exit_code == 2
     assert "not a flare-ml model folder" in result.output
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_no_outcomes_at_all_is_refused_naming_the_column(bundle, site_table):
+    with pytest.raises(FlareMLError, match=r"column 'outcome'.*no outcomes"):
+        calibrate_to_site(bundle, site_table.drop(columns=["outcome"]))
+
+
+def test_fingerprint_and_expected_spread(bundle, site_table):
+    site = calibrate_to_site(bundle, site_table)
+    data = site.bundle.metadata["site_calibration"]["data"]
+    assert data["n_patients"] == site_table["patient_id"].nunique() and len(data["sha256"]) == 64
+    spread = site.expected_spread()
+    for key, n in site.n_calibration.items():
+        assert spread[key] == pytest.approx(np.sqrt(0.09 / n))
+    assert spread["flare"] > spread["progression"]  # fewer flares, wider spread
+
+
+def test_calibrate_never_replaces_a_model_silently(files):
+    runner = CliRunner()
+    args = ["calibrate", "--model", str(files["model"]), "--data", str(files["site"])]
+    same = runner.invoke(app, [*args, "--out", str(files["model"]), "--force"])
+    assert same.exit_code == 2 and "is the model being recalibrated" in same.output
+    out = files["root"] / "replace-me"
+    assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    again = runner.invoke(app, [*args, "--out", str(out)])
+    assert again.exit_code == 2 and "--force" in again.output
+    forced = runner.invoke(app, [*args, "--out", str(out), "--force", "--coverage", "0.8"])
+    assert forced.exit_code == 0, forced.output
+    assert FlareModelBundle.load(out).conformal.coverage == 0.8
+
+
+def test_calibrated_model_folder_follows_the_umask(files):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = files["root"] / "readable"
+        result = CliRunner().invoke(
+            app,
+            [
+                "calibrate",
+                "--model",
+                str(files["model"]),
+                "--data",
+                str(files["site"]),
+                "--out",
+                str(out),
+            ],
+        )
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755

@@ -195,7 +195,7 @@ def test_evaluate_and_score_commands_use_the_registered_model(workspace, tmp_pat
     coverage = pd.read_csv(tmp_path / "eval" / "coverage.csv")
     assert coverage["thresholds"].tolist() == [
         "model's thresholds",
-        "recalibrated on this cohort (cross-fitted)",
+        "recalibrated on the site (cross-fitted)",
     ]
     assert coverage["coverage_flare"].between(0, 1).all()
     assert "## Conformal coverage" in (tmp_path / "eval" / "evaluation.md").read_text()

@@ -179,7 +179,6 @@ def _print_coverage(coverage: Any) -> None:
 
     frame = coverage.copy()
     frame["cohort"] = frame["cohort"].map(cohort_key)
-    frame["thresholds"] = frame["thresholds"].str.replace("-calibrated", "", regex=False)
     frame = frame[
         [
             "cohort",
@@ -321,6 +320,9 @@ def calibrate(
         str | None,
         typer.Option("--register", help="Also log to MLflow and register under this name."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a model folder already at --out.")
+    ] = False,
 ) -> None:
     """Recalibrate the "uncertain" decision on a site's own labelled patients.
 
@@ -331,7 +333,9 @@ def calibrate(
     """
     from flare_ml.workflows import calibrate as run_calibrate
 
-    outcome = run_calibrate(model, data, out, coverage=coverage, register_as=register)
+    outcome = run_calibrate(
+        model, data, out, coverage=coverage, register_as=register, overwrite=force
+    )
     site = outcome.calibration
     table = site.summary().round(3).reset_index(names="thresholds")
     target = site.bundle.conformal.coverage
@@ -341,18 +345,22 @@ def calibrate(
         "(SYNTHETIC unless you supplied real data)",
     )
     counts = ", ".join(f"{n} {k}" for k, n in site.n_calibration.items())
-    console.print(f"calibrated on {counts} index assessments")
+    spread = ", ".join(f"{k} ±{s:.3f}" for k, s in site.expected_spread().items())
+    console.print(
+        f"calibrated on {counts} index assessments; on new patients of this site the "
+        f"coverage of these thresholds varies with the sample by about {spread} (one SD)"
+    )
     thresholds = site.thresholds
     console.print(
         f"flare in the set when p_flare >= {1 - thresholds['flare']:.3f}; progression when "
         f"p_flare <= {thresholds['progression']:.3f}"
     )
     console.print(f"model       {outcome.bundle_dir}")
+    model_ref = str(outcome.bundle_dir)
     if outcome.model_uri:
-        console.print(f"registered  {register} version {outcome.registered_version}")
-    console.print(
-        f"score with  flare-ml score --model {outcome.bundle_dir} --input ... --output ..."
-    )
+        model_ref = outcome.model_uri
+        console.print(f"registered  {outcome.model_uri}")
+    console.print(f"score with  flare-ml score --model {model_ref} --input ... --output ...")
 
 
 @app.command()

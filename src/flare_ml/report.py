@@ -107,17 +107,18 @@ def target_checks(result: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TRANSPORTED = "training (transported)"
-SITE_CALIBRATED = "site-calibrated (cross-fitted)"
+#: how coverage tables name the two sources of conformal thresholds
+TRANSPORTED = "shipped (training thresholds)"
+SITE_CALIBRATED = "recalibrated on the site (cross-fitted)"
 
 
 def coverage_table(result: Any) -> pd.DataFrame:
     """Conformal coverage per external cohort, with training and with site thresholds.
 
     One row per cohort and threshold source: the thresholds calibrated on training
-    patients as shipped (``training (transported)``), and thresholds calibrated on the
+    patients as shipped (:data:`TRANSPORTED`), and thresholds calibrated on the
     cohort's own labelled patients, measured cross-fitted so that no patient calibrates
-    their own set (``site-calibrated (cross-fitted)``, what
+    their own set (:data:`SITE_CALIBRATED`, what
     :func:`flare_ml.site_calibration.calibrate_to_site` gives a site). The last column
     says whether both classes are within two points of the target.
     """
@@ -198,6 +199,18 @@ def seed_case_prediction(bundle: Any) -> pd.DataFrame:
     out["p_flare"] = out["p_flare"].round(3)
     out["assessment_date"] = pd.to_datetime(out["assessment_date"]).dt.strftime("%Y-%m-%d")
     return out
+
+
+def _without_role(label: str) -> str:
+    """A cohort label without its role prefix ("external: ", "training: ", ...).
+
+    Examples
+    --------
+    >>> _without_role("external: simulated site nordic (2000 patients, seed 3)")
+    'simulated site nordic (2000 patients, seed 3)'
+
+    """
+    return label.split(": ", 1)[1] if ": " in label else label
 
 
 def _table_html(frame: pd.DataFrame) -> str:
@@ -286,12 +299,13 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
         "medical device; not validated on patient data; not for clinical decisions.",
         "",
         "## Data",
-        f"- Training: {tr.label}; fingerprint `{tr.fingerprint['sha256'][:16]}...`, "
+        f"- Training: {_without_role(tr.label)}; fingerprint `{tr.fingerprint['sha256'][:16]}...`, "
         f"{tr.fingerprint['n_patients']} patients, {tr.fingerprint['n_index_rows']} index "
         f"assessments ({tr.fingerprint['n_flare']} flare, {tr.fingerprint['n_progression']} "
         "progression).",
         *[
-            f"- External validation: {e.label}; {e.fingerprint['n_patients']} patients, "
+            f"- External validation: {_without_role(e.label)}; "
+            f"{e.fingerprint['n_patients']} patients, "
             f"{e.fingerprint['n_index_rows']} index assessments."
             for e in result.externals
         ],
@@ -355,7 +369,7 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
         md(coverage),
         "",
         "Before relying on the `uncertain` decision at a new site, recalibrate it there "
-        "with `flare-ml calibrate` on a few hundred labelled index assessments "
+        "with `flare-ml calibrate` on several hundred labelled patients "
         "(`experiments/results/coverage.md` measures how many are needed).",
         "",
         "## Subgroups",
@@ -465,7 +479,7 @@ def evaluation_coverage_table(
     """Coverage rows of ``flare-ml evaluate``: the model's thresholds and site-recalibrated."""
     reports = {
         "model's thresholds": coverage,
-        "recalibrated on this cohort (cross-fitted)": site_coverage,
+        SITE_CALIBRATED: site_coverage,
     }
     rows = [
         {
@@ -511,7 +525,9 @@ def write_evaluation_report(
     headline.to_csv(out / "headline.csv", index=False)
     ev.metrics.assign(cohort=cohort.label).to_csv(out / "metrics.csv", index=False)
     card = out / "evaluation.md"
-    card.write_text(f"# Evaluation on {cohort.label}\n\n> {SYNTHETIC_CAVEAT}\n\n" + markdown)
+    card.write_text(
+        f"# Evaluation on {_without_role(cohort.label)}\n\n> {SYNTHETIC_CAVEAT}\n\n" + markdown
+    )
     return WrittenReport(
         headline=headline,
         report=report,

@@ -270,6 +270,7 @@ def calibrate(
     coverage: float | None = None,
     register_as: str | None = None,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> CalibrateOutcome:
     """Recalibrate a model's "uncertain" decision on a site's labelled cohort; save it.
 
@@ -277,8 +278,10 @@ def calibrate(
     thresholds on the site's index assessments
     (:func:`flare_ml.site_calibration.calibrate_to_site`) and writes the recalibrated
     bundle to ``output_dir`` (written to a temporary folder first, so a failure leaves
-    nothing behind). With ``register_as`` it is also logged to MLflow and registered
-    under that name, ready for ``mlflow models serve`` or ``flare-ml score``.
+    nothing behind). An existing model folder at ``output_dir`` is replaced only with
+    ``overwrite``, and never when it is the model being recalibrated. With
+    ``register_as`` it is also logged to MLflow and registered under that name, ready for
+    ``mlflow models serve`` or ``flare-ml score``.
 
     Examples
     --------
@@ -293,10 +296,18 @@ def calibrate(
     from flare_ml.training import data_fingerprint, load_cohort_source
 
     out = Path(output_dir)
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise FlareMLError(
-            f"--out {out} exists and is not a flare-ml model folder; choose a new folder"
-        )
+    if out.exists() and any(out.iterdir()):
+        if not (out / MANIFEST).exists():
+            raise FlareMLError(
+                f"--out {out} exists and is not a flare-ml model folder; choose a new folder"
+            )
+        if Path(model_uri).exists() and out.resolve() == Path(model_uri).resolve():
+            raise FlareMLError(f"--out {out} is the model being recalibrated; choose a new folder")
+        if not overwrite:
+            raise FlareMLError(
+                f"--out {out} already holds a model; choose a new folder or pass --force to "
+                "replace it"
+            )
     bundle = load_bundle(model_uri)
     table, _, label = load_cohort_source(path=ensure_exists(data_path))
     site = calibrate_to_site(
@@ -310,6 +321,9 @@ def calibrate(
     site.bundle.metadata["site_calibration"]["base_model"] = model_uri
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
     try:
         site.bundle.save(staging)
         if out.exists():
@@ -331,8 +345,8 @@ def calibrate(
                 if report is not None:
                     mlflow.log_metrics({f"{name}_conformal_{k}": v for k, v in report.items()})
             info = log_model(out, register_as)
-        model_uri_out = info.model_uri
         version = str(getattr(info, "registered_model_version", "") or "")
+        model_uri_out = f"models:/{register_as}/{version}" if version else info.model_uri
     return CalibrateOutcome(site, out, model_uri_out, version)
 
 
