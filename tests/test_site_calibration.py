@@ -177,26 +177,32 @@ def files(bundle, site_table, tmp_path_factory):
     return {"root": root, "model": model, "site": site["timepoints"]}
 
 
-def test_calibrate_command_writes_a_usable_model(files):
-    out = files["root"] / "site-model"
-    runner = CliRunner()
-    result = runner.invoke(
+def _calibrate(files, out, *options: str, data=None):
+    """``flare-ml calibrate`` of the module's model on the site table (or ``data``)."""
+    data = files["site"] if data is None else data
+    return CliRunner().invoke(
         app,
         [
             "calibrate",
             "--model",
             str(files["model"]),
             "--data",
-            str(files["site"]),
+            str(data),
             "--out",
             str(out),
+            *options,
         ],
     )
+
+
+def test_calibrate_command_writes_a_usable_model(files):
+    out = files["root"] / "site-model"
+    result = _calibrate(files, out)
     assert result.exit_code == 0, result.output
     assert "shipped (training thresholds)" in result.output
     assert "recalibrated on the site (cross-fitted)" in result.output
     assert FlareModelBundle.load(out).metadata["conformal_calibration"] == "site"
-    scored = runner.invoke(
+    scored = CliRunner().invoke(
         app,
         [
             "score",
@@ -218,20 +224,7 @@ def test_calibrate_registers_in_mlflow_when_asked(files, tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        app,
-        [
-            "calibrate",
-            "--model",
-            str(files["model"]),
-            "--data",
-            str(files["site"]),
-            "--out",
-            str(tmp_path / "m"),
-            "--register",
-            "flare-classifier-community",
-        ],
-    )
+    result = _calibrate(files, tmp_path / "m", "--register", "flare-classifier-community")
     assert result.exit_code == 0, result.output
     client = mlflow.MlflowClient(tracking_uri=uri)
     versions = client.search_model_versions("name='flare-classifier-community'")
@@ -244,9 +237,7 @@ def test_calibrate_bad_data_exits_2_and_writes_nothing(files, site_table):
     path = files["root"] / "no_flare_outcomes.csv"
     broken.to_csv(path, index=False)
     out = files["root"] / "never"
-    result = CliRunner().invoke(
-        app, ["calibrate", "--model", str(files["model"]), "--data", str(path), "--out", str(out)]
-    )
+    result = _calibrate(files, out, data=path)
     assert result.exit_code == 2
     assert "outcome" in result.output and "Traceback" not in result.output
     assert not out.exists()
@@ -257,18 +248,7 @@ def test_calibrate_refuses_to_overwrite_a_folder_that_is_not_a_model(files):
     other = files["root"] / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    result = CliRunner().invoke(
-        app,
-        [
-            "calibrate",
-            "--model",
-            str(files["model"]),
-            "--data",
-            str(files["site"]),
-            "--out",
-            str(other),
-        ],
-    )
+    result = _calibrate(files, other)
     assert result.exit_code == 2
     assert "not a flare-ml model folder" in result.output
     assert (other / "keep.txt").read_text() == "mine"
@@ -290,15 +270,13 @@ def test_fingerprint_and_expected_spread(bundle, site_table):
 
 
 def test_calibrate_never_replaces_a_model_silently(files):
-    runner = CliRunner()
-    args = ["calibrate", "--model", str(files["model"]), "--data", str(files["site"])]
-    same = runner.invoke(app, [*args, "--out", str(files["model"]), "--force"])
+    same = _calibrate(files, files["model"], "--force")
     assert same.exit_code == 2 and "is the model being recalibrated" in same.output
     out = files["root"] / "replace-me"
-    assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
-    again = runner.invoke(app, [*args, "--out", str(out)])
+    assert _calibrate(files, out).exit_code == 0
+    again = _calibrate(files, out)
     assert again.exit_code == 2 and "--force" in again.output
-    forced = runner.invoke(app, [*args, "--out", str(out), "--force", "--coverage", "0.8"])
+    forced = _calibrate(files, out, "--force", "--coverage", "0.8")
     assert forced.exit_code == 0, forced.output
     assert FlareModelBundle.load(out).conformal.coverage == 0.8
 
@@ -310,18 +288,7 @@ def test_calibrated_model_folder_follows_the_umask(files):
     old = os.umask(0o022)
     try:
         out = files["root"] / "readable"
-        result = CliRunner().invoke(
-            app,
-            [
-                "calibrate",
-                "--model",
-                str(files["model"]),
-                "--data",
-                str(files["site"]),
-                "--out",
-                str(out),
-            ],
-        )
+        result = _calibrate(files, out)
     finally:
         os.umask(old)
     assert result.exit_code == 0, result.output

@@ -112,6 +112,16 @@ TRANSPORTED = "shipped (training thresholds)"
 SITE_CALIBRATED = "recalibrated on the site (cross-fitted)"
 
 
+def _coverage_row(label: str, source: str, cov: dict[str, float], target: float) -> dict:
+    """One coverage-table row: cohort, threshold source, target and the rounded report."""
+    return {
+        "cohort": label,
+        "thresholds": source,
+        "target": target,
+        **{k: round(v, 3) for k, v in cov.items()},
+    }
+
+
 def coverage_table(result: Any) -> pd.DataFrame:
     """Conformal coverage per external cohort, with training and with site thresholds.
 
@@ -123,23 +133,17 @@ def coverage_table(result: Any) -> pd.DataFrame:
     says whether both classes are within two points of the target.
     """
     target = result.config.uncertainty.coverage
+    site = getattr(result, "site_coverage", {})
     rows = []
-    for source, reports in (
-        (TRANSPORTED, result.coverage),
-        (SITE_CALIBRATED, getattr(result, "site_coverage", {})),
-    ):
-        for label, cov in reports.items():
+    for label, shipped in result.coverage.items():
+        for source, cov in ((TRANSPORTED, shipped), (SITE_CALIBRATED, site.get(label))):
+            if cov is None:
+                continue
             within = all(
                 abs(cov[k] - target) <= 0.02 for k in ("coverage_flare", "coverage_progression")
             )
-            rows.append(
-                {
-                    "cohort": label,
-                    "thresholds": source,
-                    **{k: round(v, 3) for k, v in cov.items()},
-                    "both classes within 0.02": "yes" if within else "no",
-                }
-            )
+            row = _coverage_row(label, source, cov, target)
+            rows.append({**row, "both classes within 0.02": "yes" if within else "no"})
     columns = [
         "cohort",
         "thresholds",
@@ -150,10 +154,7 @@ def coverage_table(result: Any) -> pd.DataFrame:
         "uncertain_fraction",
         "both classes within 0.02",
     ]
-    frame = pd.DataFrame(rows, columns=[c for c in columns if c != "target"]).assign(target=target)
-    order = {label: i for i, label in enumerate(result.coverage)}
-    frame = frame.sort_values("cohort", key=lambda s: s.map(order), kind="stable")
-    return frame.reindex(columns=columns).reset_index(drop=True)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def cohort_figures(label: str, y: np.ndarray, scores: dict[str, np.ndarray], ev: Any) -> dict:
@@ -477,21 +478,10 @@ def evaluation_coverage_table(
     target: float,
 ) -> pd.DataFrame:
     """Coverage rows of ``flare-ml evaluate``: the model's thresholds and site-recalibrated."""
-    reports = {
-        "model's thresholds": coverage,
-        SITE_CALIBRATED: site_coverage,
-    }
-    rows = [
-        {
-            "cohort": label,
-            "thresholds": name,
-            "target": target,
-            **{k: round(v, 3) for k, v in r.items()},
-        }
-        for name, r in reports.items()
-        if r is not None
-    ]
-    return pd.DataFrame(rows)
+    reports = {"model's thresholds": coverage, SITE_CALIBRATED: site_coverage}
+    return pd.DataFrame(
+        [_coverage_row(label, name, r, target) for name, r in reports.items() if r is not None]
+    )
 
 
 def write_evaluation_report(

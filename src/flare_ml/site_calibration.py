@@ -49,8 +49,6 @@ class SiteCalibration:
         (trees, probability calibrator and operating threshold unchanged).
     label : str
         Where the site's patients came from (a file name, a simulated cohort).
-    n_calibration : dict
-        Index assessments per recorded outcome (``flare``, ``progression``).
     transported : dict
         :func:`~flare_ml.uncertainty.coverage_report` of the model's previous thresholds
         on the site's patients.
@@ -58,17 +56,23 @@ class SiteCalibration:
         The same report for thresholds calibrated on the site's other patients
         (patient-grouped folds): what the recalibrated model can be expected to deliver
         on the site's future patients.
-    thresholds : dict
-        The new per-class nonconformity thresholds.
 
     """
 
     bundle: FlareModelBundle
     label: str
-    n_calibration: dict[str, int]
     transported: dict[str, float] | None
     cross_fitted: dict[str, float]
-    thresholds: dict[str, float]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The new per-class nonconformity thresholds (those of :attr:`bundle`)."""
+        return dict(self.bundle.conformal.thresholds_)
+
+    @property
+    def n_calibration(self) -> dict[str, int]:
+        """Index assessments per recorded outcome (``flare``, ``progression``)."""
+        return dict(self.bundle.conformal.n_calibration_)
 
     def expected_spread(self) -> dict[str, float]:
         """One standard deviation of the coverage a recalibration on this many cases gets.
@@ -224,10 +228,8 @@ def calibrate_to_site(
     return SiteCalibration(
         bundle=dataclasses.replace(bundle, conformal=conformal, metadata=metadata),
         label=label,
-        n_calibration=counts,
         transported=transported,
         cross_fitted=cross_fitted,
-        thresholds=dict(conformal.thresholds_),
     )
 
 
