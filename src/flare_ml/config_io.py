@@ -18,7 +18,7 @@ from flare_ml.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
-#: the configuration folder shipped with the package (a link to the repository's configs/)
+#: the configuration folder shipped inside the package (package data, no link)
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 
 
