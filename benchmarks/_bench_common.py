@@ -138,7 +138,7 @@ def bench_model_dir(model: str | None = None) -> Path:
     if model:
         if (Path(model) / MANIFEST).exists():
             return Path(model)
-        from flare_ml.workflows import load_bundle
+        from flare_ml.serving.flavor import load_bundle
 
         folder = CACHE_DIR / ("model-" + hashlib.sha256(model.encode()).hexdigest()[:12])
         return load_bundle(model).save(folder)

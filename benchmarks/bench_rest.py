@@ -51,7 +51,7 @@ def _free_port() -> int:
 def _register(model_dir: Path, root: Path) -> str:
     import mlflow
 
-    from flare_ml.tracking import log_model
+    from flare_ml.serving.flavor import log_model
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)

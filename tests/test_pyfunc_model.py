@@ -22,8 +22,14 @@ import pytest
 from flare_ml.bundle import _joined_reasons
 from flare_ml.data import contract as c
 from flare_ml.explain import reasons, shap_contributions, signal_contributions
-from flare_ml.serving.schema import input_schema, model_signature, to_wire_format
-from flare_ml.tracking import input_example, log_model, model_requirements
+from flare_ml.serving.flavor import (
+    input_example,
+    input_schema,
+    log_model,
+    model_requirements,
+    model_signature,
+)
+from flare_ml.serving.schema import to_wire_format
 from serving_helpers import bundle_copy, scoring_cohort, small_bundle
 
 mlflow = pytest.importorskip("mlflow")

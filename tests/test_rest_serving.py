@@ -27,8 +27,8 @@ import pytest
 import requests
 
 from flare_ml.data import contract as c
+from flare_ml.serving.flavor import log_model
 from flare_ml.serving.schema import to_wire_format
-from flare_ml.tracking import log_model
 from serving_helpers import bundle_copy, scoring_cohort, small_bundle
 
 mlflow = pytest.importorskip("mlflow")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flare_ml.errors import ConfigError
 
@@ -63,8 +63,34 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+class StrictModel(BaseModel):
+    """Base of every configuration schema: unknown keys are errors, values are frozen.
+
+    A misspelt key in a YAML file must not be silently ignored (it would leave a default
+    in force that the user thinks they changed), and a validated configuration must not
+    change after it has been digested into a run's record.
+
+    Examples
+    --------
+    >>> class Site(StrictModel):
+    ...     patients: int = 10
+    >>> Site.model_validate({"patiens": 5})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Site
+    patiens
+      Extra inputs are not permitted ...
+
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def format_validation_error(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -> str:
     """Render a pydantic error as one line per problem, each naming the dotted key.
+
+    ``prefix`` names where the validated mapping sits in its file (for example
+    ``("cohorts", "0")``), so the key is given in full.
 
     Examples
     --------
@@ -81,7 +107,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     """
     lines = [f"invalid configuration in {source}:"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join((*prefix, *(str(p) for p in err["loc"]))) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling)"

@@ -29,6 +29,7 @@ from flare_ml.plots import (
     plot_roc_curves,
     plot_subgroup_forest,
 )
+from flare_ml.site_calibration import SITE_CALIBRATED, TRANSPORTED
 
 MODEL = "xgboost"
 ORACLE = "oracle"
@@ -105,11 +106,6 @@ def target_checks(result: Any) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-#: how coverage tables name the two sources of conformal thresholds
-TRANSPORTED = "shipped (training thresholds)"
-SITE_CALIBRATED = "recalibrated on the site (cross-fitted)"
 
 
 def _coverage_row(label: str, source: str, cov: dict[str, float], target: float) -> dict:

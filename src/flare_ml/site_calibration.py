@@ -26,6 +26,7 @@ import pandas as pd
 
 from flare_ml.bundle import FlareModelBundle
 from flare_ml.data import contract as c
+from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.errors import FlareMLError
 from flare_ml.features import index_outcomes
 from flare_ml.uncertainty import (
@@ -36,6 +37,10 @@ from flare_ml.uncertainty import (
     cross_fitted_sets,
     min_calibration_cases,
 )
+
+#: how coverage tables name the two sets of conformal thresholds
+TRANSPORTED = "shipped (training thresholds)"
+SITE_CALIBRATED = "recalibrated on the site (cross-fitted)"
 
 
 @dataclass
@@ -103,8 +108,6 @@ class SiteCalibration:
         shipped (training thresholds) ...
 
         """
-        from flare_ml.report import SITE_CALIBRATED, TRANSPORTED
-
         rows = {TRANSPORTED: self.transported, SITE_CALIBRATED: self.cross_fitted}
         return pd.DataFrame(
             {
@@ -183,8 +186,6 @@ def calibrate_to_site(
             "by follow-up imaging) on every index row; the table has no outcomes"
         )
     if fingerprint is None:
-        from flare_ml.training import data_fingerprint  # training imports this module
-
         fingerprint = data_fingerprint(timepoints)
     features = bundle.features(timepoints)
     y = index_outcomes(timepoints).reindex(features.index).to_numpy(dtype=int)

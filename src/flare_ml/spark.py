@@ -24,6 +24,8 @@ import pandas as pd
 
 from flare_ml.bundle import OUTPUT_COLUMNS, FlareModelBundle
 from flare_ml.data import contract as c
+from flare_ml.data import validate_timepoints
+from flare_ml.serving.flavor import resolve_bundle
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -60,17 +62,7 @@ def _digest(files: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
-def _resolve(model: FlareModelBundle | str | os.PathLike[str]) -> FlareModelBundle:
-    if isinstance(model, FlareModelBundle):
-        return model
-    from flare_ml.workflows import load_bundle
-
-    return load_bundle(str(model))
-
-
 def _score_frame(bundle: FlareModelBundle, rows: pd.DataFrame, with_reasons: bool) -> pd.DataFrame:
-    from flare_ml.data import validate_timepoints
-
     rows = rows.drop(columns=[_GROUP], errors="ignore")
     predictions = bundle.predict(validate_timepoints(rows, source="Spark group"), with_reasons)
     out = predictions.loc[:, list(OUTPUT_COLUMNS)].reset_index(drop=True)
@@ -155,7 +147,7 @@ def score_spark(
         )
     rows = df.select([F.col(f"`{name}`").alias(key) for key, name in by_name.items()])
 
-    bundle = _resolve(model_uri_or_bundle)
+    bundle = resolve_bundle(model_uri_or_bundle)
     files = bundle.to_files()
     digest = _digest(files)
     spark = rows.sparkSession

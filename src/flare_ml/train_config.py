@@ -11,18 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from flare_ml.config_io import CONFIG_ROOT, load_config
+from flare_ml.config_io import CONFIG_ROOT, StrictModel, load_config
 
 DEFAULT_TRAIN_CONFIG = CONFIG_ROOT / "train" / "default.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: the embedded MLflow tracking store in the working directory (MLflow 3's own default)
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
-class SimulatedCohortSpec(_Strict):
+class SimulatedCohortSpec(StrictModel):
     """A cohort drawn from the simulator."""
 
     site: str = "default"
@@ -30,17 +30,17 @@ class SimulatedCohortSpec(_Strict):
     seed: int = 0
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     train: SimulatedCohortSpec = SimulatedCohortSpec()
     external: list[SimulatedCohortSpec] = []
 
 
-class FeatureConfig(_Strict):
+class FeatureConfig(StrictModel):
     alp_upper_limit_normal: Annotated[float, Field(gt=0)] = 147.0
     alp_slope_window_days: Annotated[int, Field(ge=7)] = 90
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     outer_folds: Annotated[int, Field(ge=2)] = 5
     inner_folds: Annotated[int, Field(ge=2)] = 3
     n_candidates: Annotated[int, Field(ge=1)] = 6
@@ -51,31 +51,31 @@ class ModelConfig(_Strict):
     search_space: dict[str, list[Any]] | None = None
 
 
-class RulesConfig(_Strict):
+class RulesConfig(StrictModel):
     seed_criteria: dict[str, Any] = {}
     pcwg3_window: dict[str, Any] = {}
     alp_only: dict[str, Any] = {}
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictModel):
     max_progression_called_flare: Annotated[float, Field(gt=0, lt=1)] = 0.05
     bootstrap_resamples: Annotated[int, Field(ge=0)] = 1000
     subgroups: list[Literal["cancer_type", "therapy_class"]] = ["cancer_type", "therapy_class"]
 
 
-class UncertaintyConfig(_Strict):
+class UncertaintyConfig(StrictModel):
     coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
     calibration: Literal["out_of_fold", "held_out"] = "out_of_fold"
     calibration_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.25
     top_reasons: Annotated[int, Field(ge=1, le=6)] = 3
 
 
-class TrackingConfig(_Strict):
-    tracking_uri: str = "sqlite:///mlflow.db"
+class TrackingConfig(StrictModel):
+    tracking_uri: str = DEFAULT_TRACKING_URI
     registered_model_name: str = "flare-classifier"
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """A validated training configuration (``configs/train/*.yaml``).
 
     Examples

@@ -11,8 +11,6 @@ scores each external cohort with the frozen model. Tracking and reporting live i
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,11 @@ from sklearn.base import clone
 from flare_ml.bundle import FlareModelBundle
 from flare_ml.data import contract as c
 from flare_ml.data import load_timepoints, read_table
+from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.errors import FlareMLError
 from flare_ml.features import TimepointFeaturizer, index_outcomes
 from flare_ml.models import FlareXGBClassifier, grouped_folds
+from flare_ml.progress import Progress, no_progress
 from flare_ml.simulate import companion_paths, simulate_cohort
 from flare_ml.site_calibration import site_coverage_estimate
 from flare_ml.train_config import SimulatedCohortSpec, TrainConfig
@@ -34,11 +34,6 @@ from flare_ml.uncertainty import ClassConditionalConformal, coverage_report
 
 MODEL_NAME = "xgboost"
 ORACLE_NAME = "oracle"
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(step: str, done: int, total: int) -> None:
-    return None
 
 
 @dataclass
@@ -75,29 +70,6 @@ class PreparedCohort:
     context: pd.DataFrame
     oracle: np.ndarray | None
     fingerprint: dict[str, Any]
-
-
-def data_fingerprint(timepoints: pd.DataFrame) -> dict[str, Any]:
-    """SHA-256 of the table's content plus counts; no row is copied.
-
-    Examples
-    --------
-    >>> from flare_ml.simulate import simulate_cohort
-    >>> fp = data_fingerprint(simulate_cohort(30, seed=1).timepoints)
-    >>> sorted(fp)
-    ['n_flare', 'n_index_rows', 'n_patients', 'n_progression', 'n_rows', 'sha256']
-
-    """
-    hashed = pd.util.hash_pandas_object(timepoints, index=False).to_numpy()
-    outcome = timepoints[c.OUTCOME].astype("string")
-    return {
-        "sha256": hashlib.sha256(hashed.tobytes()).hexdigest(),
-        "n_rows": len(timepoints),
-        "n_patients": int(timepoints[c.PATIENT_ID].nunique()),
-        "n_index_rows": int(outcome.notna().sum()),
-        "n_flare": int((outcome == "flare").sum()),
-        "n_progression": int((outcome == "progression").sum()),
-    }
 
 
 def simulated_label(spec: SimulatedCohortSpec) -> str:
@@ -213,7 +185,7 @@ def out_of_fold_proba(
     cohort: PreparedCohort,
     n_folds: int,
     seed: int,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> np.ndarray:
     """Patient-grouped out-of-fold P(flare).
 
@@ -379,7 +351,7 @@ def train_and_validate(
     config: TrainConfig,
     data_path: str | Path | None = None,
     external_paths: list[str | Path] | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> TrainingResult:
     """Cross-validate on the training cohort, fit the final model, score externals.
 

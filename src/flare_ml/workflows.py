@@ -10,68 +10,37 @@ or a bundle folder written by :meth:`flare_ml.bundle.FlareModelBundle.save`.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 
+from flare_ml import report, tracking
 from flare_ml.bundle import MANIFEST, FlareModelBundle
 from flare_ml.data import contract as c
 from flare_ml.data import write_table
+from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.errors import FlareMLError
+from flare_ml.evaluation import evaluate as evaluate_scores
+from flare_ml.progress import Progress, no_progress
+from flare_ml.rules import make_rules
+from flare_ml.serving.batch import DEFAULT_CHUNK_ROWS, score_file
+from flare_ml.serving.flavor import configure_tracking, load_bundle, log_model
 from flare_ml.site_calibration import SiteCalibration, calibrate_to_site, site_coverage_estimate
 from flare_ml.train_config import TrainConfig, load_train_config
+from flare_ml.training import (
+    load_cohort_source,
+    prepare_cohort,
+    score_cohort_bundle,
+    train_and_validate,
+)
 from flare_ml.uncertainty import coverage_report
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(step: str, done: int, total: int) -> None:
-    return None
-
-
-def configure_tracking(uri: str | None = None) -> str:
-    """Use ``uri``, else ``$MLFLOW_TRACKING_URI``, else the embedded ``sqlite:///mlflow.db``."""
-    import mlflow
-
-    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    mlflow.set_tracking_uri(chosen)
-    return chosen
-
-
-def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBundle:
-    """Load the JSON bundle behind a model URI, an MLflow model folder or a bundle folder.
-
-    Raises
-    ------
-    FlareMLError
-        When nothing loadable is found at ``model_uri``.
-
-    """
-    path = Path(model_uri)
-    if (path / MANIFEST).exists():
-        return FlareModelBundle.load(path)
-    store = configure_tracking(tracking_uri)
-    import mlflow
-
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except Exception as exc:  # MLflow raises many exception types for a bad URI
-        raise FlareMLError(
-            f"cannot load model {model_uri!r} from the tracking store {store}: "
-            f"{str(exc).splitlines()[0]}. Run in the folder where `make demo` or `flare-ml "
-            "train` ran (the default store is mlflow.db there), set MLFLOW_TRACKING_URI, or "
-            "give a bundle folder such as outputs/latest/model"
-        ) from None
-    python_model = model.unwrap_python_model()
-    bundle = getattr(python_model, "bundle", None)
-    if not isinstance(bundle, FlareModelBundle):
-        raise FlareMLError(f"{model_uri!r} is not a flare-ml model")
-    return bundle
 
 
 @dataclass
@@ -95,12 +64,9 @@ def train(
     config: TrainConfig | str | Path | None = None,
     data_path: str | Path | None = None,
     external_paths: list[str | Path] | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> TrainOutcome:
     """Train, validate, report and track one model; register it in MLflow."""
-    from flare_ml import report, tracking
-    from flare_ml.training import train_and_validate
-
     cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
     tracking_uri = configure_tracking(
         None if "MLFLOW_TRACKING_URI" in os.environ else cfg.tracking.tracking_uri
@@ -178,8 +144,6 @@ def score(
     {'flare': 812, 'progression': 1420, 'uncertain': 301}
 
     """
-    from flare_ml.serving.batch import DEFAULT_CHUNK_ROWS, score_file
-
     return score_file(
         model_uri,
         ensure_exists(input_path),
@@ -198,11 +162,6 @@ def evaluate(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a registered model and the rule baselines on a labelled cohort file."""
-    from flare_ml import report
-    from flare_ml.evaluation import evaluate as evaluate_scores
-    from flare_ml.rules import make_rules
-    from flare_ml.training import load_cohort_source, prepare_cohort, score_cohort_bundle
-
     bundle = load_bundle(model_uri)
     table, oracle, label = load_cohort_source(path=data_path)
     cohort = prepare_cohort(table, bundle.featurizer, f"evaluation: {label}", oracle)
@@ -290,11 +249,6 @@ def calibrate(
     >>> outcome.calibration.summary()  # doctest: +SKIP
 
     """
-    import shutil
-    import tempfile
-
-    from flare_ml.training import data_fingerprint, load_cohort_source
-
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()):
         if not (out / MANIFEST).exists():
@@ -333,10 +287,6 @@ def calibrate(
         shutil.rmtree(staging, ignore_errors=True)
     model_uri_out = version = None
     if register_as:
-        import mlflow
-
-        from flare_ml.tracking import log_model
-
         configure_tracking()
         mlflow.set_experiment("flare-ml-site-calibration")
         with mlflow.start_run(run_name=f"calibrate {label}"):

@@ -36,6 +36,7 @@ from flare_ml.data import contract as c
 from flare_ml.data import table_format, validate_timepoints
 from flare_ml.data._parse import parse_text_id
 from flare_ml.errors import ContractError, Violation
+from flare_ml.serving.flavor import resolve_bundle
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "ScoreSummary", "iter_patient_chunks", "score_file"]
 
@@ -416,21 +417,6 @@ def _arrow_schema() -> Any:
 
 
 # --- scoring --------------------------------------------------------------------------------
-def resolve_bundle(model: FlareModelBundle | str | os.PathLike[str]) -> FlareModelBundle:
-    """Return the bundle itself, or load it from a model URI, MLflow model or bundle folder.
-
-    Examples
-    --------
-    >>> resolve_bundle("models:/flare-classifier/latest")  # doctest: +SKIP
-
-    """
-    if isinstance(model, FlareModelBundle):
-        return model
-    from flare_ml.workflows import load_bundle
-
-    return load_bundle(str(model))
-
-
 def score_file(
     model_uri_or_bundle: FlareModelBundle | str | os.PathLike[str],
     input_path: str | os.PathLike[str],

@@ -1,4 +1,4 @@
-"""The wire format of the served model: its MLflow signature and JSON-safe conversions.
+"""The wire format of the served model: column types and JSON-safe conversions.
 
 A REST client sends timepoint rows as JSON, so the served model's input schema declares
 every column of the data contract in a type that survives JSON: dates are ISO 8601 text
@@ -27,10 +27,6 @@ from flare_ml.data import contract as c
 __all__ = [
     "OUTPUT_COLUMNS",
     "WITH_REASONS_PARAM",
-    "input_schema",
-    "model_signature",
-    "output_schema",
-    "params_schema",
     "predictions_to_wire",
     "score_wire",
     "to_wire_format",
@@ -64,77 +60,6 @@ def wire_type(column: str) -> str:
     if column in c.FLOAT_COLUMNS or column in c.INT_COLUMNS:
         return "double"
     return "string"
-
-
-def input_schema() -> Any:
-    """Build the served model's input schema: one ColSpec per contract column.
-
-    Returns
-    -------
-    mlflow.types.Schema
-        Columns in contract order; the required contract columns are required, the
-        others (``row_type``, the flags, ``sld_mm``, ``alp_u_l``, ``outcome``) optional.
-
-    Examples
-    --------
-    >>> schema = input_schema()
-    >>> schema.required_input_names()[:3]
-    ['patient_id', 'treatment_start_date', 'assessment_date']
-
-    """
-    from mlflow.types.schema import ColSpec, Schema
-
-    return Schema(
-        [
-            ColSpec(wire_type(col), col, required=col in c.REQUIRED_COLUMNS)
-            for col in c.CONTRACT_COLUMNS
-        ]
-    )
-
-
-def output_schema() -> Any:
-    """Build the served model's output schema (one row per index assessment).
-
-    Examples
-    --------
-    >>> output_schema().input_names()
-    ['patient_id', 'assessment_date', 'p_flare', 'decision', 'prediction_set', 'reasons']
-
-    """
-    from mlflow.types.schema import ColSpec, Schema
-
-    return Schema(
-        [ColSpec("double" if col == "p_flare" else "string", col) for col in OUTPUT_COLUMNS]
-    )
-
-
-def params_schema() -> Any:
-    """Build the inference parameters: ``with_reasons`` (boolean, default True).
-
-    Examples
-    --------
-    >>> params_schema().params[0].name
-    'with_reasons'
-
-    """
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
-    return ParamSchema([ParamSpec(WITH_REASONS_PARAM, "boolean", True)])
-
-
-def model_signature() -> Any:
-    """Build the full MLflow signature of the served model (inputs, outputs, params).
-
-    Examples
-    --------
-    >>> signature = model_signature()
-    >>> signature.inputs.input_names()[0], signature.params.params[0].default
-    ('patient_id', True)
-
-    """
-    from mlflow.models import ModelSignature
-
-    return ModelSignature(inputs=input_schema(), outputs=output_schema(), params=params_schema())
 
 
 def to_wire_format(timepoints: pd.DataFrame) -> pd.DataFrame:

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from flare_ml.config_io import CONFIG_ROOT, load_config
+from flare_ml.config_io import CONFIG_ROOT, StrictModel, load_config
 from flare_ml.data import contract as c
 from flare_ml.errors import ConfigError
 
@@ -40,10 +40,6 @@ RESPONSES = ("CR", "PR", "SD", "PD", "NE")
 LESION_MORPHOLOGIES = ("blastic", "lytic", "mixed")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _check_distribution(values: dict[str, float], what: str) -> dict[str, float]:
     total = sum(values.values())
     if not math.isclose(total, 1.0, abs_tol=1e-6):
@@ -51,12 +47,12 @@ def _check_distribution(values: dict[str, float], what: str) -> dict[str, float]
     return values
 
 
-class SourcedValue(_Strict):
+class SourcedValue(StrictModel):
     source: str
     value: float
 
 
-class ByTherapy(_Strict):
+class ByTherapy(StrictModel):
     source: str
     values: dict[str, Probability]
     overrides: dict[str, dict[str, Probability]] = {}
@@ -78,14 +74,14 @@ class ByTherapy(_Strict):
         return self.overrides.get(cancer, {}).get(therapy, self.values[therapy])
 
 
-class LogNormalTime(_Strict):
+class LogNormalTime(StrictModel):
     source: str
     median: Positive
     sigma: Positive
     minimum: float = 0.0
 
 
-class FlareTiming(_Strict):
+class FlareTiming(StrictModel):
     source: str
     median_by_cancer: dict[str, Positive]
     median_overrides_by_therapy: dict[str, Positive] = {}
@@ -96,7 +92,7 @@ class FlareTiming(_Strict):
         return self.median_overrides_by_therapy.get(therapy, self.median_by_cancer[cancer])
 
 
-class Timing(_Strict):
+class Timing(StrictModel):
     flare: FlareTiming
     primary_progression: LogNormalTime
     acquired_progression: LogNormalTime
@@ -104,7 +100,7 @@ class Timing(_Strict):
     extraosseous_only_progression: LogNormalTime
 
 
-class PhaseCategorical(_Strict):
+class PhaseCategorical(StrictModel):
     source: str
     pre: dict[str, dict[str, Probability]]
     index: dict[str, dict[str, Probability]]
@@ -117,20 +113,20 @@ class PhaseCategorical(_Strict):
         return self
 
 
-class PhaseBernoulli(_Strict):
+class PhaseBernoulli(StrictModel):
     source: str
     pre: dict[str, Probability]
     index: dict[str, Probability]
 
 
-class CountMeans(_Strict):
+class CountMeans(StrictModel):
     source: str
     flare: Annotated[float, Field(ge=0)]
     acquired_progression: Annotated[float, Field(ge=0)]
     primary_progression: Annotated[float, Field(ge=0)]
 
 
-class Morphology(_Strict):
+class Morphology(StrictModel):
     source: str
     flare: dict[str, Probability]
     progression: dict[str, dict[str, Probability]]
@@ -143,20 +139,20 @@ class Morphology(_Strict):
         return self
 
 
-class Marrow(_Strict):
+class Marrow(StrictModel):
     source: str
     flare: Probability
     other: Probability
 
 
-class Sld(_Strict):
+class Sld(StrictModel):
     source: str
     baseline_median_mm: Positive
     baseline_sigma: Positive
     ratio_by_response: dict[str, tuple[float, float]]
 
 
-class Equivocal(_Strict):
+class Equivocal(StrictModel):
     source: str
     probability: Probability
     progressive_lysis: Probability
@@ -169,7 +165,7 @@ class Equivocal(_Strict):
         return self
 
 
-class Findings(_Strict):
+class Findings(StrictModel):
     extraosseous_response: PhaseCategorical
     progressive_lysis: PhaseBernoulli
     known_lesion_sclerosis: PhaseBernoulli
@@ -182,14 +178,14 @@ class Findings(_Strict):
     sld: Sld
 
 
-class CourseAlp(_Strict):
+class CourseAlp(StrictModel):
     s1_mean: float
     s1_sd: Positive
     s2_mean: float
     s2_sd: Positive
 
 
-class AlpCourses(_Strict):
+class AlpCourses(StrictModel):
     source: str
     flare: CourseAlp
     acquired_progression: CourseAlp
@@ -198,25 +194,25 @@ class AlpCourses(_Strict):
     non_responder_no_event: CourseAlp
 
 
-class BaselineAlp(_Strict):
+class BaselineAlp(StrictModel):
     source: str
     values: dict[str, Positive]
 
 
-class Resistance(_Strict):
+class Resistance(StrictModel):
     source: str
     mean: float
     sd: Positive
     lead_months: Positive
 
 
-class Bounce(_Strict):
+class Bounce(StrictModel):
     source: str
     flare: Probability
     other: Probability
 
 
-class BounceShape(_Strict):
+class BounceShape(StrictModel):
     source: str
     value: Annotated[float, Field(gt=-1.0)]
     sigma: Positive
@@ -224,7 +220,7 @@ class BounceShape(_Strict):
     width_days: Positive
 
 
-class Alp(_Strict):
+class Alp(StrictModel):
     median_baseline_u_l: BaselineAlp
     baseline_sigma: SourcedValue
     early_change_time_constant_months: SourcedValue
@@ -236,7 +232,7 @@ class Alp(_Strict):
     noise_sigma: SourcedValue
 
 
-class Biology(_Strict):
+class Biology(StrictModel):
     """Disease biology shared by every site (``biology/literature.yaml``)."""
 
     response_probability: ByTherapy
@@ -249,7 +245,7 @@ class Biology(_Strict):
     alp: Alp
 
 
-class CaseMix(_Strict):
+class CaseMix(StrictModel):
     source: str
     values: dict[str, Probability]
 
@@ -262,7 +258,7 @@ class CaseMix(_Strict):
         return _check_distribution(v, "case mix")
 
 
-class TherapyMix(_Strict):
+class TherapyMix(StrictModel):
     source: str
     values: dict[str, dict[str, Probability]]
 
@@ -277,7 +273,7 @@ class TherapyMix(_Strict):
         return v
 
 
-class Schedule(_Strict):
+class Schedule(StrictModel):
     source: str
     scan_interval_days: Annotated[int, Field(ge=14)]
     scan_jitter_days: Annotated[int, Field(ge=0)]
@@ -297,13 +293,13 @@ class Schedule(_Strict):
         return self
 
 
-class Labs(_Strict):
+class Labs(StrictModel):
     test_name: str
     unit: str
     missing_fraction: Probability
 
 
-class Missingness(_Strict):
+class Missingness(StrictModel):
     source: str
     sld_mm: Probability
     new_extraosseous_lesion: Probability
@@ -313,7 +309,7 @@ class Missingness(_Strict):
     baseline_marrow_involvement: Probability
 
 
-class SiteProfile(_Strict):
+class SiteProfile(StrictModel):
     """One site: case mix, schedule, lab units, missingness (``<site>.yaml``)."""
 
     name: str
