@@ -167,8 +167,9 @@ def bench_model_dir(model: str | None = None) -> Path:
 def heavy_model_dir() -> Path:
     """A deliberately heavier reference model: up to 300 trees of depth 6 (cached).
 
-    DESIGN.md's cost note (0.3-0.45 ms a row for 200 trees of depth 6) describes such a
-    model; it shows how the end-to-end / bare-model ratio behaves when XGBoost dominates.
+    The cost note in docs/sources.md, TreeSHAP cost (0.3-0.45 ms a row for 200 trees of
+    depth 6) describes such a model; it shows how the end-to-end / bare-model ratio
+    behaves when XGBoost dominates.
     """
     from flare_ml.bundle import MANIFEST
     from flare_ml.simulate import simulate_cohort

@@ -232,9 +232,9 @@ def main() -> None:
         h_with, h_bare = common.median(heavy["with"]), common.median(heavy["bare"])
         lines += [
             f"Reference, a heavier model ({common.model_description(heavy_dir)}; the kind "
-            "DESIGN.md's cost note describes), same file and runs: end to end with reasons "
-            f"{h_with:.2f} s (runs {common.fmt_runs(heavy['with'])}), bare model "
-            f"{h_bare:.2f} s (runs {common.fmt_runs(heavy['bare'])}): "
+            "the TreeSHAP cost note in docs/sources.md describes), same file and runs: end "
+            f"to end with reasons {h_with:.2f} s (runs {common.fmt_runs(heavy['with'])}), "
+            f"bare model {h_bare:.2f} s (runs {common.fmt_runs(heavy['bare'])}): "
             f"**{h_with / h_bare:.2f}x**.",
             "",
         ]

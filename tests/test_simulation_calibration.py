@@ -1,6 +1,7 @@
 """The default simulated cohort reproduces the published figures it is calibrated to.
 
-Targets (literature.md and the seed papers) and tolerances:
+Targets (docs/sources.md: Seed cases, Flare incidence by therapy, Lesion morphology,
+Findings at the index scan, ALP) and tolerances:
 - breast: median time from treatment start to the flare scan 1.73 months (95% CI
   1.42-2.04; Front Oncol 2025), accepted within 1.4-2.1 months;
 - breast: median ALP change from baseline -20 U/L at flare and +33 U/L at progression

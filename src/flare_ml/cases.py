@@ -1,10 +1,12 @@
 """Literature cases as timepoint tables.
 
-Published case reports, written down as rows of the data contract (``DESIGN.md`` section
-2), so that tests, documentation and demos can check that flare-ml reads a real, adjudicated
-course the way its authors did. Each function returns one patient's timeline with canonical
-dtypes (``patient_id`` text, dates ``datetime64``, contract categories as ``category``
-with the full vocabulary, flags as nullable ``boolean``, ``new_bone_lesions`` as ``Int64``).
+Published case reports, written down as rows of the data contract (README, "The data
+contract"), so that tests, documentation and demos can check that flare-ml reads a real,
+adjudicated course the way its authors did; the source papers and their numbers are in
+``docs/sources.md``, Seed cases. Each function returns one patient's timeline with
+canonical dtypes (``patient_id`` text, dates ``datetime64``, contract categories as
+``category`` with the full vocabulary, flags as nullable ``boolean``,
+``new_bone_lesions`` as ``Int64``).
 Values the report does not give are assumptions, marked as such in the function's
 docstring; none of them is a patient record.
 """
@@ -64,8 +66,8 @@ def seed_case_timeline(*, include_follow_up: bool = True) -> pd.DataFrame:
     weeks"); every ``sld_mm`` value (96 mm at baseline, 62 mm at day 90, i.e. -35%, 58 mm
     at day 150; the report gives only the 29 mm primary and a partial response); the count
     of 12 new bone lesions ("a large number"); every ALP value (160, 178, 151, 138, 130
-    U/L: a mild early rise and fall, the course literature.md section 4 describes for
-    healing; the report gives no ALP); ``new_bone_lesions`` = 0 and no SLD at day 212 (the
+    U/L: a mild early rise and fall, the course of healing in docs/sources.md, ALP; the
+    report gives no ALP); ``new_bone_lesions`` = 0 and no SLD at day 212 (the
     report says bone progressed, not that new lesions were counted).
 
     Parameters
@@ -155,7 +157,7 @@ def seed_case_timeline(*, include_follow_up: bool = True) -> pd.DataFrame:
     return _typed(rows)
 
 
-# --- breast cancer timelines matching Front Oncol 2025 (seeds) -------------------------
+# --- breast cancer timelines matching Front Oncol 2025 (docs/sources.md, Seed cases) ---
 
 #: the study's median time from treatment start to the flare scan, in days (1.73 months)
 _BREAST_FLARE_DAY = round(1.73 * 30.44)
@@ -235,20 +237,21 @@ def _breast_timeline(
 
 
 _BREAST_ASSUMPTIONS = """
-    **From the study** (Front Oncol 2025, 23 patients, seeds): breast cancer with bone
-    metastases on first-line systemic therapy, CT (bone window) every two cycles; new
-    osteoblastic lesions at a median 1.73 months (here day 53) read as pseudoprogression
-    because later scans showed no progression; progression (extraosseous PD or progressive
-    lysis of bone lesions) a median 14.27 months after the flare (here day 487); ALP change
-    from the pretreatment baseline about -20 U/L at the flare and +33 U/L at progression
-    (the study's medians, here exactly). HER2 status cannot be written in the data contract,
-    so HER2-positive and HER2-negative variants are not represented.
+    **From the study** (Front Oncol 2025, 23 patients; docs/sources.md, Seed cases):
+    breast cancer with bone metastases on first-line systemic therapy, CT (bone window)
+    every two cycles; new osteoblastic lesions at a median 1.73 months (here day 53) read
+    as pseudoprogression because later scans showed no progression; progression
+    (extraosseous PD or progressive lysis of bone lesions) a median 14.27 months after the
+    flare (here day 487); ALP change from the pretreatment baseline about -20 U/L at the
+    flare and +33 U/L at progression (the study's medians, here exactly). HER2 status
+    cannot be written in the data contract, so HER2-positive and HER2-negative variants
+    are not represented.
 
     **Assumptions** (the study reports summaries, not patients): every date (28-day cycles,
     CTs at days 0, 53, then every 56 days, and day 487); the therapy class; every
     ``sld_mm`` value; lesion counts; the ALP values between the anchors (straight lines, a
-    transient early rise in month 1 as literature.md section 4 describes for healing, a
-    plateau, then a rise over the last months); no marrow involvement, no clinical
+    transient early rise in month 1, the course of healing in docs/sources.md, ALP; a
+    plateau; then a rise over the last months); no marrow involvement, no clinical
     deterioration, no sclerosis of known lesions unless stated.
 """
 

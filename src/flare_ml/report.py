@@ -307,7 +307,7 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
             for e in result.externals
         ],
         "- The simulator is calibrated to published figures (configs/simulation, "
-        "literature.md); its parameters without a source are marked as assumptions.",
+        "docs/sources.md); its parameters without a source are marked as assumptions.",
         "",
         "## Predictors",
         f"{len(m.feature_names_in_)} point-in-time features of the timepoint table (time since "
