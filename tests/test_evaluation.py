@@ -20,7 +20,6 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from flare_ml import evaluation as ev
 from flare_ml.evaluation import (
     METRICS,
     bootstrap_metrics,
@@ -33,6 +32,7 @@ from flare_ml.evaluation import (
     subgroup_metrics,
     subgroups_from_features,
 )
+from flare_ml.evaluation import metrics as kernels
 
 
 def calibrated(n: int, seed: int, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -253,8 +253,8 @@ def test_weighted_metrics_equal_metrics_of_the_resampled_rows() -> None:
     y, p = calibrated(300, seed=7, ties=True)
     patients = np.repeat(np.arange(100), 3)
     weights = patient_bootstrap_weights(patients, n_resamples=4, seed=3)
-    scored = ev._Scored(y.astype(float), p, 0.5)
-    weighted = ev._weighted_metrics(scored, weights.astype(float), METRICS)
+    scored = kernels._Scored(y.astype(float), p, 0.5)
+    weighted = kernels._weighted_metrics(scored, weights.astype(float), METRICS)
     for r in range(4):
         rows = np.repeat(np.arange(300), weights[r])
         explicit = classification_metrics(y[rows], p[rows], 0.5)
