@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -20,9 +19,10 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from flare_ml import evaluation as ev
 from flare_ml.evaluation import (
     METRICS,
+    PROBABILITY_METRICS,
+    bootstrap,
     bootstrap_metrics,
     calibration_curve_table,
     choose_operating_threshold,
@@ -33,6 +33,7 @@ from flare_ml.evaluation import (
     subgroup_metrics,
     subgroups_from_features,
 )
+from flare_ml.evaluation import metrics as kernels
 
 
 def calibrated(n: int, seed: int, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -253,8 +254,8 @@ def test_weighted_metrics_equal_metrics_of_the_resampled_rows() -> None:
     y, p = calibrated(300, seed=7, ties=True)
     patients = np.repeat(np.arange(100), 3)
     weights = patient_bootstrap_weights(patients, n_resamples=4, seed=3)
-    scored = ev._Scored(y.astype(float), p, 0.5)
-    weighted = ev._weighted_metrics(scored, weights.astype(float), METRICS)
+    scored = kernels._Scored(y.astype(float), p, 0.5)
+    weighted = kernels._weighted_metrics(scored, weights.astype(float), METRICS)
     for r in range(4):
         rows = np.repeat(np.arange(300), weights[r])
         explicit = classification_metrics(y[rows], p[rows], 0.5)
@@ -339,13 +340,21 @@ def test_bootstrap_metric_selection_and_errors() -> None:
     assert zero["ci_low"].isna().all() and zero["estimate"].notna().all()
 
 
-def test_bootstrap_is_fast() -> None:
+def test_bootstrap_in_chunks_equals_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the size of benchmarks/bench_bootstrap.py (which times it): 1,000 resamples of 1,500
+    # rows are computed in blocks of resamples; the blocks must not change the result
     y, p = calibrated(1500, seed=12)
     ids = np.repeat(np.arange(1000), [2] * 500 + [1] * 500)
-    bootstrap_metrics(y, p, ids, 0.5, n_resamples=20)  # warm-up
-    start = time.perf_counter()
-    bootstrap_metrics(y, p, ids, 0.5, n_resamples=1000, seed=0)
-    assert time.perf_counter() - start < 5.0  # about 0.2 s on two cores
+    chunked = bootstrap_metrics(y, p, ids, 0.5, n_resamples=1000, seed=0)
+    assert bootstrap._CHUNK_CELLS // len(y) < 1000  # several blocks
+    monkeypatch.setattr(bootstrap, "_CHUNK_CELLS", 10**9)
+    one_block = bootstrap_metrics(y, p, ids, 0.5, n_resamples=1000, seed=0)
+    pd.testing.assert_frame_equal(chunked, one_block, check_exact=False, rtol=1e-9, atol=1e-12)
+    assert chunked["n_resamples"].eq(1000).all()
+    inside = (chunked["ci_low"] <= chunked["estimate"]) & (
+        chunked["estimate"] <= chunked["ci_high"]
+    )
+    assert inside[chunked["metric"] != "ece"].all()
 
 
 # --- subgroups -------------------------------------------------------------------------
@@ -519,3 +528,128 @@ def test_evaluate_errors(cohort_scores: tuple[pd.Series, dict, pd.DataFrame]) ->
     shuffled = subgroups_from_features(cohort_scores[2]).iloc[::-1]
     with pytest.raises(ValueError, match="subgroups are not aligned"):
         evaluate(y, scores, n_resamples=0, subgroups=shuffled)
+
+
+# --- ranking scores: probability metrics only on probabilities -----------------------------
+
+
+def ranking_of(p: np.ndarray) -> np.ndarray:
+    """A ranking score with the order of ``p`` but not a probability (reaches beyond [0, 1])."""
+    return 2.0 * logit(p) + 1.0
+
+
+def test_classification_metrics_of_a_ranking_score() -> None:
+    y, p = calibrated(500, seed=16)
+    r = ranking_of(p)
+    assert r.min() < 0 and r.max() > 1
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        classification_metrics(y, r)
+    m = classification_metrics(y, p, 0.4)
+    ranked = classification_metrics(y, r, float(ranking_of(np.array([0.4]))[0]), probability=False)
+    for name in PROBABILITY_METRICS:
+        assert np.isnan(ranked[name]), name
+    for name in set(METRICS) - set(PROBABILITY_METRICS):
+        assert ranked[name] == pytest.approx(m[name], abs=1e-12), name
+    assert ranked["auroc"] == pytest.approx(roc_auc_score(y, r), abs=1e-12)
+    table = bootstrap_metrics(
+        y, r, np.arange(500), None, n_resamples=50, metrics=("auroc", "brier"), probability=False
+    )
+    brier = table.set_index("metric").loc["brier"]
+    assert np.isnan(brier["estimate"]) and np.isnan(brier["ci_low"]) and brier["n_resamples"] == 0
+
+
+def test_evaluate_ranking_scorers_get_no_probability_metrics() -> None:
+    y, p = calibrated(600, seed=15)
+    r = ranking_of(p)
+    assert r.min() < 0 and r.max() > 1  # a ranking, not a probability
+    ids = np.repeat(np.arange(300), 2)
+    groups = pd.Series(np.where(np.arange(600) < 400, "breast", "nsclc"), name="cancer_type")
+    thresholds = {"model": 0.4, "rule": float(ranking_of(np.array([0.4]))[0])}
+    result = evaluate(
+        y,
+        {"model": p, "rule": r},
+        ids,
+        thresholds=thresholds,
+        subgroups=groups,
+        n_resamples=200,
+        seed=2,
+        reference="model",
+        probability_scorers=["model"],
+    )
+    assert result.is_probability("model") and not result.is_probability("rule")
+    rows = result.metrics.set_index(["scorer", "metric"])
+    for metric in PROBABILITY_METRICS:
+        rule = rows.loc[("rule", metric)]
+        assert rule[["estimate", "ci_low", "ci_high"]].isna().all(), metric
+        assert rule["n_resamples"] == 0
+        assert np.isfinite(rows.loc[("model", metric), "estimate"]), metric
+    assert result.estimate("model", "brier") == pytest.approx(brier_score_loss(y, p))
+    # discrimination and the threshold metrics still apply to the ranking, on the same
+    # (paired) resamples: the ranking orders the rows like p, so they agree with the model's
+    for metric in set(METRICS) - set(PROBABILITY_METRICS):
+        assert rows.loc[("rule", metric)].to_numpy() == pytest.approx(
+            rows.loc[("model", metric)].to_numpy(), abs=1e-12
+        ), metric
+    assert result.estimate("rule", "auroc") == pytest.approx(roc_auc_score(y, r))
+    assert set(result.calibration["scorer"]) == {"model"}
+    assert set(result.decision_curves["scorer"]) == {"model"}
+    compared = result.comparisons[result.comparisons["scorer"] == "rule"]
+    assert compared["metric"].tolist() == ["auroc", "auprc"]  # no Brier comparison
+    sub = result.subgroups.set_index(["scorer", "level"])
+    assert sub.loc[("rule", "breast"), "auroc"] == pytest.approx(
+        sub.loc[("model", "breast"), "auroc"]
+    )
+    assert np.isnan(sub.loc[("rule", "breast"), "calibration_slope"])
+    assert np.isfinite(sub.loc[("model", "breast"), "calibration_slope"])
+    summary = result.summary_table().set_index("scorer")
+    for label in ("Brier", "calibration slope", "ECE"):
+        assert summary.loc["rule", label] == "n/a"
+        assert summary.loc["model", label] not in ("n/a", "NaN")
+    assert summary.loc["rule", "AUROC"] == summary.loc["model", "AUROC"]
+    numeric = result.summary_table(formatted=False).set_index("scorer")
+    assert np.isnan(numeric.loc["rule", "brier"])
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert payload["probability_scorers"] == ["model"]
+
+    # the default, every scorer a probability, is today's behaviour
+    default = evaluate(y, {"model": p}, ids, thresholds=0.4, n_resamples=50, seed=2)
+    explicit = evaluate(
+        y, {"model": p}, ids, thresholds=0.4, n_resamples=50, seed=2, probability_scorers=("model",)
+    )
+    assert default.to_dict() == explicit.to_dict()
+
+
+def test_evaluate_only_ranking_scorers() -> None:
+    y, p = calibrated(300, seed=17)
+    result = evaluate(
+        y,
+        {"rule": ranking_of(p), "other": -ranking_of(p)},
+        np.arange(300),
+        thresholds=0.0,
+        n_resamples=20,
+        reference="rule",
+        probability_scorers=[],
+    )
+    assert result.calibration.empty and result.decision_curves.empty
+    probability = evaluate(y, {"model": p}, np.arange(300), n_resamples=0)
+    assert list(result.calibration.columns) == list(probability.calibration.columns)
+    assert list(result.decision_curves.columns) == list(probability.decision_curves.columns)
+    assert set(result.comparisons["metric"]) == {"auroc", "auprc"}
+    assert result.to_dict()["probability_scorers"] == []
+
+
+def test_evaluate_probability_scorers_errors() -> None:
+    y, p = calibrated(200, seed=18)
+    ids, r = np.arange(200), ranking_of(p)
+    with pytest.raises(ValueError, match="scores\\['rule'\\] must lie in \\[0, 1\\]"):
+        evaluate(y, {"model": p, "rule": r}, ids, n_resamples=0)  # a ranking read as probability
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\]"):
+        evaluate(y, {"model": p, "rule": r}, ids, n_resamples=0, probability_scorers=["rule"])
+    with pytest.raises(ValueError, match="\\['xgboost'\\] are not among the scorers"):
+        evaluate(
+            y, {"model": p, "rule": r}, ids, n_resamples=0, probability_scorers=["model", "xgboost"]
+        )
+    with pytest.raises(ValueError, match="not the string 'model'"):
+        evaluate(y, {"model": p}, ids, n_resamples=0, probability_scorers="model")
+    with pytest.raises(ValueError, match="missing/infinite"):
+        evaluate(y, {"rule": np.r_[r[:-1], np.inf]}, ids, n_resamples=0, probability_scorers=[])
