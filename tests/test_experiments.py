@@ -7,14 +7,17 @@ the whole module well under a minute.
 
 from __future__ import annotations
 
+import ast
 import math
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from flare_ml.bundle import FlareModelBundle
 from flare_ml.cases import (
     CASES,
     breast_cdk46_timeline,
@@ -30,7 +33,13 @@ from flare_ml.experiments import (
     run_experiment,
     site_with_overrides,
 )
-from flare_ml.experiments.config import CohortSpec
+from flare_ml.experiments.config import KINDS, CohortSpec, resolve_train_config
+from flare_ml.experiments.context import Context
+from flare_ml.experiments.kinds import REGISTRY
+from flare_ml.experiments.render import RENDERERS
+from flare_ml.experiments.render.document import TITLES
+from flare_ml.explain import SIGNALS
+from flare_ml.training import make_model
 
 TINY_TRAINING = {
     "model": {"n_jobs": 1, "n_candidates": 1, "inner_folds": 2, "n_estimators_max": 30}
@@ -266,3 +275,70 @@ def test_every_kind_runs_end_to_end(kind, tiny_run):
     assert results == tiny_run["folder"] / "results" / f"tiny_{kind}.md"
     assert text.count("\n|---") >= 2  # the header table and at least one results table
     assert "simulated site" in text
+
+
+# --- layout ----------------------------------------------------------------------------
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "flare_ml" / "experiments"
+#: modules that compute (numbers, evaluations, MLflow records) and never render or run
+COMPUTATION = ("config", "outputs", "context", "readout", "registry", "kinds")
+ABOVE_COMPUTATION = ("flare_ml.experiments.render", "flare_ml.experiments.runner")
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {
+        path.relative_to(PACKAGE).with_suffix("").as_posix(): ast.parse(path.read_text())
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+def _imported(tree: ast.Module) -> list[tuple[str, ast.AST]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.module, node))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, node) for alias in node.names]
+    return found
+
+
+def test_every_kind_is_registered_rendered_and_titled():
+    assert set(REGISTRY) == set(RENDERERS) == set(TITLES) == set(KINDS)
+
+
+def test_experiment_modules_import_at_module_top_only():
+    for name, tree in _modules().items():
+        top = {id(node) for node in tree.body}
+        late = [module for module, node in _imported(tree) if id(node) not in top]
+        assert not late, f"{name} imports {late} inside a function"
+
+
+def test_experiment_modules_import_siblings_not_the_package():
+    for name, tree in _modules().items():
+        if name == "__init__":
+            continue
+        roots = [m for m, _ in _imported(tree) if m == "flare_ml.experiments"]
+        assert not roots, f"{name} imports the package __init__"
+
+
+def test_computation_never_imports_rendering_or_the_runner():
+    for name, tree in _modules().items():
+        if name.split("/")[0] not in COMPUTATION:
+            continue
+        upward = [m for m, _ in _imported(tree) if m.startswith(ABOVE_COMPUTATION)]
+        assert not upward, f"{name} (computation) imports {upward}"
+
+
+def test_experiment_models_are_scored_through_the_bundle(tmp_path):
+    config = load_experiment(write(tmp_path, "tiny", TINY_ROBUSTNESS))
+    ctx = Context(config, resolve_train_config(config, str(tmp_path / "tiny.yaml")))
+    cohort = ctx.cohort(CohortSpec(site="default", patients=80, seed=1)).prepared
+    dropped = list(SIGNALS["ALP course"])
+    bundle = ctx.fit(cohort, drop=dropped)
+    assert isinstance(bundle, FlareModelBundle)
+    assert not set(dropped) & set(bundle.feature_names)
+    model = make_model(ctx.train_config).fit(
+        cohort.features.drop(columns=dropped), cohort.y, groups=cohort.patient_ids
+    )
+    expected = model.predict_proba(cohort.features)[:, 1]
+    assert np.allclose(ctx.scores(cohort, bundle)["xgboost"], expected, atol=1e-9)

@@ -22,7 +22,7 @@ from flare_ml.cli import app
 from flare_ml.errors import ConfigError
 from flare_ml.experiments import load_experiment
 from flare_ml.experiments.config import CoverageParams
-from flare_ml.experiments.coverage import (
+from flare_ml.experiments.kinds.coverage import (
     calibration_rows,
     domain_shift,
     effective_sample_size,

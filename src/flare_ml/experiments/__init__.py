@@ -11,6 +11,15 @@ byte. Kinds: ``headline`` (model vs rules vs oracle, out-of-fold and external),
 ``literature_cases`` (published courses as timelines, read by the model) and ``coverage``
 (conformal coverage across sites: transported vs recalibrated on the site's own labelled
 patients). All cohorts are synthetic.
+
+Layout, bottom to top: :mod:`~flare_ml.experiments.config` (the YAML),
+:mod:`~flare_ml.experiments.outputs` and :mod:`~flare_ml.experiments.context` (shared
+types, cohorts and fits), :mod:`~flare_ml.experiments.readout` (numbers from
+evaluations), :mod:`~flare_ml.experiments.registry` (kind name -> computation),
+:mod:`~flare_ml.experiments.kinds` (one module per kind: numbers only),
+:mod:`~flare_ml.experiments.render` (one renderer per kind: Markdown text),
+:mod:`~flare_ml.experiments.mlflow_runs` and :mod:`~flare_ml.experiments.runner`
+(:func:`execute`, :func:`run_experiment`).
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ from flare_ml.experiments.config import (
     load_experiment,
     site_with_overrides,
 )
-from flare_ml.experiments.core import ExperimentRun, execute, markdown_table, run_experiment
+from flare_ml.experiments.render.text import markdown_table
+from flare_ml.experiments.runner import ExperimentRun, execute, run_experiment
 
 __all__ = [
     "KINDS",

@@ -25,8 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from flare_ml.cases import CASES
 from flare_ml.config_io import read_yaml
 from flare_ml.errors import ConfigError
+from flare_ml.explain import SIGNALS
+from flare_ml.simulate import available_sites
 from flare_ml.simulate.config import SiteProfile, load_site
 from flare_ml.train_config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config
 
@@ -256,8 +259,6 @@ class HeadlineParams(_Strict):
 
 
 def _check_signals(values: list[str]) -> list[str]:
-    from flare_ml.explain import SIGNALS
-
     unknown = [v for v in values if v not in SIGNALS]
     if unknown:
         raise ValueError(f"unknown signals {unknown}; allowed: {', '.join(SIGNALS)}")
@@ -329,8 +330,6 @@ class RobustnessParams(_Strict):
 
 
 def _check_cases(values: list[str]) -> list[str]:
-    from flare_ml.cases import CASES
-
     unknown = [v for v in values if v not in CASES]
     if unknown:
         raise ValueError(f"unknown cases {unknown}; allowed: {', '.join(CASES)}")
@@ -350,8 +349,6 @@ class LiteratureCasesParams(_Strict):
 
 
 def _known_sites(values: list[str]) -> list[str]:
-    from flare_ml.simulate import available_sites
-
     shipped = available_sites()
     unknown = [v for v in values if v not in shipped]
     if unknown:
