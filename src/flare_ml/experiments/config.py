@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -26,7 +25,7 @@ from pydantic import (
 )
 
 from flare_ml.cases import CASES
-from flare_ml.config_io import read_yaml
+from flare_ml.config_io import StrictModel, format_validation_error, read_yaml
 from flare_ml.errors import ConfigError
 from flare_ml.explain import SIGNALS
 from flare_ml.simulate import available_sites
@@ -60,23 +59,6 @@ KINDS: tuple[str, ...] = (
     "literature_cases",
     "coverage",
 )
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- errors that name the key ----------------------------------------------------------
-
-
-def _format_errors(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -> str:
-    """One line per problem, each naming the dotted key (under ``prefix``)."""
-    lines = [f"invalid configuration in {source}:"]
-    for err in exc.errors():
-        key = ".".join((*prefix, *(str(p) for p in err["loc"])))
-        msg = "unknown key (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  - {key or '(top level)'}: {msg}")
-    return "\n".join(lines)
 
 
 # --- site overrides --------------------------------------------------------------------
@@ -152,7 +134,9 @@ allowed: test_name, unit, missing_fraction
     try:
         return SiteProfile.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, f"site {profile.name!r} with overrides")) from None
+        raise ConfigError(
+            format_validation_error(exc, f"site {profile.name!r} with overrides")
+        ) from None
 
 
 def _flat(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -190,7 +174,7 @@ def describe_overrides(overrides: dict[str, Any]) -> str:
 # --- cohorts ---------------------------------------------------------------------------
 
 
-class CohortSpec(_Strict):
+class CohortSpec(StrictModel):
     """A simulated cohort: site, size, seed and optional site overrides."""
 
     site: str = "default"
@@ -242,7 +226,7 @@ def _default(site: str, patients: int, seed: int) -> CohortSpec:
 # --- per-kind parameters ---------------------------------------------------------------
 
 
-class HeadlineParams(_Strict):
+class HeadlineParams(StrictModel):
     """``kind: headline``: the training job of ``flare-ml train`` on these cohorts."""
 
     train: CohortSpec = _default("default", 2500, 1)
@@ -267,7 +251,7 @@ def _check_signals(values: list[str]) -> list[str]:
     return values
 
 
-class AblationParams(_Strict):
+class AblationParams(StrictModel):
     """``kind: ablations``: drop one clinical signal group at a time."""
 
     train: CohortSpec = _default("default", 2500, 1)
@@ -280,7 +264,7 @@ class AblationParams(_Strict):
         return None if v is None else _check_signals(v)
 
 
-class LearningCurveParams(_Strict):
+class LearningCurveParams(StrictModel):
     """``kind: learning_curve``: nested training cohorts of growing size."""
 
     train_site: str = "default"
@@ -303,7 +287,7 @@ class LearningCurveParams(_Strict):
         return v
 
 
-class RobustnessCondition(_Strict):
+class RobustnessCondition(StrictModel):
     """One condition: site overrides at the training and at the external site."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -313,7 +297,7 @@ class RobustnessCondition(_Strict):
     external_site: str | None = None
 
 
-class RobustnessParams(_Strict):
+class RobustnessParams(StrictModel):
     """``kind: robustness``: how model and rules degrade under changed conditions."""
 
     train: CohortSpec = _default("default", 2000, 1)
@@ -336,7 +320,7 @@ def _check_cases(values: list[str]) -> list[str]:
     return values
 
 
-class LiteratureCasesParams(_Strict):
+class LiteratureCasesParams(StrictModel):
     """``kind: literature_cases``: the model's reading of published courses."""
 
     train: CohortSpec = _default("default", 2500, 1)
@@ -358,7 +342,7 @@ def _known_sites(values: list[str]) -> list[str]:
     return values
 
 
-class LabelledSitePatients(_Strict):
+class LabelledSitePatients(StrictModel):
     """``coverage.labelled``: how many labelled site patients a recalibration needs.
 
     A *labelled patient* is a patient with at least one index assessment whose outcome
@@ -393,7 +377,7 @@ class LabelledSitePatients(_Strict):
         return v
 
 
-class CoverageParams(_Strict):
+class CoverageParams(StrictModel):
     """``kind: coverage``: conformal coverage of the shipped model across sites.
 
     One model is trained on ``train``; replicate ``r`` (0-based) of the ``i``-th of
@@ -466,7 +450,7 @@ class CoverageParams(_Strict):
         ]
 
 
-PARAMS: dict[str, type[_Strict]] = {
+PARAMS: dict[str, type[StrictModel]] = {
     "headline": HeadlineParams,
     "ablations": AblationParams,
     "learning_curve": LearningCurveParams,
@@ -476,14 +460,14 @@ PARAMS: dict[str, type[_Strict]] = {
 }
 
 
-class TrainingSettings(_Strict):
+class TrainingSettings(StrictModel):
     """The training config to start from and overrides of its ``model`` block."""
 
     config: str | None = None
     model: dict[str, Any] = {}
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(StrictModel):
     """A validated experiment file (``experiments/NAME.yaml``).
 
     Attributes
@@ -564,7 +548,7 @@ def resolve_train_config(
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source, ("training",))) from None
+        raise ConfigError(format_validation_error(exc, source, ("training",))) from None
 
 
 def _train_config_path(value: str | None, base_dir: Path | None) -> Path:
@@ -618,14 +602,14 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source)) from None
     params_data = config.params if config.params is not None else {}
     if not isinstance(params_data, dict):
         raise ConfigError(f"invalid configuration in {source}:\n  - params: must be a mapping")
     try:
         params = load_params(config.kind, params_data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source, ("params",))) from None
+        raise ConfigError(format_validation_error(exc, source, ("params",))) from None
     config = config.model_copy(update={"params": params})
     resolve_train_config(config, source, path.parent)
     for key, spec in _cohorts(params):

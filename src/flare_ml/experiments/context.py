@@ -9,7 +9,7 @@ patient-level bootstrap of :func:`flare_ml.evaluation.evaluate`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ from flare_ml.bundle import FlareModelBundle
 from flare_ml.data import contract as c
 from flare_ml.evaluation import Evaluation, evaluate
 from flare_ml.experiments.config import CohortSpec, ExperimentConfig, canonical_json, cohort_label
+from flare_ml.progress import Progress, no_progress
 from flare_ml.rules import make_rules
 from flare_ml.simulate import simulate_cohort
 from flare_ml.train_config import TrainConfig
@@ -31,20 +32,6 @@ from flare_ml.training import (
     make_model,
     prepare_cohort,
 )
-
-Progress = Callable[[str, int, int], None]
-
-
-def no_progress(step: str, done: int, total: int) -> None:
-    """The default progress callback: report nothing.
-
-    Examples
-    --------
-    >>> no_progress("model", 0, 1) is None
-    True
-
-    """
-    return None
 
 
 @dataclass

@@ -19,6 +19,7 @@ import numpy as np
 from flare_ml.experiments.config import ExperimentConfig
 from flare_ml.experiments.outputs import KindOutput
 from flare_ml.experiments.render.text import shown_path
+from flare_ml.train_config import DEFAULT_TRACKING_URI
 
 
 def _key(text: str) -> str:
@@ -103,7 +104,7 @@ def tracking_uri_for(config: ExperimentConfig, explicit: str | None = None) -> s
         explicit
         or os.environ.get("MLFLOW_TRACKING_URI")
         or config.tracking_uri
-        or "sqlite:///mlflow.db"
+        or DEFAULT_TRACKING_URI
     )
 
 
