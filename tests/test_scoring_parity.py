@@ -12,7 +12,8 @@ cohort. That cohort is scored through every path a number can reach a user by:
 - ``pyfunc_fresh_process``: the registered MLflow pyfunc model
   (``models:/flare-classifier/latest`` in a sqlite store in tmp) loaded in a fresh
   Python process from its shipped code;
-- ``batch_cli``: ``flare-ml score`` in a subprocess, writing Parquet;
+- ``batch_cli``: ``flare-ml score`` in a subprocess on the saved bundle folder, reading
+  the cohort from Parquet in chunks of whole patients and writing Parquet;
 - ``spark``: :func:`flare_ml.spark.score_spark` in local[2] (skipped, with the reason,
   without Java or pyspark);
 - ``rest_server``: ``mlflow models serve`` of the registered model on 127.0.0.1.
@@ -208,21 +209,19 @@ def _pyfunc_fresh_process(request: pytest.FixtureRequest) -> pd.DataFrame:
 
 
 def _batch_cli(request: pytest.FixtureRequest) -> pd.DataFrame:
-    """``flare-ml score --model models:/flare-classifier/latest`` in a subprocess."""
-    store = request.getfixturevalue("mlflow_store")
+    """``flare-ml score`` in a subprocess, with the saved bundle folder as the model."""
     workdir: Path = request.getfixturevalue("workdir")
     out = workdir / "batch-scores.parquet"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=str(store["uri"]), PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "flare-ml"), "score",
-            "--model", MODEL_URI,
+            "--model", str(bundle_copy(workdir / "bundle-batch")),
             "--input", str(request.getfixturevalue("rows_file")),
             "--output", str(out),
             "--chunk-rows", "300",
         ],
         cwd=workdir,
-        env=env,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
         capture_output=True,
         text=True,
         timeout=SUBPROCESS_TIMEOUT_S,
