@@ -1,17 +1,27 @@
-"""Shared test helpers: small valid timepoint tables.
+"""Shared test helpers: small valid timepoint tables and the session's serving fixtures.
 
 ``make_valid_table`` is a plain function (import it with ``from conftest import
 make_valid_table``) so that hypothesis tests can call it; the ``valid_table`` fixture
-wraps it for ordinary tests.
+wraps it for ordinary tests. The session fixtures ``mlflow_store`` (the small session
+model registered in a throw-away sqlite store), ``rest_server`` (``mlflow models serve``
+of it on loopback) and ``spark`` (a local[2] SparkSession) are started once, by the first
+test that needs them, and shared by every test module.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from flare_ml.data import contract as c
+from serving_helpers import register_model, serve
 
 #: (cancer_type, therapy_class) pairs the helper draws from
 CONTEXTS = (
@@ -134,3 +144,56 @@ def make_valid_table(
 def valid_table() -> pd.DataFrame:
     """A raw valid table of three patients (see ``make_valid_table``)."""
     return make_valid_table()
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The session model registered as ``flare-classifier`` in a sqlite store in tmp.
+
+    Returns ``{"root": folder, "uri": "sqlite:///.../mlflow.db"}``.
+    """
+    pytest.importorskip("mlflow")
+    root = tmp_path_factory.mktemp("mlflow-store")
+    return {"root": root, "uri": register_model(root)}
+
+
+@pytest.fixture(scope="session")
+def rest_server(mlflow_store: dict[str, object]) -> Iterator[str]:
+    """Base URL of ``mlflow models serve -m models:/flare-classifier/latest`` on 127.0.0.1.
+
+    The server log is ``server.log`` beside the store.
+    """
+    root = Path(str(mlflow_store["root"]))
+    with serve(str(mlflow_store["uri"]), root / "server.log") as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """A local[2] SparkSession (UTC, Arrow, no UI); skipped without Java or pyspark."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("Spark needs a Java runtime (none on PATH, JAVA_HOME unset)")
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+    from pyspark.sql import SparkSession
+
+    saved = {k: os.environ.get(k) for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    os.environ.update(dict.fromkeys(saved, sys.executable))
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("flare-ml-tests")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

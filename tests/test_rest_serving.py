@@ -2,24 +2,20 @@
 
 The small session model is logged and registered as ``flare-classifier`` in a throw-away
 sqlite tracking store, then served exactly as the README says (``mlflow models serve -m
-models:/flare-classifier/latest --env-manager local``) on a free port of 127.0.0.1. One
+models:/flare-classifier/latest --env-manager local``) on a free port of 127.0.0.1 (the
+session fixture ``rest_server`` of ``conftest.py``, shared with the parity test). One
 patient's timeline must come back with one row per index row and the bundle's own
 P(flare); malformed payloads (missing column, wrong type, unknown category, empty) must
 get a 4xx with a clear message, never a 5xx. The server runs in its own process group
-and is stopped by its PID in a ``finally``. Set ``FLARE_ML_REST_EXAMPLE=<file.json>`` to
-keep the request and response (how ``docs/rest_example.md`` was made).
+and is stopped by its PID at the end of the session. Set
+``FLARE_ML_REST_EXAMPLE=<file.json>`` to keep the request and response (how
+``docs/rest_example.md`` was made).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -27,83 +23,12 @@ import pytest
 import requests
 
 from flare_ml.data import contract as c
-from flare_ml.serving.flavor import log_model
 from flare_ml.serving.schema import to_wire_format
-from serving_helpers import bundle_copy, scoring_cohort, small_bundle
+from serving_helpers import scoring_cohort, small_bundle
 
 mlflow = pytest.importorskip("mlflow")
 
 pytestmark = pytest.mark.slow  # part of `make test` (CI); about 15-30 s
-
-STARTUP_TIMEOUT_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _register(root: Path) -> str:
-    """Log and register the small model in a fresh sqlite store under ``root``."""
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    saved_path = list(sys.path)
-    mlflow.set_tracking_uri(uri)
-    try:
-        experiment = mlflow.create_experiment(
-            "rest-test", artifact_location=(root / "artifacts").as_uri()
-        )
-        with mlflow.start_run(experiment_id=experiment):
-            log_model(bundle_copy(root / "bundle"), "flare-classifier")
-    finally:
-        mlflow.set_tracking_uri(previous)
-        sys.path[:] = saved_path
-    return uri
-
-
-@contextlib.contextmanager
-def _server(tracking_uri: str, log: Path):
-    port = _free_port()
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ)
-    env["MLFLOW_TRACKING_URI"] = tracking_uri
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"  # uvicorn is looked up there
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    command = [
-        str(bin_dir / "mlflow"), "models", "serve",
-        "-m", "models:/flare-classifier/latest",
-        "--env-manager", "local",
-        "-h", "127.0.0.1",
-        "-p", str(port),
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=log.parent,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"no /ping after {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
 
 
 def _one_patient() -> pd.DataFrame:
@@ -125,8 +50,8 @@ def _post(base: str, payload: object) -> requests.Response:
     )
 
 
-def test_rest_serving_end_to_end(tmp_path):
-    tracking_uri = _register(tmp_path)
+def test_rest_serving_end_to_end(rest_server):
+    base = rest_server
     timeline = _one_patient()
     records = json.loads(to_wire_format(timeline).to_json(orient="records"))
     for record in records:  # a client sends counts as JSON integers
@@ -134,56 +59,55 @@ def test_rest_serving_end_to_end(tmp_path):
             record["new_bone_lesions"] = int(record["new_bone_lesions"])
     expected = small_bundle().predict(timeline)
 
-    with _server(tracking_uri, tmp_path / "server.log") as base:
-        response = _post(base, {"dataframe_records": records})
-        assert response.status_code == 200, response.text
-        answer = response.json()
-        rows = answer["predictions"]
-        assert len(rows) == len(expected) >= 1  # one row per index row
-        for row, (_, want) in zip(rows, expected.iterrows(), strict=True):
-            assert set(row) == {
-                "patient_id", "assessment_date", "p_flare", "decision", "prediction_set",
-                "reasons",
-            }  # fmt: skip
-            assert row["patient_id"] == want["patient_id"]
-            assert row["assessment_date"] == want["assessment_date"].strftime("%Y-%m-%d")
-            assert row["p_flare"] == pytest.approx(float(want["p_flare"]), abs=1e-6)
-            assert row["decision"] == want["decision"]
-            assert row["prediction_set"] == want["prediction_set"]
-            assert row["reasons"] == want["reasons"] != ""
-
-        quick = _post(base, {"dataframe_records": records, "params": {"with_reasons": False}})
-        assert quick.status_code == 200, quick.text
-        assert [r["reasons"] for r in quick.json()["predictions"]] == [""] * len(rows)
-
-        if target := os.environ.get("FLARE_ML_REST_EXAMPLE"):
-            Path(target).write_text(
-                json.dumps({"request": {"dataframe_records": records}, "response": answer},
-                           indent=2)
-            )  # fmt: skip
-
-        malformed = {
-            "missing column": (
-                {"dataframe_records": [{k: v for k, v in r.items() if k != "cancer_type"}
-                                       for r in records]},
-                "missing inputs ['cancer_type']",
-            ),
-            "wrong type": (
-                {"dataframe_records": [dict(r, new_bone_lesions="many") for r in records]},
-                "new_bone_lesions",
-            ),
-            "unknown category": (
-                {"dataframe_records": [dict(r, cancer_type="lung") for r in records]},
-                "unknown category 'lung'",
-            ),
-            "empty records": ({"dataframe_records": []}, "missing inputs"),
-            "empty body": ("", "valid JSON"),
-            "no rows": (
-                {"dataframe_split": {"columns": list(records[0]), "data": []}},
-                "the table has no rows",
-            ),
+    response = _post(base, {"dataframe_records": records})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    rows = answer["predictions"]
+    assert len(rows) == len(expected) >= 1  # one row per index row
+    for row, (_, want) in zip(rows, expected.iterrows(), strict=True):
+        assert set(row) == {
+            "patient_id", "assessment_date", "p_flare", "decision", "prediction_set",
+            "reasons",
         }  # fmt: skip
-        for what, (payload, message) in malformed.items():
-            response = _post(base, payload)
-            assert 400 <= response.status_code < 500, (what, response.status_code, response.text)
-            assert message in response.json()["message"], (what, response.text[-800:])
+        assert row["patient_id"] == want["patient_id"]
+        assert row["assessment_date"] == want["assessment_date"].strftime("%Y-%m-%d")
+        assert row["p_flare"] == pytest.approx(float(want["p_flare"]), abs=1e-6)
+        assert row["decision"] == want["decision"]
+        assert row["prediction_set"] == want["prediction_set"]
+        assert row["reasons"] == want["reasons"] != ""
+
+    quick = _post(base, {"dataframe_records": records, "params": {"with_reasons": False}})
+    assert quick.status_code == 200, quick.text
+    assert [r["reasons"] for r in quick.json()["predictions"]] == [""] * len(rows)
+
+    if target := os.environ.get("FLARE_ML_REST_EXAMPLE"):
+        Path(target).write_text(
+            json.dumps({"request": {"dataframe_records": records}, "response": answer},
+                       indent=2)
+        )  # fmt: skip
+
+    malformed = {
+        "missing column": (
+            {"dataframe_records": [{k: v for k, v in r.items() if k != "cancer_type"}
+                                   for r in records]},
+            "missing inputs ['cancer_type']",
+        ),
+        "wrong type": (
+            {"dataframe_records": [dict(r, new_bone_lesions="many") for r in records]},
+            "new_bone_lesions",
+        ),
+        "unknown category": (
+            {"dataframe_records": [dict(r, cancer_type="lung") for r in records]},
+            "unknown category 'lung'",
+        ),
+        "empty records": ({"dataframe_records": []}, "missing inputs"),
+        "empty body": ("", "valid JSON"),
+        "no rows": (
+            {"dataframe_split": {"columns": list(records[0]), "data": []}},
+            "the table has no rows",
+        ),
+    }  # fmt: skip
+    for what, (payload, message) in malformed.items():
+        response = _post(base, payload)
+        assert 400 <= response.status_code < 500, (what, response.status_code, response.text)
+        assert message in response.json()["message"], (what, response.text[-800:])

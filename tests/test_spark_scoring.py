@@ -1,14 +1,14 @@
 """Spark scoring in local[2]: identical answers to batch scoring of the same file.
 
-One SparkSession serves the whole module (start-up takes seconds). The test is skipped,
-with the reason, only where no Java runtime is found; ``make test`` installs pyspark.
+One SparkSession (the session fixture ``spark`` of ``conftest.py``) serves the whole test
+session (start-up takes seconds). The test is skipped, with the reason, only where no
+Java runtime is found; ``make test`` installs pyspark.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
@@ -31,33 +31,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    saved = {k: os.environ.get(k) for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
-    os.environ.update(dict.fromkeys(saved, sys.executable))
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("flare-ml-tests")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.default.parallelism", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ threshold, plus metadata (feature names, data fingerprint, versions, rule settin
 synthetic-data caveat). Scoring returns P(flare), the decision (``flare``,
 ``progression`` or ``uncertain``), the conformal prediction set and the top reasons in
 clinical words. It is written as JSON only, never
-pickle, so loading a model never runs stored code; the MLflow pyfunc model, batch scoring
-and Spark all score through this one class, so their answers agree.
+pickle, so loading a model never runs stored code; the MLflow pyfunc model, batch scoring,
+Spark and the scores that training reports for external cohorts all go through this one
+class, so their answers agree (``tests/test_scoring_parity.py`` checks it).
 """
 
 from __future__ import annotations
@@ -152,15 +153,38 @@ class FlareModelBundle:
             self.__dict__["_single_thread"] = cached
         return cached[1]
 
-    def raw_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated booster P(flare) for a feature matrix."""
+    def raw_proba(self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> np.ndarray:
+        """Uncalibrated booster P(flare) for a feature matrix.
+
+        ``matrix`` reuses a DMatrix of ``features`` (as built by ``_matrix``).
+        """
         if len(features) == 0:
             return np.empty(0)
-        return self._booster_for(len(features)).predict(self._matrix(features))
+        booster = self._booster_for(len(features))
+        return booster.predict(self._matrix(features) if matrix is None else matrix)
 
-    def proba_from_features(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated P(flare) for a feature matrix."""
-        return np.clip(self.calibrator.transform(self.raw_proba(features)), 0.0, 1.0)
+    def proba_from_features(
+        self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None
+    ) -> np.ndarray:
+        """Calibrated P(flare) for a feature matrix: the model's one computation of it.
+
+        Every P(flare) of the model goes through here: :meth:`score_columns` (hence
+        :meth:`predict`, the pyfunc model, batch scoring, Spark and the REST server) and
+        the scores that training reports for external cohorts. ``matrix`` reuses a
+        DMatrix of ``features``.
+
+        Examples
+        --------
+        >>> from flare_ml.simulate import simulate_cohort
+        >>> from flare_ml.training import fit_bundle
+        >>> table = simulate_cohort(300, seed=3).timepoints
+        >>> bundle = fit_bundle(table, n_candidates=1, outer_folds=None)
+        >>> p = bundle.proba_from_features(bundle.features(table))
+        >>> bool(((p >= 0) & (p <= 1)).all()), len(p) == len(bundle.predict(table))
+        (True, True)
+
+        """
+        return np.clip(self.calibrator.transform(self.raw_proba(features, matrix)), 0.0, 1.0)
 
     def decide(self, p_flare: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decisions and prediction sets for calibrated P(flare) values."""
@@ -223,8 +247,7 @@ class FlareModelBundle:
         feats = self._model_columns(features)
         n = len(feats)
         matrix = self._matrix(feats) if n else None
-        raw = self._booster_for(n).predict(matrix) if matrix is not None else np.empty(0)
-        p = np.clip(self.calibrator.transform(raw), 0.0, 1.0)
+        p = self.proba_from_features(feats, matrix)
         decision, prediction_set = self.decide(p)
         reasons = self.explain(feats, matrix) if with_reasons and n else [""] * n
         return {

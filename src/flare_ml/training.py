@@ -4,7 +4,8 @@ This module wires the parts together for one training run: it loads (or simulate
 training cohort, computes point-in-time features, gets patient-grouped out-of-fold
 predictions of the XGBoost model and of every rule baseline, fits the final model on all
 training patients, chooses the operating threshold on the out-of-fold predictions, and
-scores each external cohort with the frozen model. Tracking and reporting live in
+scores each external cohort through the frozen model's bundle, the object that serving
+loads. Tracking and reporting live in
 :mod:`flare_ml.tracking` and :mod:`flare_ml.report`; the command line only calls
 :func:`run_training`.
 """
@@ -340,13 +341,6 @@ def scores_with_rules(
     return scores
 
 
-def score_cohort(
-    cohort: PreparedCohort, model: FlareXGBClassifier, rules: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """P(flare) of the frozen model, each rule's score and the oracle on a cohort."""
-    return scores_with_rules(cohort, model.predict_proba(cohort.features)[:, 1], rules)
-
-
 def train_and_validate(
     config: TrainConfig,
     data_path: str | Path | None = None,
@@ -365,6 +359,25 @@ def train_and_validate(
         Labelled external cohorts; by default the config's simulated external sites.
     progress : callable, optional
         ``progress(step, done, total)`` for progress bars.
+
+    Returns
+    -------
+    TrainingResult
+        The fitted model and its bundle, the rules, the thresholds, and per cohort the
+        scores, evaluations and conformal coverage.
+
+    Notes
+    -----
+    Where each reported P(flare) comes from:
+
+    - Training cohort: patient-grouped **out-of-fold** predictions, each made by a
+      model fitted in ``out_of_fold_proba`` on the other folds (tuning and
+      calibration included), never by the final model; the operating threshold and,
+      by default, the conformal thresholds are chosen on them.
+    - External cohorts: the final model through its bundle
+      (:func:`score_cohort_bundle`), the object that is saved, logged to MLflow and
+      served. Their evaluation, conformal coverage and site coverage estimate, as
+      reported and logged, are computed from these scores.
 
     """
     from flare_ml.evaluation import choose_operating_threshold, evaluate
@@ -435,8 +448,8 @@ def train_and_validate(
         thresholds=thresholds,
     )
     result.scores[training.label] = oof_scores
-    for ext in externals:
-        result.scores[ext.label] = score_cohort(ext, model, rules)
+    for ext in externals:  # through the bundle: the object that serving loads
+        result.scores[ext.label] = score_cohort_bundle(ext, bundle, rules)
 
     # conformal coverage on each external cohort: of the thresholds calibrated on
     # training patients (transported), and of thresholds the site would calibrate on its
@@ -469,5 +482,36 @@ def train_and_validate(
 def score_cohort_bundle(
     cohort: PreparedCohort, bundle: FlareModelBundle, rules: dict[str, Any]
 ) -> dict[str, np.ndarray]:
-    """Like :func:`score_cohort` but through a saved bundle (what serving uses)."""
+    """P(flare) of a frozen model, each rule's score and the oracle (when known) on a cohort.
+
+    The model's P(flare) is :meth:`FlareModelBundle.proba_from_features
+    <flare_ml.bundle.FlareModelBundle.proba_from_features>`: the same object and the same
+    computation that the pyfunc model, ``flare-ml score``, Spark and the REST server
+    load, so a number reported for a cohort is the number serving gives for it.
+
+    Parameters
+    ----------
+    cohort : PreparedCohort
+        The cohort, featurized with the bundle's featurizer parameters.
+    bundle : FlareModelBundle
+        The frozen model.
+    rules : dict
+        Fitted rule baselines by name.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``"xgboost"``, each rule's name and, when known, ``"oracle"``.
+
+    Examples
+    --------
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> table = simulate_cohort(300, seed=3).timepoints
+    >>> bundle = fit_bundle(table, n_candidates=1, outer_folds=None)
+    >>> cohort = prepare_cohort(table, bundle.featurizer, "example")
+    >>> scores = score_cohort_bundle(cohort, bundle, {})
+    >>> bool((scores["xgboost"] == bundle.predict(table)["p_flare"].to_numpy()).all())
+    True
+
+    """
     return scores_with_rules(cohort, bundle.proba_from_features(cohort.features), rules)
