@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from flare_ml.data import contract as c
+import flare_ml.data.contract as c
 
 #: dates are kept at day precision (midnight) in the coarsest pandas unit
 DATE_DTYPE: np.dtype[Any] = np.dtype("datetime64[s]")
@@ -102,12 +102,32 @@ def parse_text_id(series: pd.Series) -> pd.Series:
     return text.mask(empty) if empty.any() else text
 
 
+def parse_text_id_codes(series: pd.Series) -> tuple[pd.Series, IntArray, list[Any]]:
+    """:func:`parse_text_id`, with the codes (-1 for missing) and distinct values.
+
+    Text that is already clean (the canonical dtype, no surrounding spaces, nothing
+    empty) is only factorised: the strip runs on the distinct values, not on every row.
+    """
+    if series.dtype == STRING_DTYPE:
+        codes, uniques = factorize(series)
+        if all(isinstance(u, str) and u and u.strip() == u for u in uniques):
+            return series, codes, uniques
+    text = parse_text_id(series)
+    codes, uniques = factorize(text)
+    return text, codes, uniques
+
+
 def parse_category(series: pd.Series, column: str) -> tuple[pd.Categorical, BoolArray, list[str]]:
     """Categorical over the column's full vocabulary, the unknown-value mask, unknown values.
 
     Values are stripped and lower-cased; ``extraosseous_response`` codes are upper-cased
     except ``baseline``. Empty text and NA markers are missing (``none`` is a value).
     """
+    dtype = category_dtype(column)
+    if series.dtype == dtype:  # canonical already: every value is a vocabulary value
+        codes = np.asarray(series.array.codes, dtype=np.intp)
+        categorical = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+        return categorical, np.zeros(len(series), dtype=bool), []
     position = {value: i for i, value in enumerate(c.VOCABULARIES[column])}
     codes, uniques = factorize(series)
     per_unique = np.empty(len(uniques), dtype=np.intp)
@@ -129,7 +149,7 @@ def parse_category(series: pd.Series, column: str) -> tuple[pd.Categorical, Bool
     final = lookup(codes, per_unique, -1)
     bad = final == -2
     final[bad] = -1
-    categorical = pd.Categorical.from_codes(final, dtype=category_dtype(column), validate=False)
+    categorical = pd.Categorical.from_codes(final, dtype=dtype, validate=False)
     return categorical, bad, unknown
 
 

@@ -1,7 +1,7 @@
 """The data contract: column names, types and vocabularies of the timepoint table.
 
-This module is the single source of truth for the public input format described in
-``DESIGN.md`` section 2. Every other part of flare-ml (validation, the simulator, the
+This module is the single source of truth for the public input format (the data
+contract). Every other part of flare-ml (validation, the simulator, the
 featurizer, the rules, the served model) imports its column names and category
 vocabularies from here, so a change to the contract is a change to one file (and needs a
 migration note in the README).

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from flare_ml.data import contract as c
+import flare_ml.data.contract as c
 from flare_ml.data.validation import (
     IMAGING_FINDING_COLUMNS,
     index_row_mask,
