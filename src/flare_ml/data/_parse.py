@@ -155,6 +155,8 @@ def parse_category(series: pd.Series, column: str) -> tuple[pd.Categorical, Bool
 
 def parse_bool(series: pd.Series) -> tuple[pd.api.extensions.ExtensionArray, BoolArray, list[str]]:
     """Nullable booleans from true/false, yes/no, 1/0 (any case), the invalid mask, bad values."""
+    if isinstance(series.dtype, pd.BooleanDtype):  # canonical already
+        return series.array.copy(), np.zeros(len(series), dtype=bool), []
     if pd.api.types.is_bool_dtype(series.dtype):
         return pd.array(series, dtype="boolean"), np.zeros(len(series), dtype=bool), []
     codes, uniques = factorize(series)
@@ -189,6 +191,8 @@ def parse_number(series: pd.Series) -> tuple[npt.NDArray[np.float64], BoolArray,
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         if isinstance(dtype, np.dtype) and dtype.kind in "fiu":  # NaN already means missing
             values = series.to_numpy(dtype=np.float64, copy=True)
+        elif isinstance(dtype, pd.Int64Dtype):  # the canonical count: no detour via Float64
+            values = series.array.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             values = series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         bad = ~np.isfinite(values) & ~np.isnan(values)

@@ -72,7 +72,8 @@ def normalise_column_names(df: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        A shallow copy with the normalised names and a ``RangeIndex``.
+        A shallow copy with the normalised names and a ``RangeIndex`` (``df`` itself
+        when it has them already).
 
     Raises
     ------
@@ -87,6 +88,8 @@ def normalise_column_names(df: pd.DataFrame) -> pd.DataFrame:
     Index(['patient_id', 'note'], dtype='str')
 
     """
+    if _normalised(df):
+        return df
     names: list[Hashable] = []
     for name in df.columns:
         text = str(name).strip()
@@ -113,6 +116,21 @@ def normalise_column_names(df: pd.DataFrame) -> pd.DataFrame:
     out.columns = pd.Index(names)
     out.index = pd.RangeIndex(len(out))  # positions label rows from here on
     return out
+
+
+def _normalised(df: pd.DataFrame) -> bool:
+    """Tell whether a table's names and index are already as normalisation leaves them."""
+    index = df.index
+    if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+        return False
+    if not df.columns.is_unique:
+        return False
+    for name in df.columns:
+        if not isinstance(name, str) or name != name.strip():
+            return False
+        if name != name.lower() and name.lower() in c.CONTRACT_COLUMNS:
+            return False
+    return True
 
 
 @dataclass(eq=False)
