@@ -142,6 +142,18 @@ def test_validation_is_idempotent() -> None:
     pd.testing.assert_frame_equal(validate_timepoints(once), once)
 
 
+def test_category_columns_in_any_category_order_give_the_same_table() -> None:
+    """Codes depend on the order of the categories (which dtype equality ignores)."""
+    table = make_valid_table(4, 2)
+    expected = validate_timepoints(table)
+    for col, vocabulary in c.VOCABULARIES.items():
+        table[col] = table[col].astype(pd.CategoricalDtype(list(reversed(vocabulary))))
+    pd.testing.assert_frame_equal(validate_timepoints(table), expected)
+    canonical = expected.copy()
+    canonical[c.PATIENT_ID] = " " + canonical[c.PATIENT_ID]  # canonical dtype, unclean text
+    pd.testing.assert_frame_equal(validate_timepoints(canonical), expected)
+
+
 def test_text_input_gives_the_same_table_as_typed_input() -> None:
     table = make_valid_table(3, seed=2)
     pd.testing.assert_frame_equal(validate_timepoints(as_text(table)), validate_timepoints(table))

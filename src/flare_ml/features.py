@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from flare_ml.data import TimepointColumns, check_timepoints, require_columns
@@ -485,6 +486,14 @@ def _key_index(t: _Timeline, rows: np.ndarray) -> pd.MultiIndex:
     )
 
 
+def _refuse_sparse(X: Any) -> None:
+    if sparse.issparse(X):
+        raise TypeError(
+            "TimepointFeaturizer: sparse input is not supported; pass a timepoint table "
+            f"(a pandas DataFrame), not a {type(X).__name__}"
+        )
+
+
 class TimepointFeaturizer(TransformerMixin, BaseEstimator):
     """Turn a timepoint table into one feature row per index assessment.
 
@@ -645,6 +654,7 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
         """
         self._check_params()
+        _refuse_sparse(X)
         require_columns(X)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
@@ -686,6 +696,7 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
         """
         self._check_params()
+        _refuse_sparse(X)
         timeline = _timeline(check_timepoints(X))
         rows = np.flatnonzero(timeline.is_index)
         features = _compute(timeline, self.get_params(), rows)

@@ -52,6 +52,19 @@ def category_dtype(column: str) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(list(c.VOCABULARIES[column]))
 
 
+def _is_dtype(dtype: Any, canonical: pd.CategoricalDtype) -> bool:
+    """Tell whether ``dtype`` is ``canonical``, categories in the same order.
+
+    Unordered ``CategoricalDtype`` equality ignores the order of the categories, and
+    the codes depend on it.
+    """
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        and not dtype.ordered
+        and dtype.categories.equals(canonical.categories)
+    )
+
+
 def floor_days(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Floor tz-naive ``datetime64`` values to midnight, as :data:`DATE_DTYPE` (NaT stays).
 
@@ -124,7 +137,7 @@ def parse_category(series: pd.Series, column: str) -> tuple[pd.Categorical, Bool
     except ``baseline``. Empty text and NA markers are missing (``none`` is a value).
     """
     dtype = category_dtype(column)
-    if series.dtype == dtype:  # canonical already: every value is a vocabulary value
+    if _is_dtype(series.dtype, dtype):  # canonical already: every value is a vocabulary value
         codes = np.asarray(series.array.codes, dtype=np.intp)
         categorical = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
         return categorical, np.zeros(len(series), dtype=bool), []
