@@ -16,12 +16,8 @@ import pandas as pd
 from rich.table import Table
 
 import flare_ml.data.contract as c
-from flare_ml.data.validation import (
-    IMAGING_FINDING_COLUMNS,
-    index_row_mask,
-    is_canonical,
-    validate_timepoints,
-)
+from flare_ml.data.rules import IMAGING_FINDING_COLUMNS
+from flare_ml.data.validation import index_row_mask, is_canonical, validate_timepoints
 
 __all__ = ["CohortSummary", "summarize_cohort"]
 
