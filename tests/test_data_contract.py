@@ -22,6 +22,8 @@ from flare_ml.data import (
     validate_timepoints,
 )
 from flare_ml.data import contract as c
+from flare_ml.data.parsing import normalise_column_names, parse_timepoints
+from flare_ml.data.rules import RULES, TABLE_RULES, find_violations
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -140,6 +142,18 @@ def test_input_is_not_modified() -> None:
 def test_validation_is_idempotent() -> None:
     once = validate_timepoints(make_valid_table(3, seed=5))
     pd.testing.assert_frame_equal(validate_timepoints(once), once)
+
+
+def test_category_columns_in_any_category_order_give_the_same_table() -> None:
+    """Codes depend on the order of the categories (which dtype equality ignores)."""
+    table = make_valid_table(4, 2)
+    expected = validate_timepoints(table)
+    for col, vocabulary in c.VOCABULARIES.items():
+        table[col] = table[col].astype(pd.CategoricalDtype(list(reversed(vocabulary))))
+    pd.testing.assert_frame_equal(validate_timepoints(table), expected)
+    canonical = expected.copy()
+    canonical[c.PATIENT_ID] = " " + canonical[c.PATIENT_ID]  # canonical dtype, unclean text
+    pd.testing.assert_frame_equal(validate_timepoints(canonical), expected)
 
 
 def test_text_input_gives_the_same_table_as_typed_input() -> None:
@@ -687,3 +701,47 @@ def test_any_injected_violation_is_reported_naming_its_column(
         bad = as_text(bad)
     error = violations_of(bad)
     assert_reported(error, column, rule, row)
+
+
+# --- the rule registry ------------------------------------------------------------------
+
+
+def test_rule_registry_names_every_rule_once_with_a_message_and_a_fix() -> None:
+    assert [rule.name for rule in TABLE_RULES] == ["missing_column", "empty_table"]
+    names = [rule.name for rule in RULES]
+    assert len(names) == len(set(names))
+    assert names[:4] == ["unknown_category", "invalid_boolean", "not_a_number", "not_an_integer"]
+    assert {
+        "missing_value",
+        "missing_imaging_value",
+        "unparseable_date",
+        "negative_count",
+        "negative_value",
+        "alp_out_of_range",
+        "before_treatment_start",
+        "duplicate_assessment",
+        "not_constant_per_patient",
+        "morphology_none_with_lesions",
+        "morphology_without_lesions",
+        "lab_row_with_imaging",
+        "lab_row_with_outcome",
+        "outcome_on_non_index_row",
+    } == set(names[4:])
+    for rule in RULES:
+        assert rule.columns and set(rule.columns) <= set(c.CONTRACT_COLUMNS)
+        for column in rule.columns:
+            fix = rule.fix if isinstance(rule.fix, str) else rule.fix(column)
+            assert fix.strip()
+        assert callable(rule.message) or rule.message.strip()
+
+
+def test_a_rule_run_alone_flags_only_its_rows() -> None:
+    table = raw()
+    table.loc[4, c.SLD_MM] = -2.0
+    table.loc[5, c.CANCER_TYPE] = "lung"
+    columns = parse_timepoints(normalise_column_names(table))
+    negative = next(rule for rule in RULES if rule.name == "negative_value")
+    (violation,) = find_violations(columns, [negative])
+    assert (violation.column, violation.count) == (c.SLD_MM, 1)
+    assert violation.rows == (label(table, 4),)
+    assert {v.rule for v in find_violations(columns)} == {"negative_value", "unknown_category"}

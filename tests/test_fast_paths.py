@@ -20,9 +20,17 @@ from hypothesis import strategies as st
 
 from flare_ml.data import contract as c
 from flare_ml.data import validate_timepoints
-from flare_ml.data._parse import _parse_iso, _parse_iso_pandas, floor_days, parse_number
-from flare_ml.data.validation import _block_starts, _varies_within
-from flare_ml.features import TimepointFeaturizer, _category_codes, _days, _Groups
+from flare_ml.data._parse import (
+    DATE_DTYPE,
+    _parse_iso,
+    _parse_iso_pandas,
+    floor_days,
+    parse_category,
+    parse_date,
+    parse_number,
+)
+from flare_ml.data.rules import _block_starts, _varies_within
+from flare_ml.features import TimepointFeaturizer, _Groups
 from flare_ml.serving.schema import score_wire, to_wire_format
 from serving_helpers import small_bundle
 from strategies import timepoint_tables
@@ -184,9 +192,10 @@ def test_dates_of_datetime_columns_equal_pandas_floor(
     if expected.dt.tz is not None:
         expected = expected.dt.tz_localize(None)
     expected = expected.dt.floor("D").astype("datetime64[s]").to_numpy()
-    days = _days(series)
-    assert days.dtype == np.dtype("datetime64[D]")
-    assert_bits_equal(days.astype("datetime64[s]"), expected)
+    days, bad, _ = parse_date(series)
+    assert days.dtype == DATE_DTYPE
+    assert not bad.any()
+    assert_bits_equal(days, expected)
     assert_bits_equal(
         floor_days(series.dt.tz_localize(None).to_numpy() if tz else series.to_numpy()), expected
     )
@@ -201,12 +210,12 @@ def test_category_codes_of_a_validated_column_equal_the_text_route(
     values: list[str | None], order: list[str]
 ) -> None:
     as_text = pd.Series(values, dtype="str")
-    expected, _ = _category_codes(as_text, c.THERAPY_CLASS, [])
+    expected = parse_category(as_text, c.THERAPY_CLASS)[0].codes
     for categories in (list(c.THERAPY_CLASSES), list(order)):  # vocabulary order, or any
-        codes, unknown = _category_codes(
-            as_text.astype(pd.CategoricalDtype(categories)), c.THERAPY_CLASS, []
+        parsed, unknown, _ = parse_category(
+            as_text.astype(pd.CategoricalDtype(categories)), c.THERAPY_CLASS
         )
-        assert_bits_equal(codes, expected)
+        assert_bits_equal(parsed.codes, expected)
         assert not unknown.any()
 
 

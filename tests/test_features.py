@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -17,13 +15,13 @@ from xgboost import XGBClassifier
 
 from flare_ml.cases import seed_case_timeline
 from flare_ml.data import contract as c
+from flare_ml.data import validate_timepoints
 from flare_ml.errors import ContractError
 from flare_ml.features import (
     FEATURE_DESCRIPTIONS,
     FEATURE_GROUPS,
     FEATURE_NAMES,
     TimepointFeaturizer,
-    UnknownCategoryWarning,
     index_outcomes,
 )
 from strategies import typed_table
@@ -132,9 +130,22 @@ EXPECTED: dict[str, tuple[float, float, float]] = {
 
 
 def fit_transform(table: pd.DataFrame, **params: object) -> pd.DataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnknownCategoryWarning)
-        return TimepointFeaturizer(**params).fit_transform(table)
+    return TimepointFeaturizer(**params).fit_transform(table)
+
+
+def refused(table: pd.DataFrame) -> ContractError:
+    """The featurizer's error on ``table``, checked to be validation's error, word for word."""
+    with pytest.raises(ContractError) as by_validation:
+        validate_timepoints(table)
+    with pytest.raises(ContractError) as by_featurizer:
+        TimepointFeaturizer().transform(table)
+    assert by_featurizer.value.violations == by_validation.value.violations
+    assert str(by_featurizer.value) == str(by_validation.value)
+    return by_featurizer.value
+
+
+def rules_of(error: ContractError) -> set[tuple[str, str]]:
+    return {(v.column, v.rule) for v in error.violations}
 
 
 # --- hand-computed values -----------------------------------------------------------------
@@ -283,11 +294,27 @@ def test_clone_and_params() -> None:
     assert twin.set_params(alp_slope_window_days=30).alp_slope_window_days == 30
 
 
-def test_transform_before_fit_raises() -> None:
-    with pytest.raises(NotFittedError):
-        TimepointFeaturizer().transform(tiny_table())
-    with pytest.raises(NotFittedError):
-        TimepointFeaturizer().get_feature_names_out()
+def test_transform_needs_no_fit() -> None:
+    """Stateless: a fresh featurizer transforms, and gives what a fitted one gives."""
+    fresh = TimepointFeaturizer(alp_slope_window_days=60)
+    assert fresh.__sklearn_tags__().requires_fit is False
+    fitted = TimepointFeaturizer(alp_slope_window_days=60).fit(tiny_table())
+    expected = fitted.transform(tiny_table())
+    pd.testing.assert_frame_equal(fresh.transform(tiny_table()), expected, check_exact=True)
+    assert not hasattr(fresh, "n_features_in_")  # transform learns nothing either
+    assert list(fresh.get_feature_names_out()) == list(FEATURE_NAMES)
+
+
+def test_fit_records_the_columns_of_a_dataframe() -> None:
+    table = tiny_table().drop(columns=[c.OUTCOME]).assign(site="A")
+    featurizer = TimepointFeaturizer().fit(table)
+    expected = [*(col for col in c.CONTRACT_COLUMNS if col != c.OUTCOME), "site"]
+    assert list(featurizer.feature_names_in_) == expected
+    assert featurizer.n_features_in_ == len(expected)
+    # the contract, not the fit table, defines the input: optional columns may come and go
+    pd.testing.assert_frame_equal(
+        featurizer.transform(tiny_table()), fit_transform(tiny_table()), check_exact=True
+    )
 
 
 def test_set_output_pandas_keeps_the_frame() -> None:
@@ -297,38 +324,7 @@ def test_set_output_pandas_keeps_the_frame() -> None:
     )
 
 
-# --- tolerant input ----------------------------------------------------------------------
-
-
-def test_unknown_category_warns_once_and_maps_to_other() -> None:
-    table = tiny_table()
-    table[c.CANCER_TYPE] = table[c.CANCER_TYPE].astype("str")
-    table.loc[table[c.PATIENT_ID] == "B", c.CANCER_TYPE] = "sarcoma"
-    table[c.NEW_LESION_MORPHOLOGY] = table[c.NEW_LESION_MORPHOLOGY].astype("str")
-    table.loc[5, c.NEW_LESION_MORPHOLOGY] = "osteolytic"
-    with pytest.warns(UnknownCategoryWarning) as record:
-        features = TimepointFeaturizer().fit_transform(table)
-    assert len(record) == 1
-    message = str(record[0].message)
-    assert "cancer_type" in message and "sarcoma" in message
-    assert "new_lesion_morphology" in message and "osteolytic" in message
-    assert features.loc[B1, "cancer_type_other"] == 1
-    assert features.loc[B1, "cancer_type_prostate"] == 0
-    # no 'other' in the morphology vocabulary: the value is missing, in every one-hot column
-    morphology = [f"new_lesion_morphology_{v}" for v in c.MORPHOLOGIES]
-    assert features.loc[A2, morphology].isna().all()
-    expected = fit_transform(tiny_table())
-    unchanged = [n for n in FEATURE_NAMES if n not in morphology and "cancer_type" not in n]
-    pd.testing.assert_frame_equal(features[unchanged], expected[unchanged])
-
-
-def test_category_dtype_with_unknown_categories() -> None:
-    table = tiny_table()
-    table[c.THERAPY_CLASS] = table[c.THERAPY_CLASS].cat.add_categories(["parp"])
-    table.loc[table[c.PATIENT_ID] == "B", c.THERAPY_CLASS] = "parp"
-    with pytest.warns(UnknownCategoryWarning, match="therapy_class.*parp"):
-        features = TimepointFeaturizer().fit_transform(table)
-    assert features.loc[B1, "therapy_class_other"] == 1
+# --- what validation accepts, the featurizer reads alike ------------------------------
 
 
 def test_file_like_text_input_and_absent_row_type() -> None:
@@ -346,17 +342,21 @@ def test_file_like_text_input_and_absent_row_type() -> None:
     assert features.loc[A1, "days_since_treatment_start"] == 56
 
 
-def test_unreadable_flags_and_numbers_become_missing_with_a_warning() -> None:
+def test_spreadsheet_spellings_match_as_validation_reads_them() -> None:
     table = tiny_table()
-    table[c.CLINICAL_DETERIORATION] = table[c.CLINICAL_DETERIORATION].astype("str")
-    table.loc[5, c.CLINICAL_DETERIORATION] = "maybe"
-    table[c.SLD_MM] = table[c.SLD_MM].astype("str")
-    table.loc[5, c.SLD_MM] = "n.m."
-    with pytest.warns(UnknownCategoryWarning, match="maybe") as record:
-        features = TimepointFeaturizer().fit_transform(table)
-    assert "n.m." in str(record[0].message)
-    assert np.isnan(features.loc[A2, "clinical_deterioration_now"])
-    assert np.isnan(features.loc[A2, "sld_change_from_nadir_mm"])
+    for col in c.VOCABULARIES:
+        table[col] = table[col].astype("str").where(table[col].notna())
+    table[c.EXTRAOSSEOUS_RESPONSE] = table[c.EXTRAOSSEOUS_RESPONSE].str.lower()
+    table[c.CANCER_TYPE] = " " + table[c.CANCER_TYPE].str.upper()
+    flags = [c.PROGRESSIVE_LYSIS, c.KNOWN_LESION_SCLEROSIS, c.CLINICAL_DETERIORATION]
+    for col in flags:
+        table[col] = table[col].map({True: " YES", False: "no"}).astype(object)
+    table[c.PATIENT_ID] = table[c.PATIENT_ID] + " "
+    table.columns = [f" {name.upper()}" if name == c.SLD_MM else name for name in table.columns]
+    pd.testing.assert_frame_equal(fit_transform(table), fit_transform(tiny_table()))
+    pd.testing.assert_frame_equal(
+        fit_transform(table), fit_transform(validate_timepoints(table)), check_exact=True
+    )
 
 
 def test_no_index_rows_gives_an_empty_frame() -> None:
@@ -366,43 +366,109 @@ def test_no_index_rows_gives_an_empty_frame() -> None:
     assert features.shape == (0, len(FEATURE_NAMES))
     assert list(features.index.names) == list(c.KEY_COLUMNS)
     assert index_outcomes(table).empty
-    assert fit_transform(table.iloc[:0]).shape == (0, len(FEATURE_NAMES))
 
 
-def test_lab_rows_are_never_index_rows() -> None:
+# --- what validation refuses, the featurizer refuses with the same error -----------------
+
+
+def test_unknown_categories_are_refused() -> None:
+    """Before issue 11 they were mapped to 'other' or missing with a warning."""
+    table = tiny_table()
+    table[c.CANCER_TYPE] = table[c.CANCER_TYPE].astype("str")
+    table.loc[table[c.PATIENT_ID] == "B", c.CANCER_TYPE] = "sarcoma"
+    table[c.NEW_LESION_MORPHOLOGY] = table[c.NEW_LESION_MORPHOLOGY].astype("str")
+    table.loc[5, c.NEW_LESION_MORPHOLOGY] = "osteolytic"
+    error = refused(table)
+    assert {
+        (c.CANCER_TYPE, "unknown_category"),
+        (c.NEW_LESION_MORPHOLOGY, "unknown_category"),
+    } <= rules_of(error)
+    assert "'sarcoma'" in str(error) and "'osteolytic'" in str(error)
+
+
+def test_category_dtype_with_unknown_categories_is_refused() -> None:
+    table = tiny_table()
+    table[c.THERAPY_CLASS] = table[c.THERAPY_CLASS].cat.add_categories(["parp"])
+    table.loc[table[c.PATIENT_ID] == "B", c.THERAPY_CLASS] = "parp"
+    error = refused(table)
+    assert rules_of(error) == {(c.THERAPY_CLASS, "unknown_category")}
+    assert "'parp'" in str(error)
+
+
+@pytest.mark.parametrize("token", ["y", "t", "n", "f", "maybe"])
+def test_flag_tokens_validation_refuses_are_refused(token: str) -> None:
+    """``y``/``t``/``n``/``f`` were flags to the featurizer alone before issue 11."""
+    table = tiny_table()
+    table[c.CLINICAL_DETERIORATION] = table[c.CLINICAL_DETERIORATION].astype(object)
+    table.loc[5, c.CLINICAL_DETERIORATION] = token
+    error = refused(table)
+    assert rules_of(error) == {(c.CLINICAL_DETERIORATION, "invalid_boolean")}
+    assert f"'{token}'" in str(error)
+
+
+def test_unreadable_numbers_are_refused() -> None:
+    table = tiny_table()
+    table[c.SLD_MM] = table[c.SLD_MM].astype("str")
+    table.loc[5, c.SLD_MM] = "n.m."
+    error = refused(table)
+    assert rules_of(error) == {(c.SLD_MM, "not_a_number")}
+    assert "'n.m.'" in str(error)
+
+
+def test_unknown_row_type_is_refused() -> None:
+    """Before issue 11 an unknown row type was read as a lab row, with a warning."""
+    table = tiny_table()
+    table[c.ROW_TYPE] = table[c.ROW_TYPE].astype("str")
+    table.loc[5, c.ROW_TYPE] = "ct scan"
+    error = refused(table)
+    assert (c.ROW_TYPE, "unknown_category") in rules_of(error)
+    assert "'ct scan'" in str(error)
+
+
+def test_lab_row_with_a_lesion_count_is_refused() -> None:
     table = tiny_table()
     table.loc[1, c.NEW_BONE_LESIONS] = 4  # a lab row with a (wrong) lesion count
-    assert fit_transform(table).index.tolist() == [A1, A2, B1]
+    error = refused(table)
+    assert rules_of(error) == {(c.NEW_BONE_LESIONS, "lab_row_with_imaging")}
 
 
-# --- bad input ----------------------------------------------------------------------------
+def test_empty_table_is_refused() -> None:
+    error = refused(tiny_table().iloc[:0])
+    assert rules_of(error) == {(c.PATIENT_ID, "empty_table")}
 
 
-def test_missing_required_column_is_named() -> None:
+@pytest.mark.parametrize("method", ["fit", "transform"])
+def test_missing_required_column_is_named(method: str) -> None:
     table = tiny_table().drop(columns=[c.THERAPY_CLASS])
-    with pytest.raises(ContractError, match="therapy_class"):
-        TimepointFeaturizer().fit(table)
+    with pytest.raises(ContractError, match="therapy_class") as info:
+        getattr(TimepointFeaturizer(), method)(table)
+    assert rules_of(info.value) == {(c.THERAPY_CLASS, "missing_column")}
+    assert "add a 'therapy_class' column" in str(info.value)
+    if method == "transform":
+        assert str(refused(table)) == str(info.value)
 
 
 def test_duplicate_assessment_is_an_error_naming_rows() -> None:
     table = tiny_table()
     table = pd.concat([table, table.iloc[[3]]], ignore_index=True)
-    with pytest.raises(ContractError, match=r"duplicate|\(A, 2024-02-26\)") as info:
-        TimepointFeaturizer().fit_transform(table)
-    assert "(A, 2024-02-26)" in str(info.value)
+    error = refused(table)
+    assert rules_of(error) == {(c.ASSESSMENT_DATE, "duplicate_assessment")}
+    assert "(A, 2024-02-26)" in str(error)
 
 
 def test_missing_date_is_an_error_naming_rows() -> None:
     table = tiny_table()
     table.loc[2, c.ASSESSMENT_DATE] = pd.NaT
-    with pytest.raises(ContractError, match="assessment_date") as info:
-        TimepointFeaturizer().fit_transform(table)
-    assert "(A, <missing>)" in str(info.value)
+    error = refused(table)
+    assert (c.ASSESSMENT_DATE, "missing_value") in rules_of(error)
+    assert "(A, <missing>)" in str(error)
 
 
 def test_not_a_dataframe_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="DataFrame"):
         TimepointFeaturizer().fit(np.zeros((3, 3)))
+    with pytest.raises(TypeError, match="DataFrame"):
+        TimepointFeaturizer().transform(np.zeros((3, 3)))
 
 
 def test_index_outcomes_errors_and_missing_labels() -> None:
@@ -420,23 +486,9 @@ def test_index_outcomes_errors_and_missing_labels() -> None:
     text = tiny_table()
     text[c.OUTCOME] = text[c.OUTCOME].astype("str").where(text[c.OUTCOME].notna())
     text.loc[3, c.OUTCOME] = "pseudoprogression"
-    with pytest.raises(ContractError, match="pseudoprogression"):
+    with pytest.raises(ContractError, match="pseudoprogression") as info:
         index_outcomes(text)
-
-
-def test_spreadsheet_spellings_match_silently_and_unknown_row_type_is_history() -> None:
-    table = tiny_table()
-    for col in c.VOCABULARIES:
-        table[col] = table[col].astype("str").where(table[col].notna())
-    table[c.EXTRAOSSEOUS_RESPONSE] = table[c.EXTRAOSSEOUS_RESPONSE].str.lower()
-    table[c.CANCER_TYPE] = " " + table[c.CANCER_TYPE].str.upper()
-    pd.testing.assert_frame_equal(fit_transform(table), fit_transform(tiny_table()))
-    table.loc[5, c.ROW_TYPE] = "ct scan"  # A2
-    table.loc[4, c.ROW_TYPE] = "blood"  # a lab row, ALP 90
-    with pytest.warns(UnknownCategoryWarning, match=r"row_type.*blood.*ct scan.*-> lab"):
-        features = TimepointFeaturizer().fit_transform(table)
-    assert features.index.tolist() == [A1, B1]
-    assert features.loc[A1, "alp_u_l"] == 95
+    assert str(info.value) == str(refused(text))
 
 
 # --- command line -------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """Point-in-time features for every index assessment of a timepoint table.
 
-This module turns the long timepoint table of the data contract (``DESIGN.md`` section 2)
-into one row of named, numeric features per **index row** (an imaging assessment with new
-bone lesions), ready for any scikit-learn classifier. Each feature is a pure function of
-the same patient's rows dated at or before the index assessment and of the contract's
-fixed vocabularies: nothing is learned from other patients, so a patient's features are
+This module turns the long timepoint table of the data contract (see
+:mod:`flare_ml.data.contract`) into one row of named, numeric features per **index row**
+(an imaging assessment with new bone lesions), ready for any scikit-learn classifier. The
+table is read by the data layer (:func:`flare_ml.data.check_timepoints`): the same parser,
+vocabularies and rules as :func:`flare_ml.data.validate_timepoints`, so the featurizer
+refuses exactly the tables validation refuses, with the same error, and a raw table and
+its validated form give identical features. Each feature is a pure function of the same
+patient's rows dated at or before the index assessment and of the contract's fixed
+vocabularies: nothing is learned from other patients, so a patient's features are
 identical in whichever cohort, file or chunk they are computed, and appending later rows
 never changes them. The work is vectorised (one sort, then grouped cumulative operations
 over the whole table; no Python loop per patient). Missing inputs stay missing (``NaN``):
@@ -15,18 +19,16 @@ aligned with its output, so that ``pipeline.fit(table, index_outcomes(table))`` 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
-from flare_ml.data import DATE_DTYPE
+from flare_ml.data import TimepointColumns, check_timepoints, require_columns
 from flare_ml.data import contract as c
 from flare_ml.errors import ContractError, Violation
 
@@ -36,7 +38,6 @@ __all__ = [
     "FEATURE_NAMES",
     "RESPONSE_ORDINAL",
     "TimepointFeaturizer",
-    "UnknownCategoryWarning",
     "index_outcomes",
 ]
 
@@ -55,12 +56,6 @@ _CATEGORY_COLUMNS = (
     c.NEW_LESION_MORPHOLOGY,
 )
 _NUMERIC_COLUMNS = (c.SLD_MM, c.ALP_U_L, c.NEW_BONE_LESIONS)
-#: what an unknown value becomes where the vocabulary has no ``other``: a row of unknown
-#: type is history (its ALP counts), never an index row
-_UNKNOWN_BECOMES = {c.ROW_TYPE: "lab"}
-
-_TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1", "1.0"})
-_FALSE_TEXT = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
 
 def _one_hot_names(column: str) -> tuple[str, ...]:
@@ -180,16 +175,12 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-class UnknownCategoryWarning(UserWarning):
-    """A category value outside the contract vocabulary was read (and mapped, not used)."""
-
-
-# --- input normalisation ----------------------------------------------------------------
+# --- input: the data layer's parsed columns, sorted ---------------------------------------
 
 
 @dataclass
 class _Timeline:
-    """The columns the features need, normalised and sorted by patient, then date."""
+    """The columns the features need, sorted by patient, then date."""
 
     patient_id: np.ndarray
     assessment_date: np.ndarray
@@ -200,205 +191,40 @@ class _Timeline:
     codes: dict[str, np.ndarray]
     numbers: dict[str, np.ndarray]
     groups: _Groups
-    order: np.ndarray
 
 
-def _offending_rows(
-    pids: np.ndarray, dates: pd.Series, mask: np.ndarray
-) -> tuple[tuple[tuple[str, str], ...], int]:
-    where = np.flatnonzero(mask)
-    rows = tuple(
-        (
-            "<missing>" if pd.isna(pids[i]) else str(pids[i]),
-            "<missing>" if pd.isna(dates.iloc[i]) else str(dates.iloc[i]),
-        )
-        for i in where[:5]
-    )
-    return rows, int(where.size)
+def _days(values: np.ndarray) -> np.ndarray:
+    """Day numbers (days since 1970-01-01) of day-precision ``datetime64`` values."""
+    return values.astype("datetime64[D]").astype(np.int64)
 
 
-def _category_codes(
-    series: pd.Series, column: str, notes: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Codes into the contract vocabulary of ``column`` (-1 = missing) and an unknown mask.
-
-    Values match the vocabulary after stripping spaces and ignoring case (as validation
-    normalises them); an empty text is missing. Unknown values become ``other`` where the
-    vocabulary has it, ``lab`` for ``row_type`` (so that a row of unknown type is never an
-    index row) and missing otherwise; a note for the call's single warning is added to
-    ``notes``.
-    """
-    vocabulary = c.VOCABULARIES[column]
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        if list(series.dtype.categories) == list(vocabulary):  # validated: codes are final
-            return series.array.codes.astype(np.int64), np.zeros(len(series), dtype=bool)
-        cat = series
-    else:
-        cat = series.astype("category")
-    categories = [str(value) for value in cat.cat.categories]
-    lookup = {value.casefold(): code for code, value in enumerate(vocabulary)}
-    keys = [value.strip().casefold() for value in categories]
-    mapping = np.array([lookup.get(key, -2) if key else -1 for key in keys] + [-1])
-    raw = cat.cat.codes.to_numpy()
-    codes = mapping[raw]  # a raw code of -1 (missing) picks the trailing -1
-    unknown = codes == -2
-    if unknown.any():
-        fallback = _UNKNOWN_BECOMES.get(column, "other" if "other" in vocabulary else None)
-        seen = sorted({categories[k] for k in np.unique(raw[unknown])})
-        notes.append(f"column '{column}': {seen} -> {fallback or 'missing'}")
-        codes = np.where(unknown, vocabulary.index(fallback) if fallback else -1, codes)
-    return codes, unknown
-
-
-def _flag_values(series: pd.Series, column: str, notes: list[str]) -> np.ndarray:
-    """Read a flag column as floats 1.0 / 0.0 / NaN, whatever its dtype."""
-    if is_bool_dtype(series.dtype) or is_numeric_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    cat = series.astype("category")
-    texts = [str(value).strip().lower() for value in cat.cat.categories]
-    mapping = np.array(
-        [1.0 if t in _TRUE_TEXT else 0.0 if t in _FALSE_TEXT else -1.0 for t in texts] + [np.nan]
-    )
-    values = mapping[cat.cat.codes.to_numpy()]
-    bad = values == -1.0
-    if bad.any():
-        seen = sorted(
-            {str(cat.cat.categories[k]) for k in np.unique(cat.cat.codes.to_numpy()[bad])}
-        )
-        notes.append(f"column '{column}': {seen[:10]} are not true/false -> missing")
-        values = np.where(bad, np.nan, values)
-    return values
-
-
-def _numeric_values(series: pd.Series, column: str, notes: list[str]) -> np.ndarray:
-    """Read a numeric column as float64 with NaN for missing (text is parsed)."""
-    if is_numeric_dtype(series.dtype) and not is_bool_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    parsed = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.isnan(parsed) & series.notna().to_numpy()
-    if bad.any():
-        seen = sorted({str(v) for v in series[bad].unique()[:10]})
-        notes.append(f"column '{column}': {seen} are not numbers -> missing")
-    return parsed
-
-
-def _days(series: pd.Series) -> np.ndarray:
-    """Dates floored to the day (``datetime64[D]``), NaT where missing or unreadable."""
-    if not is_datetime64_any_dtype(series.dtype):
-        series = pd.to_datetime(series, errors="coerce")
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = series.dt.tz_localize(None)
-    return series.to_numpy().astype("datetime64[D]")  # NumPy floors to the coarser unit
-
-
-def _prepare(timepoints: pd.DataFrame, *, warn: bool = True) -> _Timeline:
-    """Check keys, normalise dtypes cheaply and sort by (patient_id, assessment_date)."""
-    _check_required(timepoints)
-    pid_series = timepoints[c.PATIENT_ID]
-    pid_text = pid_series if pid_series.dtype == "str" else pid_series.astype("str")
-    pids = pid_text.to_numpy(dtype=object, na_value=None)
-    raw_dates = {col: timepoints[col] for col in c.DATE_COLUMNS}
-    dates = {col: _days(raw) for col, raw in raw_dates.items()}
-
-    violations = []
-    pid_missing = pid_series.isna().to_numpy()
-    for col, raw in raw_dates.items():
-        bad = np.isnat(dates[col]) & ~pid_missing
-        if bad.any():
-            unparseable = raw.notna().to_numpy() & bad
-            rows, count = _offending_rows(pids, raw, bad)
-            violations.append(
-                Violation(
-                    column=col,
-                    rule="unparseable_date" if unparseable.any() else "missing_value",
-                    rows=rows,
-                    count=count,
-                    message="date is missing or cannot be read as a date",
-                    hint="write dates as YYYY-MM-DD",
-                )
-            )
-    if pid_missing.any():
-        rows, count = _offending_rows(pids, raw_dates[c.ASSESSMENT_DATE], pid_missing)
-        violations.append(
-            Violation(
-                column=c.PATIENT_ID,
-                rule="missing_value",
-                rows=rows,
-                count=count,
-                message="patient_id is missing",
-                hint="give every row its patient's id",
-            )
-        )
-    if violations:
-        raise ContractError("cannot compute features: bad identifiers or dates", violations)
-
-    pid_codes, pid_uniques = pd.factorize(pid_text, sort=True)
-    day = dates[c.ASSESSMENT_DATE].astype(np.int64)
-    start_day = dates[c.TREATMENT_START_DATE].astype(np.int64)
-    order = np.lexsort((day, pid_codes))
-    sorted_codes = pid_codes[order]
-    sorted_day = day[order]
-    dup = np.zeros(order.size, dtype=bool)
-    if order.size > 1:
-        same = (sorted_codes[1:] == sorted_codes[:-1]) & (sorted_day[1:] == sorted_day[:-1])
-        dup[1:] = same
-        dup[:-1] |= same
-    if dup.any():
-        sorted_dates = pd.Series(dates[c.ASSESSMENT_DATE][order]).dt.strftime("%Y-%m-%d")
-        rows, count = _offending_rows(pids[order], sorted_dates, dup)
-        raise ContractError(
-            "cannot compute features: assessments are not unique per patient",
-            [
-                Violation(
-                    column=c.ASSESSMENT_DATE,
-                    rule="duplicate_assessment",
-                    rows=rows,
-                    count=count,
-                    message="more than one row for the same (patient_id, assessment_date)",
-                    hint="merge the rows of one visit into one",
-                )
-            ],
-        )
-
-    notes: list[str] = []
-    codes: dict[str, np.ndarray] = {}
-    for col in _CATEGORY_COLUMNS:
-        if col in timepoints.columns:
-            codes[col] = _category_codes(timepoints[col], col, notes)[0][order]
-        else:
-            codes[col] = np.full(order.size, -1, dtype=np.int64)
-    values: dict[str, np.ndarray] = {}
-    for col in (*c.BOOL_COLUMNS, *_NUMERIC_COLUMNS):
-        if col not in timepoints.columns:
-            values[col] = np.full(order.size, np.nan)
-        elif col in c.BOOL_COLUMNS:
-            values[col] = _flag_values(timepoints[col], col, notes)[order]
-        else:
-            values[col] = _numeric_values(timepoints[col], col, notes)[order]
-    if warn and notes:
-        warnings.warn(
-            "values outside the data contract were mapped, not used: "
-            + "; ".join(notes)
-            + ". Fix the input (vocabularies in flare_ml.data.contract) to silence this.",
-            UnknownCategoryWarning,
-            stacklevel=3,
-        )
-
-    # a missing row_type reads as the contract default, imaging
+def _timeline(columns: TimepointColumns) -> _Timeline:
+    """Sort the parsed columns of a valid table by (patient_id, assessment_date)."""
+    order = columns.order
+    assessment = columns.dates[c.ASSESSMENT_DATE][order]
+    sorted_codes = columns.patient_key[order]
+    codes = {
+        col: np.asarray(columns.categories[col].codes, dtype=np.int64)[order]
+        for col in _CATEGORY_COLUMNS
+    }
+    values = {
+        col: columns.booleans[col].to_numpy(dtype=np.float64, na_value=np.nan)[order]
+        for col in c.BOOL_COLUMNS
+    }
+    values.update({col: columns.numbers[col][order] for col in _NUMERIC_COLUMNS})
     imaging = codes[c.ROW_TYPE] != c.ROW_TYPES.index("lab")
     with np.errstate(invalid="ignore"):
         is_index = imaging & (values[c.NEW_BONE_LESIONS] > 0)
     return _Timeline(
-        patient_id=np.asarray(pid_uniques, dtype=object)[sorted_codes],
-        assessment_date=dates[c.ASSESSMENT_DATE][order].astype(DATE_DTYPE),
-        day=sorted_day,
-        start_day=start_day[order],
+        patient_id=columns.patient_text[order],
+        assessment_date=assessment,
+        day=_days(assessment),
+        start_day=_days(columns.dates[c.TREATMENT_START_DATE][order]),
         imaging=imaging,
         is_index=is_index,
         codes=codes,
         numbers=values,
         groups=_Groups(sorted_codes),
-        order=order,
     )
 
 
@@ -641,27 +467,6 @@ def _one_hot(
     }
 
 
-def _check_required(timepoints: pd.DataFrame) -> None:
-    if not isinstance(timepoints, pd.DataFrame):
-        raise TypeError(
-            f"expected a pandas DataFrame (a timepoint table), got {type(timepoints).__name__}"
-        )
-    missing = [col for col in c.REQUIRED_COLUMNS if col not in timepoints.columns]
-    if missing:
-        raise ContractError(
-            "the timepoint table lacks required columns",
-            [
-                Violation(
-                    column=col,
-                    rule="missing_column",
-                    message="required column is missing",
-                    hint="add it (see flare_ml.data.contract.REQUIRED_COLUMNS)",
-                )
-                for col in missing
-            ],
-        )
-
-
 def _key_index(t: _Timeline, rows: np.ndarray) -> pd.MultiIndex:
     """The (patient_id, assessment_date) index of ``rows``, as ``MultiIndex.from_arrays``.
 
@@ -681,6 +486,14 @@ def _key_index(t: _Timeline, rows: np.ndarray) -> pd.MultiIndex:
     )
 
 
+def _refuse_sparse(X: Any) -> None:
+    if sparse.issparse(X):
+        raise TypeError(
+            "TimepointFeaturizer: sparse input is not supported; pass a timepoint table "
+            f"(a pandas DataFrame), not a {type(X).__name__}"
+        )
+
+
 class TimepointFeaturizer(TransformerMixin, BaseEstimator):
     """Turn a timepoint table into one feature row per index assessment.
 
@@ -692,14 +505,15 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
     the fixed contract vocabulary, the RECIST response is an ordinal (:data:`RESPONSE_ORDINAL`:
     PD -1, SD 0, PR 1, CR 2; NE missing). Missing stays NaN; a model stage imputes.
 
-    The transformer learns nothing from the data: ``fit`` only records the input columns
-    and the fixed vocabularies, so features are identical in any cohort or chunk.
+    The transformer learns nothing from the data, so it needs no ``fit`` (its
+    scikit-learn tags say ``requires_fit=False``): ``transform`` works on a fresh
+    instance, and features are identical in any cohort or chunk.
 
     Parameters
     ----------
     alp_upper_limit_normal : float, default=147.0
         Upper limit of normal for serum ALP in U/L (adult reference range 44-147 U/L,
-        literature.md section 4), the denominator of ``alp_ratio_to_upper_limit_normal``.
+        docs/sources.md, ALP), the denominator of ``alp_ratio_to_upper_limit_normal``.
     alp_slope_window_days : int, default=90
         ALP values dated in ``(t - window, t]`` enter the least-squares slope at an
         assessment dated ``t``.
@@ -709,7 +523,7 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     feature_names_in_ : ndarray of str
-        Columns of the table seen in ``fit``.
+        Columns of the table seen in ``fit`` (set by ``fit`` only).
     n_features_in_ : int
         Number of those columns.
     categories_ : dict of str to list of str
@@ -719,17 +533,20 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Input need not be validated (:func:`flare_ml.data.validate_timepoints` is
-    optional): ``row_type`` may be absent (every row is then imaging, the contract
-    default), category columns may be text or ``category`` (matched ignoring case and
-    surrounding spaces), flags may be booleans, 0/1 or text, numbers may be text, dates
-    are read at day precision. Values outside the contract never stop the transform: an
-    unknown category becomes ``other`` where the vocabulary has it (``cancer_type``,
-    ``therapy_class``), ``lab`` for ``row_type`` (history, never an index row) and
-    missing otherwise, and unreadable flags or numbers become missing, with one
-    :class:`UnknownCategoryWarning` per call naming the columns and values.
-    Missing required columns, missing identifiers or dates and duplicate
-    ``(patient_id, assessment_date)`` raise :class:`~flare_ml.errors.ContractError`.
+    The input is read by the data layer (:func:`flare_ml.data.check_timepoints`), so
+    it need not be validated first, and a table :func:`~flare_ml.data.validate_timepoints`
+    returns is read at almost no cost. Whatever validation accepts is accepted:
+    ``row_type`` may be absent (every row is then imaging), categories may be text or
+    ``category`` (matched ignoring case and surrounding spaces), flags may be booleans,
+    0/1 or ``true/false/yes/no`` text, numbers may be text, dates are read at day
+    precision. Whatever validation refuses (an unknown category, an unreadable value, a
+    missing required column or value, a duplicate ``(patient_id, assessment_date)``, an
+    empty table, ...) raises the same :class:`~flare_ml.errors.ContractError`.
+
+    ``transform`` does not compare its input's columns with those seen in ``fit``:
+    the data contract, not the fit table, defines the input (optional columns may be
+    absent at any call, extra columns are ignored), and every table is checked against
+    the contract.
 
     The output's index is a ``MultiIndex`` (``patient_id`` as text, ``assessment_date``
     as :data:`flare_ml.data.DATE_DTYPE`), sorted; the identifiers are never features.
@@ -751,7 +568,7 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
     ...     "alp_u_l": [120.0, 150.0, 110.0],
     ...     "outcome": [None, None, "flare"],
     ... })
-    >>> features = TimepointFeaturizer().fit_transform(table)
+    >>> features = TimepointFeaturizer().transform(table)
     >>> features.index.tolist()
     [('P1', Timestamp('2024-03-01 00:00:00'))]
     >>> features.loc[("P1", "2024-03-01"), ["days_since_treatment_start",
@@ -774,8 +591,16 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
         self.alp_slope_min_samples = alp_slope_min_samples
 
     def __sklearn_tags__(self) -> Any:
+        """Stateless (no fit needed); input is a 2-D table of text, categories and NaN.
+
+        Examples
+        --------
+        >>> TimepointFeaturizer().__sklearn_tags__().requires_fit
+        False
+
+        """
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
+        tags.requires_fit = False
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
@@ -798,10 +623,13 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any = None) -> TimepointFeaturizer:
         """Check the parameters and the table's columns; learn nothing from the rows.
 
+        Calling it is optional (``transform`` works without it); it records the input
+        columns for scikit-learn's API.
+
         Parameters
         ----------
         X : pandas.DataFrame
-            A timepoint table (data contract, ``DESIGN.md`` section 2).
+            A timepoint table (data contract, :mod:`flare_ml.data.contract`).
         y : ignored
             Present for the scikit-learn API (a :class:`~sklearn.pipeline.Pipeline`
             passes the labels of :func:`index_outcomes`).
@@ -811,6 +639,13 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
         TimepointFeaturizer
             The fitted transformer.
 
+        Raises
+        ------
+        TypeError
+            If ``X`` is not a DataFrame.
+        ContractError
+            Naming every missing required column (as validation names them).
+
         Examples
         --------
         >>> from flare_ml.cases import seed_case_timeline
@@ -819,7 +654,8 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
         """
         self._check_params()
-        _check_required(X)
+        _refuse_sparse(X)
+        require_columns(X)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.categories_ = {
@@ -834,7 +670,8 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame
-            A timepoint table, in any row order; may hold several patients.
+            A timepoint table, raw or validated, in any row order; may hold several
+            patients.
 
         Returns
         -------
@@ -844,28 +681,31 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
         Raises
         ------
+        TypeError
+            If ``X`` is not a DataFrame.
         ContractError
-            For a missing required column, missing identifiers or dates, or duplicate
-            assessments of a patient.
+            When the table breaks the data contract: exactly the error
+            :func:`flare_ml.data.validate_timepoints` raises on it.
 
         Examples
         --------
         >>> from flare_ml.cases import seed_case_timeline
-        >>> row = TimepointFeaturizer().fit_transform(seed_case_timeline()).iloc[0]
+        >>> row = TimepointFeaturizer().transform(seed_case_timeline()).iloc[0]
         >>> row[["days_since_treatment_start", "extraosseous_response_ordinal"]].tolist()
         [90.0, 1.0]
 
         """
-        check_is_fitted(self, "feature_names_out_")
         self._check_params()
-        timeline = _prepare(X)
+        _refuse_sparse(X)
+        timeline = _timeline(check_timepoints(X))
         rows = np.flatnonzero(timeline.is_index)
         features = _compute(timeline, self.get_params(), rows)
-        names = list(self.feature_names_out_)
-        block = np.empty((len(names), rows.size))  # one float64 block, a row per feature
-        for position, name in enumerate(names):
+        block = np.empty((len(FEATURE_NAMES), rows.size))  # one float64 block, a row per feature
+        for position, name in enumerate(FEATURE_NAMES):
             block[position] = features[name]
-        return pd.DataFrame(block.T, columns=names, index=_key_index(timeline, rows), copy=False)
+        return pd.DataFrame(
+            block.T, columns=list(FEATURE_NAMES), index=_key_index(timeline, rows), copy=False
+        )
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns.
@@ -882,14 +722,12 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
         Examples
         --------
-        >>> from flare_ml.cases import seed_case_timeline
-        >>> names = TimepointFeaturizer().fit(seed_case_timeline()).get_feature_names_out()
+        >>> names = TimepointFeaturizer().get_feature_names_out()
         >>> names[:2].tolist()
         ['days_since_treatment_start', 'days_since_previous_imaging']
 
         """
-        check_is_fitted(self, "feature_names_out_")
-        return self.feature_names_out_.copy()
+        return np.asarray(FEATURE_NAMES, dtype=object)
 
 
 def index_outcomes(timepoints: pd.DataFrame, *, allow_missing: bool = False) -> pd.Series:
@@ -898,7 +736,7 @@ def index_outcomes(timepoints: pd.DataFrame, *, allow_missing: bool = False) -> 
     Parameters
     ----------
     timepoints : pandas.DataFrame
-        A timepoint table with an ``outcome`` column (training data).
+        A timepoint table with an ``outcome`` column (training data), raw or validated.
     allow_missing : bool, default=False
         Keep index rows without an outcome as ``<NA>`` (dtype ``Int64``) instead of
         raising.
@@ -912,8 +750,10 @@ def index_outcomes(timepoints: pd.DataFrame, *, allow_missing: bool = False) -> 
     Raises
     ------
     ContractError
-        If the ``outcome`` column is absent, holds a value other than ``flare`` or
-        ``progression``, or (unless ``allow_missing``) is missing on an index row.
+        If the ``outcome`` column is absent, the table breaks the data contract (an
+        unknown outcome among others: the error of
+        :func:`flare_ml.data.validate_timepoints`), or (unless ``allow_missing``) an
+        index row has no outcome.
 
     Examples
     --------
@@ -922,37 +762,36 @@ def index_outcomes(timepoints: pd.DataFrame, *, allow_missing: bool = False) -> 
     [1]
 
     """
-    _check_required(timepoints)
-    if c.OUTCOME not in timepoints.columns:
+    require_columns(timepoints)
+    if c.OUTCOME not in timepoints.columns.map(lambda name: str(name).strip().lower()):
         raise ContractError(
             "cannot give outcomes: the table has no 'outcome' column",
             [Violation(column=c.OUTCOME, rule="missing_column", hint="label the index rows")],
         )
-    t = _prepare(timepoints, warn=False)
-    notes: list[str] = []
-    codes, unknown = _category_codes(timepoints[c.OUTCOME], c.OUTCOME, notes)
-    codes, unknown = codes[t.order], unknown[t.order]
+    columns = check_timepoints(timepoints)
+    t = _timeline(columns)
     rows = np.flatnonzero(t.is_index)
-    labelled_out = np.zeros(t.groups.n, dtype=bool)
-    labelled_out[rows] = codes[rows] < 0
-    problems = []
-    if unknown.any():
-        problems.append(("unknown_category", unknown, f"{notes[0]}; allowed: {c.OUTCOMES}"))
-    if labelled_out.any() and not allow_missing:
-        problems.append(("missing_value", labelled_out & ~unknown, "index row has no outcome"))
-    violations = []
-    dates = pd.Series(t.assessment_date).dt.strftime("%Y-%m-%d")
-    for rule, mask, message in problems:
-        if mask.any():
-            shown, count = _offending_rows(t.patient_id, dates, mask)
-            violations.append(
-                Violation(column=c.OUTCOME, rule=rule, rows=shown, count=count, message=message)
-            )
-    if violations:
-        raise ContractError("cannot give outcomes for the index rows", violations)
-    flare = codes[rows] == c.OUTCOMES.index("flare")
+    codes = np.asarray(columns.categories[c.OUTCOME].codes)[columns.order][rows]
+    unlabelled = codes < 0
+    if unlabelled.any() and not allow_missing:
+        mask = np.zeros(columns.n, dtype=bool)
+        mask[columns.order[rows[unlabelled]]] = True
+        raise ContractError(
+            "cannot give outcomes for the index rows",
+            [
+                Violation(
+                    column=c.OUTCOME,
+                    rule="missing_value",
+                    rows=columns.examples(mask),
+                    count=int(unlabelled.sum()),
+                    message="index row has no outcome",
+                    hint="label every index row flare or progression",
+                )
+            ],
+        )
+    flare = codes == c.OUTCOMES.index("flare")
     index = _key_index(t, rows)
     if allow_missing:
-        values = pd.array(np.where(codes[rows] < 0, pd.NA, flare.astype(np.int64)), dtype="Int64")
+        values = pd.array(np.where(unlabelled, pd.NA, flare.astype(np.int64)), dtype="Int64")
         return pd.Series(values, index=index, name=c.OUTCOME)
     return pd.Series(flare.astype(np.int64), index=index, name=c.OUTCOME)

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from flare_ml.data import contract as c
+import flare_ml.data.contract as c
 
 #: dates are kept at day precision (midnight) in the coarsest pandas unit
 DATE_DTYPE: np.dtype[Any] = np.dtype("datetime64[s]")
@@ -50,6 +50,19 @@ def category_dtype(column: str) -> pd.CategoricalDtype:
     which costs more than parsing a short column).
     """
     return pd.CategoricalDtype(list(c.VOCABULARIES[column]))
+
+
+def _is_dtype(dtype: Any, canonical: pd.CategoricalDtype) -> bool:
+    """Tell whether ``dtype`` is ``canonical``, categories in the same order.
+
+    Unordered ``CategoricalDtype`` equality ignores the order of the categories, and
+    the codes depend on it.
+    """
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        and not dtype.ordered
+        and dtype.categories.equals(canonical.categories)
+    )
 
 
 def floor_days(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -102,12 +115,32 @@ def parse_text_id(series: pd.Series) -> pd.Series:
     return text.mask(empty) if empty.any() else text
 
 
+def parse_text_id_codes(series: pd.Series) -> tuple[pd.Series, IntArray, list[Any]]:
+    """:func:`parse_text_id`, with the codes (-1 for missing) and distinct values.
+
+    Text that is already clean (the canonical dtype, no surrounding spaces, nothing
+    empty) is only factorised: the strip runs on the distinct values, not on every row.
+    """
+    if series.dtype == STRING_DTYPE:
+        codes, uniques = factorize(series)
+        if all(isinstance(u, str) and u and u.strip() == u for u in uniques):
+            return series, codes, uniques
+    text = parse_text_id(series)
+    codes, uniques = factorize(text)
+    return text, codes, uniques
+
+
 def parse_category(series: pd.Series, column: str) -> tuple[pd.Categorical, BoolArray, list[str]]:
     """Categorical over the column's full vocabulary, the unknown-value mask, unknown values.
 
     Values are stripped and lower-cased; ``extraosseous_response`` codes are upper-cased
     except ``baseline``. Empty text and NA markers are missing (``none`` is a value).
     """
+    dtype = category_dtype(column)
+    if _is_dtype(series.dtype, dtype):  # canonical already: every value is a vocabulary value
+        codes = np.asarray(series.array.codes, dtype=np.intp)
+        categorical = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+        return categorical, np.zeros(len(series), dtype=bool), []
     position = {value: i for i, value in enumerate(c.VOCABULARIES[column])}
     codes, uniques = factorize(series)
     per_unique = np.empty(len(uniques), dtype=np.intp)
@@ -129,12 +162,14 @@ def parse_category(series: pd.Series, column: str) -> tuple[pd.Categorical, Bool
     final = lookup(codes, per_unique, -1)
     bad = final == -2
     final[bad] = -1
-    categorical = pd.Categorical.from_codes(final, dtype=category_dtype(column), validate=False)
+    categorical = pd.Categorical.from_codes(final, dtype=dtype, validate=False)
     return categorical, bad, unknown
 
 
 def parse_bool(series: pd.Series) -> tuple[pd.api.extensions.ExtensionArray, BoolArray, list[str]]:
     """Nullable booleans from true/false, yes/no, 1/0 (any case), the invalid mask, bad values."""
+    if isinstance(series.dtype, pd.BooleanDtype):  # canonical already
+        return series.array.copy(), np.zeros(len(series), dtype=bool), []
     if pd.api.types.is_bool_dtype(series.dtype):
         return pd.array(series, dtype="boolean"), np.zeros(len(series), dtype=bool), []
     codes, uniques = factorize(series)
@@ -169,6 +204,8 @@ def parse_number(series: pd.Series) -> tuple[npt.NDArray[np.float64], BoolArray,
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         if isinstance(dtype, np.dtype) and dtype.kind in "fiu":  # NaN already means missing
             values = series.to_numpy(dtype=np.float64, copy=True)
+        elif isinstance(dtype, pd.Int64Dtype):  # the canonical count: no detour via Float64
+            values = series.array.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
             values = series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         bad = ~np.isfinite(values) & ~np.isnan(values)

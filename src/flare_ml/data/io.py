@@ -21,7 +21,7 @@ from typing import Literal
 
 import pandas as pd
 
-from flare_ml.data import contract
+import flare_ml.data.contract as contract
 from flare_ml.errors import ContractError
 
 __all__ = ["SUPPORTED_SUFFIXES", "read_table", "table_format", "write_table"]

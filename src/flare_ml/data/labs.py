@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flare_ml.data import contract as c
+import flare_ml.data.contract as c
 from flare_ml.data._parse import (
     MAX_EXAMPLES,
     MISSING_LABEL,

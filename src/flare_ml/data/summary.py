@@ -15,13 +15,9 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from flare_ml.data import contract as c
-from flare_ml.data.validation import (
-    IMAGING_FINDING_COLUMNS,
-    index_row_mask,
-    is_canonical,
-    validate_timepoints,
-)
+import flare_ml.data.contract as c
+from flare_ml.data.rules import IMAGING_FINDING_COLUMNS
+from flare_ml.data.validation import index_row_mask, is_canonical, validate_timepoints
 
 __all__ = ["CohortSummary", "summarize_cohort"]
 
