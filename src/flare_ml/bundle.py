@@ -61,11 +61,6 @@ def _joined_reasons(
     return ["; ".join(row) for row in reasons(features, signal_shap, top)]
 
 
-def _fitted_featurizer(params: dict[str, Any]) -> TimepointFeaturizer:
-    """Build a featurizer with the given parameters (it learns nothing from data)."""
-    return TimepointFeaturizer(**params).fit(pd.DataFrame(columns=list(c.CONTRACT_COLUMNS)))
-
-
 @dataclass
 class FlareModelBundle:
     """Featurizer + XGBoost booster + calibrator + threshold, saved as JSON.
@@ -114,7 +109,7 @@ class FlareModelBundle:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.featurizer = _fitted_featurizer(self.featurizer_params)
+        self.featurizer = TimepointFeaturizer(**self.featurizer_params)  # learns nothing
 
     # -- scoring ----------------------------------------------------------------------
     def features(self, timepoints: pd.DataFrame) -> pd.DataFrame:
