@@ -54,8 +54,9 @@ class FlareXGBClassifier(ClassifierMixin, BaseEstimator):
     A binary classifier: ``y`` must hold exactly two classes. With flare-ml's labels (1 =
     flare, 0 = progression) ``classes_`` is ``[0, 1]`` and ``predict_proba(X)[:, 1]`` is
     P(flare); other binary labels are sorted and the second is the positive class, as in
-    scikit-learn. NaN in ``X`` is allowed (the trees learn where missing values go);
-    infinite values are refused.
+    scikit-learn (the outcome words ``"flare"``/``"progression"`` are refused, since
+    sorting them would make progression the positive class). NaN in ``X`` is allowed
+    (the trees learn where missing values go); infinite values are refused.
 
     **Patients.** ``fit(X, y, groups=patient_ids)`` keeps every patient whole inside one
     inner fold. Without ``groups``, ``fit`` still fits but warns
@@ -250,7 +251,8 @@ class FlareXGBClassifier(ClassifierMixin, BaseEstimator):
         ------
         ValueError
             For invalid parameters, ``X`` with infinite values, a ``y`` that is not
-            binary (one class, more than two, or continuous), or fewer than 2 patients.
+            binary (one class, more than two, or continuous) or holds the outcome words,
+            or fewer than 2 patients.
 
         Examples
         --------
@@ -278,6 +280,12 @@ flare from progression: y must hold exactly two classes, got 3: [0, 1, 2]
                 f"Only binary classification is supported. {name} separates flare "
                 f"from progression: y must hold exactly two classes, got "
                 f"{len(classes)}: {classes[:5].tolist()}"
+            )
+        if {str(c).lower() for c in classes} == {"flare", "progression"}:
+            raise ValueError(
+                f"{name}: y holds the outcome words 'flare' and 'progression'; sorted, "
+                f"'progression' would be the positive class. Give y as 1 = flare, "
+                f"0 = progression (flare_ml.features.index_outcomes does)"
             )
         g = patient_groups(groups, len(y_arr), name)
         if len(np.unique(g)) < 2:

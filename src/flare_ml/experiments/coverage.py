@@ -31,6 +31,7 @@ import pandas as pd
 from flare_ml.errors import FlareMLError
 from flare_ml.experiments.config import CohortSpec, CoverageParams
 from flare_ml.experiments.core import ConditionRecord, Context, KindOutput, Table
+from flare_ml.model_selection import grouped_folds
 from flare_ml.uncertainty import (
     FLARE,
     PROGRESSION,
@@ -125,8 +126,6 @@ def domain_shift(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
     from threadpoolctl import threadpool_limits
-
-    from flare_ml.models import grouped_folds
 
     X = np.vstack([np.asarray(reference, dtype=float), np.asarray(site, dtype=float)])
     d = np.r_[np.zeros(len(reference), dtype=int), np.ones(len(site), dtype=int)]

@@ -108,6 +108,7 @@ def run_headline(ctx: Context) -> KindOutput:
             seed=ctx.seed,
             metrics=("auroc",),
             reference=MODEL_NAME,
+            probability_scorers=[n for n in scores if n not in result.rules],
         )
         external = cohort.label.startswith("external")
         where = cohort.label.replace("training: ", "out-of-fold, ").replace(
@@ -485,6 +486,7 @@ def run_robustness(ctx: Context) -> KindOutput:
             patient_ids=external.prepared.patient_ids,
             n_resamples=0,
             metrics=("auroc",),
+            probability_scorers=[n for n in scores if n not in ctx.rules],
         )
         rule = best_rule(ev)
         vs_rule = versus(ev, rule)
