@@ -4,13 +4,13 @@
 :class:`~flare_ml.features.TimepointFeaturizer` (one row per index assessment; ``1`` =
 flare). Its ``fit`` does everything inside the data it is given, so that an outer
 cross-validation around it stays honest: hyperparameters are searched over
-patient-grouped, outcome-stratified inner folds (:func:`~flare_ml.model_selection.
-grouped_folds`) with early stopping on each inner validation fold; the number of trees
-is the median best iteration; the calibration (none, sigmoid or isotonic) is chosen by
-cross-fitted log loss on the inner out-of-fold scores and then fitted on all of them.
-The patient identifiers reach ``fit`` as ``groups``, directly or through scikit-learn's
-metadata routing; its probabilities are computed exactly as the saved
-:class:`~flare_ml.bundle.FlareModelBundle` computes them.
+patient-grouped, outcome-stratified inner folds
+(:func:`~flare_ml.model_selection.grouped_folds`) with early stopping on each inner
+validation fold; the number of trees is the median best iteration; the calibration
+(none, sigmoid or isotonic) is chosen by cross-fitted log loss on the inner out-of-fold
+scores and then fitted on all of them. The patient identifiers reach ``fit`` as
+``groups``, directly or through scikit-learn's metadata routing; its probabilities are
+computed exactly as the saved :class:`~flare_ml.bundle.FlareModelBundle` computes them.
 """
 
 from __future__ import annotations
@@ -357,8 +357,9 @@ flare from progression: y must hold exactly two classes, got 3: [0, 1, 2]
         """Uncalibrated P(flare) of the boosted trees, exactly as the saved bundle scores.
 
         The booster predicts on a float32 ``xgboost.DMatrix`` of the fitted columns with
-        NaN as missing, the computation of :meth:`flare_ml.bundle.FlareModelBundle.
-        raw_proba`, so the two agree to the last bit.
+        NaN as missing, the computation of
+        :meth:`flare_ml.bundle.FlareModelBundle.raw_proba`, so the two agree to the last
+        bit.
 
         Parameters
         ----------
