@@ -39,10 +39,8 @@ FAST_MODEL = {
 #: what a rule says when given a bare array
 _NEEDS_FRAME = "reads named feature columns, so X must be a pandas DataFrame"
 _NAMED_COLUMNS = (
-    "feeds X as a bare array (dense, sparse or array-like) without column names; a rule "
-    "reads named feature columns (a DataFrame from TimepointFeaturizer) and refuses it "
-    "with a message naming the needed columns. tests/test_rules.py tests the same "
-    "behaviour on DataFrames."
+    "feeds a bare array without column names; rules read named feature columns "
+    "(tested on DataFrames in tests/test_rules.py)"
 )
 #: the checks of a rule that feed bare arrays (each fails with _NEEDS_FRAME)
 RULE_ARRAY_CHECKS = (
@@ -77,9 +75,8 @@ RULE_ARRAY_CHECKS = (
 #: what a rule says when given labels other than 0/1
 _NEEDS_01 = "y must be 1 (flare) or 0 (progression)"
 _FIXED_CLASSES = (
-    "fits on labels other than 0/1 (1/2 or strings), as well as on a bare array; a rule's "
-    "classes are fixed (0 = progression, 1 = flare) since it learns nothing from y, so it "
-    "refuses other labels, before it would refuse the array"
+    "fits on labels other than 0/1; a rule learns nothing from y, so its classes are "
+    "fixed (0 = progression, 1 = flare) and it refuses other labels"
 )
 #: the checks of a rule that fit on labels other than 0/1 (each fails with _NEEDS_01)
 RULE_LABEL_CHECKS = (
