@@ -251,9 +251,11 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
         ``decision_function(X) >= decision_threshold`` is the rule's decision
         (:meth:`predict`). It has not been fitted to outcomes, so it is not a P(flare):
         probability metrics (Brier score, calibration, decision curves) do not apply.
-        Each rule documents its score; a row whose inputs are missing scores 0.5 ("no
-        information") when the rule calls it flare, and just below
-        ``decision_threshold`` when the rule calls it progression.
+        Each rule documents its score. Where the score would disagree with the decision
+        (rows whose inputs are missing, scored 0.5 for "no information"), it is moved just
+        to the decision's side of ``decision_threshold``. Unlike scikit-learn's
+        convention for ``decision_function`` (a threshold of 0), a rule's threshold is
+        its ``decision_threshold``, on this [0, 1] scale.
 
         Parameters
         ----------
