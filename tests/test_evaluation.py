@@ -436,7 +436,7 @@ def cohort_scores() -> tuple[pd.Series, dict[str, np.ndarray], pd.DataFrame]:
     oracle = co.oracle.set_index(["patient_id", "assessment_date"])["p_flare_oracle"]
     scores = {"oracle": oracle.reindex(X.index).to_numpy()}
     for name, rule in make_rules().items():
-        scores[name] = rule.fit(X, y).predict_proba(X)[:, 1]
+        scores[name] = rule.fit(X, y).decision_function(X)
     return y, scores, X
 
 

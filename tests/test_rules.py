@@ -62,7 +62,7 @@ def test_seed_case_reads_as_flare_under_the_seed_criteria() -> None:
     assert len(X) == 1
     rule = SeedCriteriaRule().fit(X, index_outcomes(seed_case_timeline()))
     assert rule.predict(X).tolist() == [1]
-    assert rule.predict_proba(X)[0, 1] == 1.0
+    assert rule.decision_function(X).tolist() == [1.0]
     assert rule.criteria(X).iloc[0].tolist() == [1.0] * 5
     # with De Bondt's fourth sign (diffuse marrow uptake on the baseline PET) as well
     marrow = SeedCriteriaRule(use_marrow_involvement=True).fit(X)
@@ -117,7 +117,7 @@ def test_seed_criteria_decisions(change: dict[str, float], decision: int, score:
     X = rows(change)
     rule = SeedCriteriaRule().fit(X)
     assert rule.predict(X).tolist() == [decision]
-    assert rule.predict_proba(X)[0, 1] == pytest.approx(score)
+    assert rule.decision_function(X)[0] == pytest.approx(score)
 
 
 def test_seed_criteria_thresholds_are_parameters() -> None:
@@ -134,12 +134,12 @@ def test_seed_criteria_marrow_option_and_nothing_known() -> None:
     assert SeedCriteriaRule().fit(X).predict(X).tolist() == [1, 1]
     rule = SeedCriteriaRule(use_marrow_involvement=True).fit(X)
     assert rule.predict(X).tolist() == [0, 1]
-    assert rule.predict_proba(X)[:, 1].tolist() == pytest.approx([5 / 6, 1.0])
+    assert rule.decision_function(X).tolist() == pytest.approx([5 / 6, 1.0])
     # a row with no known criterion is undecided: score 0.5, called progression
     unknown = pd.DataFrame([dict.fromkeys(FLARE_LIKE, NAN)])
     rule = SeedCriteriaRule().fit(unknown)
     assert rule.predict(unknown).tolist() == [0]
-    assert rule.predict_proba(unknown)[0, 1] == 0.5
+    assert rule.decision_function(unknown)[0] == 0.5
 
 
 def test_seed_criteria_reads_nullable_dtypes() -> None:
@@ -163,7 +163,10 @@ def test_pcwg3_window_decisions_and_score() -> None:
     rule = PCWG3WindowRule().fit(X)
     assert rule.predict(X).tolist() == [1, 1, 1, 0, 0, 0, 0]
     expected = [1.0, 84 / 140, 0.5, 84 / 169, 84 / 284, 0.0, 0.5]
-    assert rule.predict_proba(X)[:, 1] == pytest.approx(expected)
+    score = rule.decision_function(X)
+    assert score == pytest.approx(expected)
+    assert score[2] == 0.5  # the window's edge is flare
+    assert score[6] < 0.5  # a missing day: no information, called progression
     assert PCWG3WindowRule(window_days=56).fit(X).predict(X).tolist() == [1, 1, 0, 0, 0, 0, 0]
 
 
@@ -174,12 +177,15 @@ def test_alp_only_decisions_and_score() -> None:
     X = pd.DataFrame({"alp_percent_change_from_baseline": [-40.0, 0.0, 15.0, 15.5, 60.0, NAN]})
     rule = ALPOnlyRule().fit(X)
     assert rule.predict(X).tolist() == [1, 1, 1, 0, 0, 0]
-    score = rule.predict_proba(X)[:, 1]
+    score = rule.decision_function(X)
     assert np.all(np.diff(score[:5]) < 0)  # falls as ALP rises
-    assert score[2] == pytest.approx(0.5)
-    assert score[5] == 0.5  # missing ALP: no information
-    assert np.array_equal(np.argsort(rule.decision_function(X)[:5]), np.argsort(score[:5]))
-    assert ALPOnlyRule(missing_decision="flare").fit(X).predict(X)[-1] == 1
+    change = X["alp_percent_change_from_baseline"].to_numpy()[:5]
+    assert score[:5] == pytest.approx(1 / (1 + np.exp((change - 15.0) / 10.0)))
+    assert score[2] == 0.5
+    # missing ALP: no information, on the side of the threshold of missing_decision
+    assert score[5] == pytest.approx(0.5) and score[5] < 0.5
+    as_flare = ALPOnlyRule(missing_decision="flare").fit(X)
+    assert as_flare.predict(X)[-1] == 1 and as_flare.decision_function(X)[-1] == 0.5
     assert ALPOnlyRule(max_rise_percent=0).fit(X).predict(X).tolist() == [1, 1, 0, 0, 0, 0]
 
 
@@ -190,18 +196,18 @@ def test_alp_only_decisions_and_score() -> None:
 def test_rules_on_a_simulated_cohort(name: str, cohort: tuple[pd.DataFrame, pd.Series]) -> None:
     X, y = cohort
     rule = RULES[name]().fit(X, y)
-    proba = rule.predict_proba(X)
+    score = rule.decision_function(X)
     decision = rule.predict(X)
-    assert proba.shape == (len(X), 2)
-    assert np.allclose(proba.sum(axis=1), 1.0)
-    assert ((proba >= 0) & (proba <= 1)).all()
+    assert score.shape == (len(X),)
+    assert ((score >= 0) & (score <= 1)).all()
     assert set(np.unique(decision)) <= {0, 1}
-    # the score threshold reproduces the decision wherever the inputs are known
-    known = X[list(rule.required_features())].notna().all(axis=1).to_numpy()
-    by_score = (proba[:, 1] >= rule.decision_threshold).astype(int)
-    assert np.array_equal(by_score[known], decision[known])
+    # the score threshold reproduces the decision on every row (missing inputs: above)
+    by_score = (score >= rule.decision_threshold).astype(int)
+    assert np.array_equal(by_score, decision)
+    # a ranking score, not a probability: no predict_proba
+    assert not hasattr(rule, "predict_proba")
     # each rule reads its signals the right way round: better than chance
-    assert roc_auc_score(y, proba[:, 1]) > 0.6
+    assert roc_auc_score(y, score) > 0.6
 
 
 def test_rules_ignore_extra_columns_and_order(cohort: tuple[pd.DataFrame, pd.Series]) -> None:
@@ -209,10 +215,10 @@ def test_rules_ignore_extra_columns_and_order(cohort: tuple[pd.DataFrame, pd.Ser
     for cls in RULES.values():
         rule = cls().fit(X)
         needed = list(rule.required_features())[::-1]
-        assert np.array_equal(rule.predict_proba(X), rule.predict_proba(X[needed]))
+        assert np.array_equal(rule.decision_function(X), rule.decision_function(X[needed]))
         shuffled = X.sample(frac=1.0, random_state=0)
-        expected = pd.Series(rule.predict_proba(X)[:, 1], index=X.index)
-        got = pd.Series(rule.predict_proba(shuffled)[:, 1], index=shuffled.index)
+        expected = pd.Series(rule.decision_function(X), index=X.index)
+        got = pd.Series(rule.decision_function(shuffled), index=shuffled.index)
         assert np.array_equal(expected.loc[shuffled.index].to_numpy(), got.to_numpy())
 
 
@@ -307,13 +313,13 @@ def test_fit_clone_pickle(
     assert rule.classes_.tolist() == [0, 1]
     assert rule.n_features_in_ == X.shape[1]
     assert rule.feature_names_in_.tolist() == X.columns.tolist()
-    first = rule.predict_proba(X)
-    assert np.array_equal(rule.fit(X, y).predict_proba(X), first)  # idempotent
-    assert np.array_equal(rule.fit(X).predict_proba(X), first)  # labels not used
+    first = rule.decision_function(X)
+    assert np.array_equal(rule.fit(X, y).decision_function(X), first)  # idempotent
+    assert np.array_equal(rule.fit(X).decision_function(X), first)  # labels not used
     twin = clone(rule)
     assert twin.get_params() == params and not hasattr(twin, "classes_")
     restored = pickle.loads(pickle.dumps(rule))
-    assert np.array_equal(restored.predict_proba(X), first)
+    assert np.array_equal(restored.decision_function(X), first)
     assert rule.score(X, y) == pytest.approx(np.mean(rule.predict(X) == y.to_numpy()))
 
 

@@ -68,7 +68,7 @@ def test_site_thresholds_fix_coverage_that_transported_thresholds_miss():
 
 def test_a_patient_never_calibrates_their_own_set():
     """Each fold's sets equal a conformal fitted on the other patients only."""
-    from flare_ml.models import grouped_folds
+    from flare_ml.model_selection import grouped_folds
 
     p, y = _scores(900, seed=4, centre=0.35, spread=0.3, sd=0.2)
     groups = np.repeat(np.arange(300), 3)

@@ -1,14 +1,16 @@
 """Rule baselines for flare versus progression, as scikit-learn classifiers.
 
 The clinical rules that a reader applies today, written down so that the learned model can
-be compared with them on the same rows and the same metrics (``DESIGN.md`` section 3,
-"rules"). Each rule reads named columns of the feature matrix of
+be compared with them on the same rows and the same metrics (docs/sources.md, "Rule
+baselines"). Each rule reads named columns of the feature matrix of
 :class:`~flare_ml.features.TimepointFeaturizer` (one row per index assessment), learns
-nothing from the data, and gives two things: ``predict``, the rule's own decision
-(**1 = flare, 0 = progression**), and ``predict_proba``, whose column 1 is a **ranking
-score** in [0, 1] (higher = more flare-like) so that rules can be compared with models by
-AUROC, precision-recall and decision curves. The score is *not* a calibrated probability:
-its calibration metrics describe the rule's scale, not a risk. :class:`SeedCriteriaRule`
+nothing from the data, and gives two things: ``decision_function``, a **ranking score** in
+[0, 1] (higher = more flare-like) so that rules can be compared with models by AUROC and
+precision-recall, and ``predict``, the rule's own decision (**1 = flare, 0 =
+progression**), which is ``decision_function(X) >= decision_threshold`` on every row. The
+score is *not* a probability and has not been fitted to outcomes, so the rules offer no
+``predict_proba`` and the evaluation computes no Brier score, calibration or decision
+curve for them. :class:`SeedCriteriaRule`
 is the reading of De Bondt et al. (2020) with the timing and ALP signals of the literature
 added, :class:`PCWG3WindowRule` the PCWG3 flare window, :class:`ALPOnlyRule` the ALP
 criterion of Jung et al. (2022); :func:`make_rules` builds all three from a configuration
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from flare_ml.errors import ConfigError
@@ -62,11 +65,14 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
     """Base class of the rule baselines: fixed thresholds, nothing learned from the data.
 
     Subclasses define :meth:`required_features`, :meth:`_check_params` and
-    :meth:`_decide`, which maps the needed columns to a decision (1 = flare, 0 =
-    progression) and a ranking score in [0, 1]. ``fit`` checks the parameters and that the
-    needed columns are present, and records ``feature_names_in_``, ``n_features_in_`` and
-    ``classes_ = [0, 1]``; it ignores the rows and the labels (apart from checking that
-    labels, if given, are 0/1).
+    :meth:`_decide`, which maps the needed columns to the rule's decision (1 = flare, 0 =
+    progression) and a ranking score in [0, 1]. :meth:`decision_function` gives the score,
+    moved to the decision's side of :attr:`decision_threshold` where the two would
+    disagree (rows whose inputs are missing), so that :meth:`predict` is
+    ``decision_function(X) >= decision_threshold`` on every row. ``fit`` checks the
+    parameters and that the needed columns are present, and records
+    ``feature_names_in_``, ``n_features_in_`` and ``classes_ = [0, 1]``; it ignores the
+    rows and the labels (apart from checking that labels, if given, are 0/1).
 
     Input must be a :class:`pandas.DataFrame` with named columns (the output of
     :class:`~flare_ml.features.TimepointFeaturizer`, or any frame holding the needed
@@ -83,8 +89,8 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
 
     """
 
-    #: score threshold at which ``predict_proba(X)[:, 1] >= decision_threshold`` gives
-    #: ``predict(X)`` on every row whose inputs are known (see each rule)
+    #: the rule's decision: ``predict(X) == (decision_function(X) >= decision_threshold)``
+    #: on every row; the operating threshold of the rule in evaluations
     decision_threshold: ClassVar[float] = 0.5
 
     def required_features(self) -> tuple[str, ...]:
@@ -111,7 +117,9 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False  # named columns only: a DataFrame, not an array
+        # X is a 2-D table, but with named columns: a DataFrame, not a bare array (like
+        # ColumnTransformer with column names). scikit-learn has no tag for that, so its
+        # checks that feed bare arrays run and are expected failures in the tests.
         tags.input_tags.allow_nan = True
         tags.target_tags.required = False
         tags.classifier_tags.multi_class = False
@@ -180,7 +188,8 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
         ------
         ValueError
             For an invalid threshold, an ``X`` that is not a DataFrame or lacks a needed
-            column (the message names it), or labels other than 0/1.
+            column (the message names it), or labels other than 0/1 (continuous labels:
+            "Unknown label type").
 
         Examples
         --------
@@ -191,19 +200,21 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
 
         """
         self._check_params()
-        frame = self._frame(X)
-        if y is not None:
-            labels = np.asarray(y)
-            if labels.shape != (len(frame),):
-                raise ValueError(
-                    f"{type(self).__name__}: y must have one label per row of X "
-                    f"({len(frame)}), got shape {labels.shape}"
-                )
+        labels = None if y is None else np.asarray(y)
+        if labels is not None:
+            check_classification_targets(labels)
             if not np.isin(labels, (0, 1)).all():
                 raise ValueError(
-                    f"{type(self).__name__}: y must be 1 (flare) or 0 (progression); "
-                    f"found {sorted(set(labels.tolist()) - {0, 1})[:5]}"
+                    f"Only binary classification is supported. {type(self).__name__}: y "
+                    f"must be 1 (flare) or 0 (progression); found "
+                    f"{sorted(set(labels.ravel().tolist()) - {0, 1})[:5]}"
                 )
+        frame = self._frame(X)
+        if labels is not None and labels.shape != (len(frame),):
+            raise ValueError(
+                f"{type(self).__name__}: y must have one label per row of X "
+                f"({len(frame)}), got shape {labels.shape}"
+            )
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.classes_ = np.array([PROGRESSION, FLARE])
@@ -230,15 +241,21 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
         [1, 0]
 
         """
-        decision, _ = self._decide(self._columns(X))
-        return decision.astype(np.int64)
+        flare = self.decision_function(X) >= self.decision_threshold
+        return flare.astype(np.int64)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Give the ranking score as ``[1 - score, score]``; it is **not** a probability.
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """Give the rule's ranking score in [0, 1]; it is **not** a probability.
 
-        Column 1 (the flare column) is the rule's score in [0, 1], higher meaning more
-        flare-like; it orders cases for AUROC, precision-recall and decision curves.
-        It has not been fitted to outcomes, so it is not a calibrated P(flare).
+        Higher means more flare-like; it orders cases for AUROC and precision-recall, and
+        ``decision_function(X) >= decision_threshold`` is the rule's decision
+        (:meth:`predict`). It has not been fitted to outcomes, so it is not a P(flare):
+        probability metrics (Brier score, calibration, decision curves) do not apply.
+        Each rule documents its score. Where the score would disagree with the decision
+        (rows whose inputs are missing, scored 0.5 for "no information"), it is moved just
+        to the decision's side of ``decision_threshold``. Unlike scikit-learn's
+        convention for ``decision_function`` (a threshold of 0), a rule's threshold is
+        its ``decision_threshold``, on this [0, 1] scale.
 
         Parameters
         ----------
@@ -247,19 +264,26 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, 2)
-            Columns in the order of ``classes_`` (progression, flare).
+        ndarray of shape (n_samples,)
+            The score of each row.
 
         Examples
         --------
         >>> import pandas as pd
-        >>> X = pd.DataFrame({"alp_percent_change_from_baseline": [15.0, float("nan")]})
-        >>> ALPOnlyRule().fit(X).predict_proba(X)[:, 1].tolist()
-        [0.5, 0.5]
+        >>> X = pd.DataFrame({"alp_percent_change_from_baseline": [-5.0, 15.0, 35.0]})
+        >>> rule = ALPOnlyRule().fit(X)
+        >>> rule.decision_function(X).round(3).tolist(), rule.decision_threshold
+        ([0.881, 0.5, 0.119], 0.5)
 
         """
-        _, score = self._decide(self._columns(X))
-        return np.column_stack([1.0 - score, score])
+        decision, score = self._decide(self._columns(X))
+        below = np.nextafter(self.decision_threshold, -np.inf)
+        # the score on the decision's side of the threshold (only missing inputs move)
+        return np.where(
+            decision == FLARE,
+            np.maximum(score, self.decision_threshold),
+            np.minimum(score, below),
+        )
 
 
 class SeedCriteriaRule(RuleClassifier):
@@ -332,7 +356,7 @@ class SeedCriteriaRule(RuleClassifier):
     >>> from flare_ml.features import TimepointFeaturizer
     >>> X = TimepointFeaturizer().fit_transform(seed_case_timeline())
     >>> rule = SeedCriteriaRule().fit(X)
-    >>> rule.predict(X).tolist(), rule.predict_proba(X)[:, 1].tolist()
+    >>> rule.predict(X).tolist(), rule.decision_function(X).tolist()
     ([1], [1.0])
     >>> rule.criteria(X).iloc[0].to_dict()
     {'extraosseous_response_or_stability': 1.0, 'osteoblastic_new_lesions': 1.0, \
@@ -450,10 +474,10 @@ class PCWG3WindowRule(RuleClassifier):
       lesions after earlier ones are PCWG3's confirmation of progression); progression
       otherwise, and when the day is missing.
     - **score**: ``window_days / (window_days + days)``, which falls with time and is 0.5
-      at the window's edge (so ``score >= 0.5`` reproduces the decision); 0 when
-      ``previous_index_events > 0``; 0.5 when the day is missing. A missing
-      ``previous_index_events`` counts as 0 (no confirmation seen).
-      ``decision_threshold`` is 0.5.
+      at the window's edge (so ``score >= 0.5`` is the decision); 0 when
+      ``previous_index_events > 0``; just below 0.5 when the day is missing (no
+      information, called progression). A missing ``previous_index_events`` counts as 0
+      (no confirmation seen). ``decision_threshold`` is 0.5.
 
     Parameters
     ----------
@@ -482,7 +506,7 @@ class PCWG3WindowRule(RuleClassifier):
     >>> rule = PCWG3WindowRule().fit(X)
     >>> rule.predict(X).tolist()
     [1, 1, 0, 0]
-    >>> rule.predict_proba(X)[:, 1].round(3).tolist()
+    >>> rule.decision_function(X).round(3).tolist()
     [0.6, 0.5, 0.412, 0.0]
 
     """
@@ -524,8 +548,9 @@ class ALPOnlyRule(RuleClassifier):
     - **decision**: flare when the change is at most ``max_rise_percent``; missing ALP (or
       baseline) gives ``missing_decision``.
     - **score**: ``1 / (1 + exp((change - max_rise_percent) / scale_percent))``, a
-      decreasing logistic that is 0.5 at the threshold (so ``score >= 0.5`` reproduces the
-      decision on known values, ``decision_threshold`` = 0.5); 0.5 for missing ALP.
+      decreasing logistic that is 0.5 at the threshold (so ``score >= 0.5`` is the
+      decision, ``decision_threshold`` = 0.5); for missing ALP 0.5 (no information) when
+      ``missing_decision`` is flare and just below 0.5 when it is progression.
 
     Parameters
     ----------
@@ -534,7 +559,7 @@ class ALPOnlyRule(RuleClassifier):
         define "stable"; the one operational definition in the literature collected for
         this project is the serum-ALP flare study in prostate cancer, where "increased"
         meant a rise of at least 15% over baseline and "decreased" a fall of more than 15%
-        (literature.md section 4). Set 0 for the strict reading "not above baseline".
+        (docs/sources.md, "ALP"). Set 0 for the strict reading "not above baseline".
     scale_percent : float, default=10
         Width of the logistic score, in percentage points (a change of ``scale_percent``
         above the threshold scores 0.27, below it 0.73). Affects the ranking of nothing
@@ -563,10 +588,8 @@ class ALPOnlyRule(RuleClassifier):
     >>> rule = ALPOnlyRule().fit(X)
     >>> rule.predict(X).tolist()
     [1, 1, 0, 0]
-    >>> rule.predict_proba(X)[:, 1].round(3).tolist()
+    >>> rule.decision_function(X).round(3).tolist()
     [0.982, 0.622, 0.076, 0.5]
-    >>> rule.decision_function(X).round(2).tolist()
-    [4.0, 0.5, -2.5, 0.0]
 
     """
 
@@ -615,31 +638,6 @@ class ALPOnlyRule(RuleClassifier):
             np.where(missing, np.inf, change) <= self.max_rise_percent,
         )
         return decision.astype(np.int64), expit(self._margin(columns))
-
-    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
-        """Distance below the ALP threshold in units of ``scale_percent`` (0 when missing).
-
-        Positive values lean to flare; ``predict_proba[:, 1]`` is its logistic transform.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Feature rows with ``alp_percent_change_from_baseline``.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            ``(max_rise_percent - change) / scale_percent``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> X = pd.DataFrame({"alp_percent_change_from_baseline": [-5.0, 35.0]})
-        >>> ALPOnlyRule().fit(X).decision_function(X).tolist()
-        [2.0, -2.0]
-
-        """
-        return self._margin(self._columns(X))
 
 
 #: the rule baselines by their configuration / report name

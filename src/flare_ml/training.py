@@ -26,7 +26,8 @@ from flare_ml.data import load_timepoints, read_table
 from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.errors import FlareMLError
 from flare_ml.features import TimepointFeaturizer, index_outcomes
-from flare_ml.models import FlareXGBClassifier, grouped_folds
+from flare_ml.model_selection import grouped_folds
+from flare_ml.models import FlareXGBClassifier
 from flare_ml.progress import Progress, no_progress
 from flare_ml.simulate import companion_paths, simulate_cohort
 from flare_ml.site_calibration import site_coverage_estimate
@@ -335,7 +336,7 @@ def scores_with_rules(
     """The model's P(flare), each rule's score and the oracle (when known) on a cohort."""
     scores = {MODEL_NAME: model_proba}
     for name, rule in rules.items():
-        scores[name] = rule.predict_proba(cohort.features)[:, 1]
+        scores[name] = rule.decision_function(cohort.features)
     if cohort.oracle is not None:
         scores[ORACLE_NAME] = cohort.oracle
     return scores
@@ -474,6 +475,7 @@ def train_and_validate(
             subgroups=cohort.context[list(config.evaluation.subgroups)],
             n_resamples=config.evaluation.bootstrap_resamples,
             seed=config.seed,
+            probability_scorers=(MODEL_NAME, ORACLE_NAME),
         )
     progress("bootstrap evaluation", len(cohorts), len(cohorts))
     return result

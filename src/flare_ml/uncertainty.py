@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from flare_ml.model_selection import grouped_folds
+
 FLARE, PROGRESSION, UNCERTAIN = "flare", "progression", "uncertain"
 DECISIONS = (FLARE, PROGRESSION, UNCERTAIN)
 CONFIRM_ADVICE = (
@@ -200,8 +202,6 @@ def cross_fitted_sets(
     True
 
     """
-    from flare_ml.models import grouped_folds
-
     p = np.asarray(p_flare, dtype=float)
     y = np.asarray(y, dtype=int)
     sets = np.zeros((len(p), 2), dtype=bool)

@@ -181,6 +181,7 @@ def evaluate(
         subgroups=cohort.context,
         n_resamples=n_resamples,
         seed=seed,
+        probability_scorers=[k for k in scores if k not in rules],
     )
     predictions = bundle.predict_features(cohort.features)
     predictions["outcome"] = np.where(cohort.y == 1, "flare", "progression")

@@ -129,7 +129,7 @@ class Context:
         if model is not None:
             out[MODEL_NAME] = model.proba_from_features(cohort.features)
         for name, rule in self.rules.items():
-            out[name] = rule.fit(cohort.features).predict_proba(cohort.features)[:, 1]
+            out[name] = rule.fit(cohort.features).decision_function(cohort.features)
         if cohort.oracle is not None:
             out[ORACLE_NAME] = cohort.oracle
         return out
@@ -152,6 +152,7 @@ class Context:
             seed=self.seed,
             metrics=metrics,
             reference=reference,
+            probability_scorers=[name for name in scores if name not in self.rules],
         )
 
 

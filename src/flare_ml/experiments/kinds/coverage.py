@@ -37,7 +37,7 @@ from flare_ml.experiments.context import Context
 from flare_ml.experiments.outputs import ConditionRecord, KindResult
 from flare_ml.experiments.readout import mean_sd
 from flare_ml.experiments.registry import register
-from flare_ml.models import grouped_folds
+from flare_ml.model_selection import grouped_folds
 from flare_ml.training import fit_bundle
 from flare_ml.uncertainty import (
     FLARE,

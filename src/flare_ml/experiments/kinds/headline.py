@@ -94,6 +94,7 @@ def compute(ctx: Context) -> HeadlineResult:
             seed=ctx.seed,
             metrics=("auroc",),
             reference=MODEL_NAME,
+            probability_scorers=[n for n in scores if n not in result.rules],
         )
         coverage = result.coverage.get(cohort.label)
         one = HeadlineCohort(cohort.label, ev, paired, list(scores), best_rule(ev), coverage)

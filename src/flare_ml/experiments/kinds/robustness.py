@@ -60,6 +60,7 @@ def compute(ctx: Context) -> RobustnessResult:
             patient_ids=external.prepared.patient_ids,
             n_resamples=0,
             metrics=("auroc",),
+            probability_scorers=[n for n in scores if n not in ctx.rules],
         )
         outcomes.append(ConditionOutcome(cond, ev, true_ev, best_rule(ev)))
         cohorts.append((f"{cond.name}: training", train.label))
