@@ -57,7 +57,7 @@ def cohort_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "csv.gz"])
-@pytest.mark.parametrize("chunk_rows", [7, 500, 10**7])
+@pytest.mark.parametrize("chunk_rows", [41, 500, 10**7])
 def test_chunked_equals_whole_file(cohort_files, tmp_path, fmt, chunk_rows):
     source = cohort_files[fmt]
     out = tmp_path / ("scores.parquet" if chunk_rows % 2 else "scores.csv")
@@ -84,7 +84,7 @@ def test_without_reasons_and_gzip_output(cohort_files, tmp_path):
 
 
 def test_one_row_chunks(tmp_path):
-    table = scoring_cohort(40, seed=9)
+    table = scoring_cohort(15, seed=9)
     source = write_table(table, tmp_path / "small.csv")
     summary = score_file(small_bundle(), source, tmp_path / "o.parquet", chunk_rows=1)
     _assert_same(_read_output(tmp_path / "o.parquet"), _expected(source))

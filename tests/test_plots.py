@@ -150,3 +150,20 @@ def test_unknown_scorer_names_and_bad_input(data: tuple) -> None:
         plot_roc_curves(y, {"short": scores["xgboost"][:10]})
     with pytest.raises(ValueError, match="empty"):
         plot_calibration(y, {})
+
+
+@pytest.mark.parametrize("plot", [plot_calibration, plot_decision_curves])
+def test_ranking_scores_are_not_drawn_as_probabilities(data: tuple, plot: object) -> None:
+    y, scores, _ = data
+    ranking = {**scores, "seed_criteria": 4 * scores["seed_criteria"] - 2}  # not in [0, 1]
+    ev = evaluate(
+        y, ranking, np.arange(len(y)), n_resamples=0, probability_scorers=["oracle", "xgboost"]
+    )
+    fig = plot(y, ranking, COHORT, evaluation=ev)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert not any(label.startswith(scorer_label("seed_criteria")) for label in labels)
+    assert any(label.startswith(scorer_label("xgboost")) for label in labels)
+    everything = plot(y, scores, COHORT)  # without an evaluation every scorer is drawn
+    drawn = [line.get_label() for line in everything.axes[0].get_lines()]
+    assert any(label.startswith(scorer_label("seed_criteria")) for label in drawn)
+    plt.close("all")

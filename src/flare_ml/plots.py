@@ -111,6 +111,13 @@ def _inputs(y: Any, scores: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np
     return yv, ps
 
 
+def _probabilities(scores: Mapping[str, Any], evaluation: Evaluation | None) -> Mapping[str, Any]:
+    """``scores`` without the scorers that ``evaluation`` holds as ranking scores."""
+    if evaluation is None:
+        return scores
+    return {name: p for name, p in scores.items() if evaluation.is_probability(name)}
+
+
 def _metric_text(
     name: str, metric: str, y: np.ndarray, p: np.ndarray, evaluation: Evaluation | None
 ) -> str:
@@ -256,15 +263,16 @@ def plot_calibration(
 ) -> Figure:
     """Reliability diagram: observed flare rate against predicted P(flare), per bin.
 
-    Rule scores are rankings, not probabilities; they are drawn too, for completeness, but
-    their distance from the diagonal says nothing about risk.
+    Only probabilities are drawn: with ``evaluation``, scorers it holds as ranking scores
+    (the rules' ``decision_function``) are left out, since the distance of a ranking score
+    from the diagonal says nothing about risk.
 
     Parameters
     ----------
     y : array-like of shape (n,)
         Outcomes: 1 = flare, 0 = progression.
     scores : mapping of str to array-like
-        Scorer name to flare scores in [0, 1].
+        Scorer name to P(flare) in [0, 1].
     cohort : str, default=""
         Cohort label for the title.
     n_bins : int, default=10
@@ -286,7 +294,7 @@ def plot_calibration(
     (2, 2)
 
     """
-    yv, ps = _inputs(y, scores)
+    yv, ps = _inputs(y, _probabilities(scores, evaluation))
     fig = _new_figure((6.0, 6.6))
     ax, hist = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     styles = _styles(list(ps))
@@ -317,7 +325,7 @@ def plot_calibration(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     ax.set_title(_title("Calibration: predicted vs observed flare", cohort))
-    hist.set_xlabel("predicted probability of flare (rules: ranking score)")
+    hist.set_xlabel("predicted probability of flare")
     hist.set_ylabel("index rows")
     hist.grid(alpha=0.3)
     return fig
@@ -332,6 +340,9 @@ def plot_decision_curves(
     evaluation: Evaluation | None = None,
 ) -> Figure:
     """Decision curves: net benefit of continuing therapy when the model says flare.
+
+    Net benefit weighs calls at a threshold probability, so only probabilities are drawn:
+    with ``evaluation``, scorers it holds as ranking scores are left out.
 
     Parameters
     ----------
@@ -359,7 +370,7 @@ def plot_decision_curves(
     3
 
     """
-    yv, ps = _inputs(y, scores)
+    yv, ps = _inputs(y, _probabilities(scores, evaluation))
     fig = _new_figure((6.6, 5.0))
     ax = fig.add_subplot()
     styles = _styles(list(ps))

@@ -11,6 +11,7 @@ the label of the cohort it was computed on.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import pandas as pd
 
 from flare_ml.bundle import SYNTHETIC_CAVEAT
 from flare_ml.plots import (
-    figure_to_base64,
+    figure_to_png_bytes,
     plot_calibration,
     plot_decision_curves,
     plot_precision_recall_curves,
@@ -43,7 +44,8 @@ class WrittenReport:
     report: Path
     model_card: Path
     artifacts: dict[str, Path] = field(default_factory=dict)
-    figures: dict[str, Any] = field(default_factory=dict)
+    #: PNG file name -> PNG bytes, rendered once (embedded in the page, logged to MLflow)
+    figures: dict[str, bytes] = field(default_factory=dict)
 
 
 def _slug(label: str) -> str:
@@ -214,8 +216,14 @@ def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, classes="t", escape=True, na_rep="")
 
 
-def _img(fig: Any, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{figure_to_base64(fig)}"/>'
+def _render(figures: dict[str, Any]) -> dict[str, bytes]:
+    """Render each figure once as PNG: the page embeds these bytes and MLflow logs them."""
+    return {name: figure_to_png_bytes(fig) for name, fig in figures.items()}
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
 _CSS = """
@@ -237,7 +245,7 @@ def _html_page(title: str, sections: list[str]) -> str:
     )
 
 
-def _cohort_section(label: str, ev: Any, figs: dict[str, Any]) -> str:
+def _cohort_section(label: str, ev: Any, figs: dict[str, bytes]) -> str:
     parts = [
         f"<h2>{html.escape(label)}</h2>",
         f"<p>{ev.n} index assessments ({ev.n_flare} flares) in {ev.n_patients} patients; "
@@ -247,7 +255,7 @@ def _cohort_section(label: str, ev: Any, figs: dict[str, Any]) -> str:
         "progressions called flare); each rule at its own decision.</p>",
         _table_html(ev.summary_table()),
     ]
-    parts += [_img(fig, name) for name, fig in figs.items()]
+    parts += [_img(png, name) for name, png in figs.items()]
     if len(ev.subgroups):
         cols = [
             c
@@ -391,7 +399,7 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cohorts = [result.training, *result.externals]
-    figures: dict[str, Any] = {}
+    figures: dict[str, bytes] = {}
     sections = []
     headline = headline_table(result)
     targets = target_checks(result)
@@ -409,18 +417,18 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     )
     for cohort in cohorts:
         ev = result.evaluations[cohort.label]
-        figs = cohort_figures(cohort.label, cohort.y, result.scores[cohort.label], ev)
+        figs = _render(cohort_figures(cohort.label, cohort.y, result.scores[cohort.label], ev))
         figures.update(figs)
         sections.append(_cohort_section(cohort.label, ev, figs))
 
     explain_on = result.externals[0] if result.externals else result.training
     contrib, bias = shap_contributions(result.bundle.booster, explain_on.features)
-    shap_figs = summary_plots(contrib, bias, explain_on.features, explain_on.label)
+    shap_figs = _render(summary_plots(contrib, bias, explain_on.features, explain_on.label))
     figures.update(shap_figs)
     sections.append(
         f"<h2>Explanations (SHAP, {html.escape(explain_on.label)})</h2>"
         "<p>Exact TreeSHAP contributions in log-odds of flare; positive values push toward "
-        "flare.</p>" + "".join(_img(f, n) for n, f in shap_figs.items())
+        "flare.</p>" + "".join(_img(png, n) for n, png in shap_figs.items())
     )
     worked = worked_patients(result.bundle, explain_on)
     seed = seed_case_prediction(result.bundle)
@@ -494,7 +502,7 @@ def write_evaluation_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figs = cohort_figures(cohort.label, cohort.y, scores, ev)
+    figs = _render(cohort_figures(cohort.label, cohort.y, scores, ev))
     headline = ev.summary_table()
     headline.insert(0, "cohort", cohort.label)
     sections = [_cohort_section(cohort.label, ev, figs)]

@@ -59,7 +59,7 @@ def log_training_run(
     result: Any,
     bundle_dir: Path,
     artifacts: dict[str, Path],
-    figures: dict[str, Any],
+    figures: dict[str, bytes],
 ) -> dict[str, str]:
     """Log one training run to MLflow; return run id, model URI and registered version.
 
@@ -72,7 +72,8 @@ def log_training_run(
     artifacts : dict
         Extra files to log (report, model card, tables), name -> path.
     figures : dict
-        Matplotlib figures to log under ``plots/``, file name -> figure.
+        PNG files to log under ``plots/``, file name -> PNG bytes (rendered once by the
+        report, so MLflow holds exactly the images the report shows).
 
     """
     cfg = result.config
@@ -96,8 +97,10 @@ def log_training_run(
             },
             "model/selection.json",
         )
-        for name, fig in figures.items():
-            mlflow.log_figure(fig, f"plots/{name}")
+        with tempfile.TemporaryDirectory(prefix="flare-ml-plots-") as tmp:
+            for name, png in figures.items():
+                (Path(tmp) / name).write_bytes(png)
+            mlflow.log_artifacts(tmp, artifact_path="plots")
         for path in artifacts.values():
             mlflow.log_artifact(
                 str(path), artifact_path="report" if path.suffix in (".html", ".md") else "tables"
