@@ -317,7 +317,7 @@ def train(
 @app.command()
 @user_errors_exit_2
 def evaluate(
-    *,
+    *,  # keyword-only, so --model (with its default) stays first in the help
     model: ModelOption = DEFAULT_MODEL,
     data: Annotated[Path, typer.Option("--data", help="Labelled timepoint table.")],
     out: Annotated[
