@@ -16,19 +16,21 @@ from flare_ml.cli import app
 from flare_ml.data import contract as c
 from flare_ml.data import load_timepoints, write_table
 from flare_ml.errors import ContractError
-from flare_ml.serving.batch import iter_patient_chunks, score_file
+from flare_ml.serving.batch import CSV_FLOAT_FORMAT, iter_patient_chunks, score_file
 from serving_helpers import bundle_copy, scoring_cohort, small_bundle
 
 
 def _read_output(path) -> pd.DataFrame:
     if str(path).endswith((".parquet", ".pq")):
         out = pd.read_parquet(path)
+        out.attrs["p_flare_format"] = None  # full float64
     else:
         out = pd.read_csv(
             path,
             dtype={"patient_id": str, "decision": str, "prediction_set": str, "reasons": str},
             keep_default_na=False,
         )
+        out.attrs["p_flare_format"] = CSV_FLOAT_FORMAT  # CSV: 6 significant digits
     out["assessment_date"] = pd.to_datetime(out["assessment_date"]).dt.strftime("%Y-%m-%d")
     return out
 
@@ -42,7 +44,10 @@ def _expected(path, with_reasons: bool = True) -> pd.DataFrame:
 def _assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert got["patient_id"].tolist() == expected["patient_id"].tolist()
     assert got["assessment_date"].tolist() == expected["assessment_date"].tolist()
-    np.testing.assert_array_equal(got["p_flare"].to_numpy(), expected["p_flare"].to_numpy())
+    want = expected["p_flare"].to_numpy()
+    if got.attrs.get("p_flare_format"):  # CSV: exactly the written rounding of each value
+        want = np.array([float(got.attrs["p_flare_format"] % v) for v in want])
+    np.testing.assert_array_equal(got["p_flare"].to_numpy(), want)
     for col in ("decision", "prediction_set", "reasons"):
         assert got[col].tolist() == expected[col].tolist(), col
 

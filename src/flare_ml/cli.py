@@ -18,7 +18,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from flare_ml import __version__
 from flare_ml.errors import FlareMLError
+
+#: ``-h`` is ``--help`` on the app and on every command (click passes it down)
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+#: the model a command uses when ``--model`` is not given
+DEFAULT_MODEL = "models:/flare-classifier/latest"
 
 app = typer.Typer(
     name="flare-ml",
@@ -26,7 +33,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",  # reflow docstring paragraphs to the terminal width
+    # reflow docstring paragraphs to the terminal width; markdown reads `<id>` as an HTML
+    # tag, so help texts put such placeholders in backticks
+    rich_markup_mode="markdown",
+    context_settings=CONTEXT_SETTINGS,
 )
 # rich wraps at 80 columns when output is not a terminal (a log, a pipe); tables of
 # metrics read better a little wider there
@@ -50,6 +60,54 @@ def user_errors_exit_2(func: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"flare-ml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version (flare-ml VERSION) and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Tell bone flare from true bone progression in oncology timepoint tables."""
+
+
+#: ``--model`` of every command that uses a trained model
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="Model URI (`models:/NAME/VERSION`, `runs:/<id>/model`), MLflow model folder "
+        "or bundle folder.",
+    ),
+]
+
+
+def _plural(count: int, word: str) -> str:
+    """Return ``"1 chunk"``, ``"2 chunks"``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _at_least(minimum: int) -> Callable[[int], int]:
+    """Check an integer option in a callback (``min=`` would widen the type column)."""
+
+    def check(value: int) -> int:
+        if value < minimum:
+            raise typer.BadParameter(f"{value} is less than {minimum}.")
+        return value
+
+    return check
 
 
 # Commands are added below, one function each, by the modules' owners.
@@ -259,12 +317,20 @@ def train(
 @app.command()
 @user_errors_exit_2
 def evaluate(
-    model: Annotated[str, typer.Option("--model", help="Model URI or bundle folder.")],
+    *,  # keyword-only, so --model (with its default) stays first in the help
+    model: ModelOption = DEFAULT_MODEL,
     data: Annotated[Path, typer.Option("--data", help="Labelled timepoint table.")],
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for the report and tables.")
     ] = None,
-    resamples: Annotated[int, typer.Option("--resamples", min=0)] = 1000,
+    resamples: Annotated[
+        int,
+        typer.Option(
+            "--resamples",
+            callback=_at_least(0),  # not min=0: see --coverage of calibrate
+            help="Bootstrap resamples (by patient) for the confidence intervals.",
+        ),
+    ] = 1000,
 ) -> None:
     """Evaluate a trained model and the rule baselines on a labelled cohort."""
     from flare_ml.workflows import ensure_exists
@@ -294,15 +360,17 @@ def evaluate(
         console.print(f"predictions {Path(result['written'].report).parent / 'predictions.csv'}")
 
 
+def _coverage_in_range(value: float | None) -> float | None:
+    if value is not None and not 0.5 <= value <= 0.99:
+        raise typer.BadParameter(f"{value} is not between 0.5 and 0.99.")
+    return value
+
+
 @app.command()
 @user_errors_exit_2
 def calibrate(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model", help="Model URI (models:/flare-classifier/latest) or bundle folder."
-        ),
-    ],
+    *,
+    model: ModelOption = DEFAULT_MODEL,
     data: Annotated[
         Path,
         typer.Option(
@@ -313,7 +381,11 @@ def calibrate(
     coverage: Annotated[
         float | None,
         typer.Option(
-            "--coverage", min=0.5, max=0.99, help="Target coverage per class (default: model's)."
+            "--coverage",
+            # checked by a callback, not min/max: typer would print the range in the
+            # type column and squeeze every option's help text at 80 columns
+            callback=_coverage_in_range,
+            help="Target coverage per class, 0.5 to 0.99 (default: the model's).",
         ),
     ] = None,
     register: Annotated[
@@ -366,14 +438,8 @@ def calibrate(
 @app.command()
 @user_errors_exit_2
 def score(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="Model URI (models:/flare-classifier/latest, runs:/<id>/model), MLflow "
-            "model folder or bundle folder.",
-        ),
-    ],
+    *,
+    model: ModelOption = DEFAULT_MODEL,
     input: Annotated[
         Path,
         typer.Option(
@@ -383,14 +449,23 @@ def score(
         ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", help="Predictions (.parquet, .csv or .csv.gz).")
+        Path,
+        typer.Option(
+            "--output",
+            help="Predictions (.parquet, .csv or .csv.gz). CSV gives p_flare 6 significant "
+            "digits; Parquet keeps full float64 precision.",
+        ),
     ],
     no_reasons: Annotated[
         bool, typer.Option("--no-reasons", help="Skip the reasons (SHAP); faster.")
     ] = False,
     chunk_rows: Annotated[
         int,
-        typer.Option("--chunk-rows", min=1, help="Rows read at a time; memory is bounded by this."),
+        typer.Option(
+            "--chunk-rows",
+            callback=_at_least(1),  # not min=1: see --coverage of calibrate
+            help="Rows read at a time (at least 1); memory is bounded by this.",
+        ),
     ] = 200_000,
 ) -> None:
     """Write p_flare, decision, prediction set and reasons for every index row.
@@ -398,7 +473,8 @@ def score(
     The file is streamed in chunks of whole patients, so memory does not grow with the
     file; the output appears only when every chunk was scored. Rows that break the data
     contract (or a patient whose rows are not contiguous) stop the command with a
-    message and exit status 2, leaving no output.
+    message and exit status 2, leaving no output. A CSV output writes p_flare with 6
+    significant digits (enough for any decision); Parquet keeps the full float64 value.
     """
     from flare_ml.workflows import ensure_exists
     from flare_ml.workflows import score as run_score
@@ -413,10 +489,12 @@ def score(
             chunk_rows=chunk_rows,
             progress=_RichProgress(bar),
         )
+    console.print(summary.to_rich_table(title=f"{escape(input.name)}: scored"))
     console.print(
-        f"scored {summary.index_rows} index rows of {summary.patients} patients "
-        f"({summary.rows} rows, {summary.chunks} chunks) -> {summary.output}  "
-        f"{dict(sorted(summary.decisions.items()))}"
+        f"wrote {_plural(summary.index_rows, 'prediction')} to {escape(str(summary.output))} "
+        f"(read in {_plural(summary.chunks, 'chunk')})",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -454,6 +532,7 @@ def demo(
 experiment_app = typer.Typer(
     help="Reproducible experiments: one YAML file, one command, one committed results table.",
     no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
 )
 app.add_typer(experiment_app, name="experiment")
 

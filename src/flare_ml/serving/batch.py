@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 
 from flare_ml.bundle import OUTPUT_COLUMNS, FlareModelBundle
 from flare_ml.data import contract as c
@@ -38,10 +39,22 @@ from flare_ml.data._parse import parse_text_id
 from flare_ml.errors import ContractError, Violation
 from flare_ml.serving.flavor import resolve_bundle
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "ScoreSummary", "iter_patient_chunks", "score_file"]
+__all__ = [
+    "CSV_FLOAT_FORMAT",
+    "DEFAULT_CHUNK_ROWS",
+    "ScoreSummary",
+    "iter_patient_chunks",
+    "score_file",
+]
 
 #: rows per chunk unless told otherwise (about 100-200 MB of working memory)
 DEFAULT_CHUNK_ROWS = 200_000
+
+#: ``p_flare`` in a CSV output: 6 significant digits (Parquet keeps the full float64)
+CSV_FLOAT_FORMAT = "%.6g"
+
+#: decisions always listed in the summary, in this order (others follow, sorted)
+_DECISIONS = ("flare", "progression", "uncertain")
 
 #: ``progress(step, done, total)``; ``total`` is None when unknown (gzipped CSV)
 ScoreProgress = Callable[[str, int, "int | None"], None]
@@ -74,6 +87,47 @@ class ScoreSummary:
     index_rows: int = 0
     chunks: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
+
+    def to_rich_table(self, title: str = "Scored") -> Table:
+        """Render the counts as a :class:`rich.table.Table` (no raw dicts).
+
+        Parameters
+        ----------
+        title : str, default "Scored"
+            The table title.
+
+        Returns
+        -------
+        rich.table.Table
+            Columns ``item``, ``count`` and ``share``: rows read, patients, index rows,
+            then one row per decision (``flare``, ``progression``, ``uncertain`` always,
+            any other after them) with its share of the index rows.
+
+        Examples
+        --------
+        >>> from rich.console import Console
+        >>> summary = ScoreSummary(Path("scores.csv"), rows=9, patients=2, index_rows=4,
+        ...                        chunks=1, decisions={"flare": 1, "progression": 3})
+        >>> console = Console(width=60, record=True)
+        >>> console.print(summary.to_rich_table())  # doctest: +ELLIPSIS
+        Scored...
+        >>> "decision progression" in console.export_text()
+        True
+
+        """
+        table = Table(title=title, title_justify="left", header_style="bold")
+        table.add_column("item")
+        table.add_column("count", justify="right")
+        table.add_column("share", justify="right")
+        table.add_row("rows read", f"{self.rows:,}", "")
+        table.add_row("patients", f"{self.patients:,}", "")
+        table.add_row("index rows scored", f"{self.index_rows:,}", "")
+        names = [*_DECISIONS, *sorted(set(self.decisions) - set(_DECISIONS))]
+        for name in names:
+            count = int(self.decisions.get(name, 0))
+            share = f"{count / self.index_rows:.1%}" if self.index_rows else "-"
+            table.add_row(f"decision {name}", f"{count:,}", share)
+        return table
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -364,7 +418,13 @@ class _Writer:
                 self.handle = gzip.open(self.tmp, "wt", encoding="utf-8", newline="")
             else:
                 self.handle = open(self.tmp, "w", encoding="utf-8", newline="")
-        predictions.to_csv(self.handle, index=False, header=self.header, date_format="%Y-%m-%d")
+        predictions.to_csv(
+            self.handle,
+            index=False,
+            header=self.header,
+            date_format="%Y-%m-%d",
+            float_format=CSV_FLOAT_FORMAT,
+        )
         self.header = False
 
     def commit(self) -> Path:
@@ -438,8 +498,10 @@ def score_file(
     output_path : str or path
         Predictions to write (``.parquet``, ``.csv`` or ``.csv.gz``): ``patient_id``,
         ``assessment_date``, ``p_flare``, ``decision``, ``prediction_set``, ``reasons``;
-        one row per index row. Written to a temporary file first and moved into place
-        at the end, so it is either complete or untouched.
+        one row per index row. CSV writes ``p_flare`` with 6 significant digits
+        (:data:`CSV_FLOAT_FORMAT`); Parquet keeps the full float64 value. Written to a
+        temporary file first and moved into place at the end, so it is either complete
+        or untouched.
     chunk_rows : int, default 200_000
         Rows read at a time; a chunk grows by the rest of its last patient. Memory is
         bounded by this, not by the file size.

@@ -12,15 +12,18 @@ by default). Batch scoring, Spark, training and the CLI all load and log through
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -42,8 +45,43 @@ def configure_tracking(uri: str | None = None) -> str:
     return chosen
 
 
+@contextlib.contextmanager
+def quiet_artifact_downloads() -> Iterator[None]:
+    """Turn off MLflow's artifact download progress bars for the ``with`` block.
+
+    MLflow prints a "Downloading artifacts" progress line per update when it fetches a
+    model; this sets ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false`` for the block only and
+    restores the environment afterwards. A value the user set is left alone.
+
+    Examples
+    --------
+    >>> name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    >>> before = os.environ.pop(name, None)
+    >>> with quiet_artifact_downloads():
+    ...     os.environ[name]
+    'false'
+    >>> name in os.environ
+    False
+    >>> if before is not None:
+    ...     os.environ[name] = before
+
+    """
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
 def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBundle:
     """Load the JSON bundle behind a model URI, an MLflow model folder or a bundle folder.
+
+    MLflow's artifact download progress is silenced while loading
+    (:func:`quiet_artifact_downloads`).
 
     Raises
     ------
@@ -56,7 +94,8 @@ def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBu
         return FlareModelBundle.load(path)
     store = configure_tracking(tracking_uri)
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        with quiet_artifact_downloads():
+            model = mlflow.pyfunc.load_model(model_uri)
     except Exception as exc:  # MLflow raises many exception types for a bad URI
         raise FlareMLError(
             f"cannot load model {model_uri!r} from the tracking store {store}: "
