@@ -175,7 +175,7 @@ class ColumnReport:
         return tuple(u.name for u in self.unknown if not u.misspelt)
 
     def notices(self) -> list[str]:
-        """One line per ignored column and per absent optional column.
+        """One line per ignored column (absent columns are shown by the cohort summary).
 
         Examples
         --------
@@ -183,12 +183,7 @@ class ColumnReport:
         "column 'site_note': not a contract column, ignored"
 
         """
-        lines = [f"column {u.describe()}" for u in self.unknown if not u.misspelt]
-        lines += [
-            f"column '{col}': absent (optional; read as missing on every row)"
-            for col in self.absent
-        ]
-        return lines
+        return [f"column {u.describe()}" for u in self.unknown if not u.misspelt]
 
 
 def column_report(columns: Iterable[Hashable]) -> ColumnReport:

@@ -171,9 +171,8 @@ def _misspelt(frame: pd.DataFrame) -> dict[str, str]:
 
 def _header_message(frame: pd.DataFrame, col: str) -> str:
     return (
-        f"the header was read as one column ({len(str(frame.columns[0]))} characters, "
-        f"starting '{_short(frame.columns[0])}'): the file seems to use "
-        f"{unsplit_header(frame.columns)!r} as its delimiter"
+        f"the header was read as one column ({len(str(frame.columns[0]))} characters): "
+        f"the file seems to use {unsplit_header(frame.columns)!r} as its delimiter"
     )
 
 

@@ -77,8 +77,8 @@ class ScoreSummary:
     ignored_columns : list of str
         Columns of the input outside the contract (not read).
     notices : list of str
-        One line per ignored column (with the closest contract name) and per absent
-        optional column, as ``flare-ml score`` prints them.
+        One line per ignored column (with the closest contract name), as
+        ``flare-ml score`` prints them.
 
     """
 
