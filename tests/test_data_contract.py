@@ -707,7 +707,12 @@ def test_any_injected_violation_is_reported_naming_its_column(
 
 
 def test_rule_registry_names_every_rule_once_with_a_message_and_a_fix() -> None:
-    assert [rule.name for rule in TABLE_RULES] == ["missing_column", "empty_table"]
+    assert [rule.name for rule in TABLE_RULES] == [
+        "unsplit_header",
+        "misspelt_column",
+        "missing_column",
+        "empty_table",
+    ]
     names = [rule.name for rule in RULES]
     assert len(names) == len(set(names))
     assert names[:4] == ["unknown_category", "invalid_boolean", "not_a_number", "not_an_integer"]

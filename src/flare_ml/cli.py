@@ -138,6 +138,52 @@ def simulate(
         console.print(f"  {what:<11} {path}")
 
 
+# --- how input files are written (validate and score) ----------------------------------
+SepOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sep",
+        help="CSV delimiter: ',', ';', tab (or '\\t'), '|' ... Default: detected from the "
+        "header line (comma, semicolon or tab).",
+    ),
+]
+DateFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--date-format",
+        help="Format of non-ISO dates, e.g. %d/%m/%Y (ISO YYYY-MM-DD is always read).",
+    ),
+]
+DayfirstOption = Annotated[
+    bool,
+    typer.Option("--dayfirst", help="Read dates like 03/10/2021 day first (3 October)."),
+]
+DecimalOption = Annotated[
+    str, typer.Option("--decimal", help="Decimal mark of numbers, e.g. ',' for 123,5.")
+]
+ColumnsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--columns",
+        help="YAML file mapping the file's column names to contract names "
+        "(e.g. `ALP (U/L): alp_u_l`).",
+    ),
+]
+
+
+def _read_options(
+    sep: str | None, date_format: str | None, dayfirst: bool, decimal: str, columns: Path | None
+) -> Any:
+    from flare_ml.data import ReadOptions
+
+    return ReadOptions(sep, date_format, dayfirst, decimal, columns)
+
+
+def _print_notices(notices: list[str]) -> None:
+    for line in notices:
+        err_console.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 @user_errors_exit_2
 def validate(
@@ -150,19 +196,34 @@ def validate(
         int,
         typer.Option("--window-days", min=0, help="Oldest ALP sample used, in days before."),
     ] = 30,
+    sep: SepOption = None,
+    date_format: DateFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    decimal: DecimalOption = ".",
+    columns: ColumnsOption = None,
 ) -> None:
     """Check a timepoint table against the data contract and print a cohort summary.
 
     With --labs, alp_u_l is replaced by the latest ALP sample of the lab table at or
     before each assessment, within --window-days. Problems are listed all at once (column,
-    rule, offending rows) and the command exits with status 2.
+    rule, offending rows) and the command exits with status 2. A column outside the
+    contract is reported and ignored, unless it is a close misspelling of a contract
+    column the file lacks (an error); each patient's rows must be contiguous, as
+    `flare-ml score` requires.
     """
-    from flare_ml.data import attach_alp, load_timepoints, read_lab_table, summarize_cohort
+    import dataclasses
 
-    table = load_timepoints(path)
+    from flare_ml.data import attach_alp, read_lab_table, read_timepoints, summarize_cohort
+    from flare_ml.data.contract import ALP_U_L
+
+    options = _read_options(sep, date_format, dayfirst, decimal, columns)
+    loaded = read_timepoints(path, options=options)
+    table, report = loaded.table, loaded.columns
     if labs is not None:
         table = attach_alp(table, read_lab_table(labs), window_days=window_days, source=str(labs))
-    summary = summarize_cohort(table)
+        report = dataclasses.replace(report, absent=tuple(x for x in report.absent if x != ALP_U_L))
+    _print_notices(report.notices())
+    summary = summarize_cohort(table, columns=report)
     console.print(summary.to_rich_table(title=f"{path.name}: valid timepoint table"))
 
 
@@ -467,6 +528,11 @@ def score(
             help="Rows read at a time (at least 1); memory is bounded by this.",
         ),
     ] = 200_000,
+    sep: SepOption = None,
+    date_format: DateFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    decimal: DecimalOption = ".",
+    columns: ColumnsOption = None,
 ) -> None:
     """Write p_flare, decision, prediction set and reasons for every index row.
 
@@ -480,6 +546,7 @@ def score(
     from flare_ml.workflows import score as run_score
 
     ensure_exists(input)
+    options = _read_options(sep, date_format, dayfirst, decimal, columns)
     with _progress_bar() as bar:
         summary = run_score(
             model,
@@ -488,7 +555,9 @@ def score(
             with_reasons=not no_reasons,
             chunk_rows=chunk_rows,
             progress=_RichProgress(bar),
+            read_options=options,
         )
+    _print_notices(summary.notices)
     console.print(summary.to_rich_table(title=f"{escape(input.name)}: scored"))
     console.print(
         f"wrote {_plural(summary.index_rows, 'prediction')} to {escape(str(summary.output))} "

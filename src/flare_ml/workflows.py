@@ -23,8 +23,8 @@ import pandas as pd
 
 from flare_ml import report, tracking
 from flare_ml.bundle import MANIFEST, FlareModelBundle
+from flare_ml.data import ReadOptions, write_table
 from flare_ml.data import contract as c
-from flare_ml.data import write_table
 from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.errors import FlareMLError
 from flare_ml.evaluation import evaluate as evaluate_scores
@@ -110,6 +110,7 @@ def score(
     with_reasons: bool = True,
     chunk_rows: int | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
+    read_options: ReadOptions | None = None,
 ) -> Any:
     """Score every index row of a cohort file in chunks of whole patients; write them.
 
@@ -130,11 +131,14 @@ def score(
         Rows per chunk (default :data:`flare_ml.serving.batch.DEFAULT_CHUNK_ROWS`).
     progress : callable, optional
         ``progress("scoring", rows_done, total_rows_or_None)`` after each chunk.
+    read_options : flare_ml.data.ReadOptions, optional
+        How the input is written: delimiter, date format, decimal mark, column mapping.
 
     Returns
     -------
     flare_ml.serving.batch.ScoreSummary
-        Rows, patients, index rows, chunks, decision counts and the output path.
+        Rows, patients, index rows, chunks, decision counts, ignored columns and
+        notices, and the output path.
 
     Examples
     --------
@@ -151,6 +155,7 @@ def score(
         chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
         with_reasons=with_reasons,
         progress=progress,
+        read_options=read_options,
     )
 
 

@@ -8,11 +8,25 @@ first): canonical dtypes, contract column order, sorted by patient and date.
 arrays, such as the featurizer. Adapters
 turn other sources into that table, such as :func:`attach_alp` for a long lab table.
 :func:`summarize_cohort` gives the counts and missingness a report shows. Column names
-and vocabularies live in :mod:`flare_ml.data.contract`.
+and vocabularies live in :mod:`flare_ml.data.contract`. Files exported by other systems
+are read with :class:`ReadOptions` (delimiter, date format, decimal mark, column
+mapping); :func:`read_timepoints` also reports the columns it ignored
+(:func:`column_report`: unknown columns with the closest contract name; a close
+misspelling of a contract column is refused) and the optional columns absent.
 """
 
 import flare_ml.data.contract as contract
-from flare_ml.data.io import SUPPORTED_SUFFIXES, read_table, table_format, write_table
+from flare_ml.data.columns import ColumnReport, UnknownColumn, column_report
+from flare_ml.data.io import (
+    SUPPORTED_SUFFIXES,
+    ReadOptions,
+    apply_read_options,
+    detect_delimiter,
+    load_column_map,
+    read_table,
+    table_format,
+    write_table,
+)
 from flare_ml.data.labs import (
     ALP_TEST_NAMES,
     ALP_UNIT_FACTORS,
@@ -28,10 +42,13 @@ from flare_ml.data.validation import (
     DATE_DTYPE,
     IMAGING_FINDING_COLUMNS,
     STRING_DTYPE,
+    LoadedTimepoints,
+    check_grouped,
     check_timepoints,
     index_row_mask,
     is_canonical,
     load_timepoints,
+    read_timepoints,
     require_columns,
     timepoint_schema,
     validate_timepoints,
@@ -48,18 +65,28 @@ __all__ = [
     "STRING_DTYPE",
     "SUPPORTED_SUFFIXES",
     "CohortSummary",
+    "ColumnReport",
     "ContractError",
+    "LoadedTimepoints",
+    "ReadOptions",
     "TimepointColumns",
+    "UnknownColumn",
     "Violation",
+    "apply_read_options",
     "attach_alp",
+    "check_grouped",
     "check_timepoints",
+    "column_report",
     "contract",
+    "detect_delimiter",
     "extract_alp",
     "index_row_mask",
     "is_canonical",
+    "load_column_map",
     "load_timepoints",
     "read_lab_table",
     "read_table",
+    "read_timepoints",
     "require_columns",
     "summarize_cohort",
     "table_format",

@@ -22,8 +22,9 @@ import pandas as pd
 
 import flare_ml.data.contract as c
 from flare_ml.data._parse import BoolArray, IntArray, plural, quote
+from flare_ml.data.columns import column_report, unsplit_header
 from flare_ml.data.parsing import TimepointColumns
-from flare_ml.errors import Violation
+from flare_ml.errors import ContractError, Violation
 
 __all__ = [
     "IMAGING_FINDING_COLUMNS",
@@ -32,6 +33,7 @@ __all__ = [
     "Rule",
     "TableRule",
     "find_violations",
+    "not_grouped_error",
     "table_violations",
 ]
 
@@ -110,13 +112,14 @@ class TableRule:
     ----------
     name : str
         The rule code.
-    columns : tuple of str
-        The columns it is checked on.
+    columns : tuple of str or callable
+        The columns it is checked on; a callable ``columns(frame)`` gives them from the
+        table (for rules about columns outside the contract).
     broken : callable
         ``broken(frame, column)`` tells whether the rule is broken for ``column`` of a
         table whose column names are normalised.
-    message : str
-        What is wrong.
+    message : str or callable
+        What is wrong; a callable ``message(frame, column)`` can name what it found.
     fix : callable
         ``fix(frame, column)`` gives the suggestion.
 
@@ -129,30 +132,86 @@ class TableRule:
     """
 
     name: str
-    columns: tuple[str, ...]
+    columns: tuple[str, ...] | Callable[[pd.DataFrame], Sequence[str]]
     broken: Callable[[pd.DataFrame, str], bool]
-    message: str
+    message: str | Callable[[pd.DataFrame, str], str]
     fix: Callable[[pd.DataFrame, str], str]
 
     def violations(self, frame: pd.DataFrame) -> list[Violation]:
         """A row-less violation for every column on which the rule is broken."""
+        columns = self.columns if isinstance(self.columns, tuple) else self.columns(frame)
         return [
-            Violation(column, self.name, (), 0, self.message, self.fix(frame, column))
-            for column in self.columns
+            Violation(
+                column,
+                self.name,
+                (),
+                0,
+                self.message if isinstance(self.message, str) else self.message(frame, column),
+                self.fix(frame, column),
+            )
+            for column in columns
             if self.broken(frame, column)
         ]
 
 
 # --- rules about the table ------------------------------------------------------------------
+def _short(name: object, width: int = 40) -> str:
+    text = str(name)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _found(frame: pd.DataFrame) -> str:
+    return quote([_short(name) for name in frame.columns], 8)
+
+
+def _misspelt(frame: pd.DataFrame) -> dict[str, str]:
+    """Unknown columns taken for misspelt contract columns, with the contract name."""
+    return {u.name: str(u.suggestion) for u in column_report(frame.columns).misspelt}
+
+
+def _header_message(frame: pd.DataFrame, col: str) -> str:
+    return (
+        f"the header was read as one column ({len(str(frame.columns[0]))} characters): "
+        f"the file seems to use {unsplit_header(frame.columns)!r} as its delimiter"
+    )
+
+
+def _header_fix(frame: pd.DataFrame, col: str) -> str:
+    sep = unsplit_header(frame.columns)
+    shown = "tab" if sep == "\t" else sep
+    return (
+        f"give the delimiter: --sep '{shown}' on the command line, sep={sep!r} in "
+        "read_table/load_timepoints (comma, semicolon and tab are detected by themselves)"
+    )
+
+
 TABLE_RULES: tuple[TableRule, ...] = (
+    TableRule(
+        "unsplit_header",
+        lambda frame: [_short(frame.columns[0])] if unsplit_header(frame.columns) else [],
+        lambda frame, col: True,
+        _header_message,
+        _header_fix,
+    ),
+    TableRule(
+        "misspelt_column",
+        lambda frame: list(_misspelt(frame)),
+        lambda frame, col: True,
+        lambda frame, col: (
+            f"not a contract column: did you mean '{_misspelt(frame)[col]}'? (read "
+            "without it, every row would miss that column)"
+        ),
+        lambda frame, col: (
+            f"rename '{col}' to '{_misspelt(frame)[col]}' (or map it with --columns / "
+            "columns=), or drop the column"
+        ),
+    ),
     TableRule(
         "missing_column",
         c.REQUIRED_COLUMNS,
         lambda frame, col: col not in frame.columns,
         "required column is missing",
-        lambda frame, col: (
-            f"add a '{col}' column (columns found: {quote(list(map(str, frame.columns)), 8)})"
-        ),
+        lambda frame, col: f"add a '{col}' column (columns found: {_found(frame)})",
     ),
     TableRule(
         "empty_table",
@@ -165,8 +224,75 @@ TABLE_RULES: tuple[TableRule, ...] = (
 
 
 def table_violations(frame: pd.DataFrame) -> list[Violation]:
-    """Run :data:`TABLE_RULES` on a table whose column names are normalised."""
-    return [v for rule in TABLE_RULES for v in rule.violations(frame)]
+    """Run :data:`TABLE_RULES` on a table whose column names are normalised.
+
+    A header read as one column is reported once (not as every required column
+    missing); a required column named by a misspelling is reported as the misspelling.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame(columns=["patient_id;assessment_date;cancer_type"])
+    >>> [v.rule for v in table_violations(frame)]
+    ['unsplit_header', 'empty_table']
+
+    """
+    found = [v for rule in TABLE_RULES for v in rule.violations(frame)]
+    if any(v.rule == "unsplit_header" for v in found):
+        return [v for v in found if v.rule != "missing_column"]
+    meant = set(_misspelt(frame).values())
+    return [v for v in found if not (v.rule == "missing_column" and v.column in meant)]
+
+
+def not_grouped_error(source: str, pid: str, row: int, date: str) -> ContractError:
+    """The error for a file whose patient rows are not contiguous (rule ``not_grouped_by_patient``).
+
+    A timepoint *file* keeps each patient's rows together (sorted by ``patient_id``,
+    ``assessment_date`` is the usual way), because batch scoring reads it in chunks of
+    whole patients; :func:`~flare_ml.data.load_timepoints` (behind ``flare-ml validate``)
+    and :func:`~flare_ml.serving.batch.score_file` (behind ``flare-ml score``) refuse the
+    same files with this error. A table in memory may come in any order: validation
+    sorts it.
+
+    Parameters
+    ----------
+    source : str
+        The file.
+    pid : str
+        The patient that reappears.
+    row : int
+        The data row (1-based, header not counted) where it reappears.
+    date : str
+        That row's assessment date, as written.
+
+    Returns
+    -------
+    ContractError
+        The error, with one violation.
+
+    Examples
+    --------
+    >>> not_grouped_error("t.csv", "P1", 3, "2024-01-01").violations[0].rule
+    'not_grouped_by_patient'
+
+    """
+    return ContractError(
+        f"the timepoint table '{source}' is not grouped by patient: the rows of patient "
+        f"'{pid}' continue at row {row} after rows of other patients. Batch scoring reads "
+        "the file in chunks of whole patients, so each patient's rows must be contiguous",
+        [
+            Violation(
+                c.PATIENT_ID,
+                "not_grouped_by_patient",
+                ((pid, date),),
+                1,
+                f"patient '{pid}' reappears at data row {row} after other patients' rows",
+                "sort the table by patient_id, assessment_date (for example "
+                "`df.sort_values(['patient_id', 'assessment_date'])` or ORDER BY in SQL) "
+                "and score it again",
+            )
+        ],
+    )
 
 
 # --- rules about rows: reading the values ---------------------------------------------------

@@ -3,8 +3,11 @@
 :func:`summarize_cohort` counts patients, rows by type, index rows and their outcomes,
 and how often each contract column is missing (imaging columns over imaging rows, the
 outcome over index rows, everything else over all rows), which the contract asks the
-report to show. :class:`CohortSummary` renders itself as a rich table for the command
-line. Nothing in the summary identifies a patient.
+report to show. An optional column the table does not have at all is shown as
+*absent*, not as 100% missing, and columns outside the contract as *ignored* (with the
+closest contract name), from the table's :class:`~flare_ml.data.columns.ColumnReport`.
+:class:`CohortSummary` renders itself as a rich table for the command line. Nothing in
+the summary identifies a patient.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 from rich.table import Table
 
 import flare_ml.data.contract as c
+from flare_ml.data.columns import ColumnReport, column_report
 from flare_ml.data.rules import IMAGING_FINDING_COLUMNS
 from flare_ml.data.validation import index_row_mask, is_canonical, validate_timepoints
 
@@ -41,6 +45,10 @@ class CohortSummary:
         ``"imaging rows"``, ``"index rows"`` or ``"all rows"`` per column.
     first_date, last_date : pandas.Timestamp or None
         Earliest and latest ``assessment_date``.
+    absent_columns : tuple of str
+        Optional contract columns the input did not have (all missing because absent).
+    ignored_columns : tuple of str
+        Columns outside the contract, carried along and not read.
 
     """
 
@@ -54,6 +62,8 @@ class CohortSummary:
     missing_denominator: dict[str, str] = field(default_factory=dict)
     first_date: pd.Timestamp | None = None
     last_date: pd.Timestamp | None = None
+    absent_columns: tuple[str, ...] = ()
+    ignored_columns: tuple[str, ...] = ()
 
     @property
     def date_range(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -80,6 +90,8 @@ class CohortSummary:
             "missing_denominator": dict(self.missing_denominator),
             "first_date": None if self.first_date is None else self.first_date.date().isoformat(),
             "last_date": None if self.last_date is None else self.last_date.date().isoformat(),
+            "absent_columns": list(self.absent_columns),
+            "ignored_columns": list(self.ignored_columns),
         }
 
     def to_rich_table(self, title: str = "Cohort summary") -> Table:
@@ -94,7 +106,8 @@ class CohortSummary:
         -------
         rich.table.Table
             Two columns, ``item`` and ``value``: counts first, then the missing share
-            of each column that has any missing value.
+            of each column that has any missing value (``absent`` for an optional
+            column the input did not have), then the ignored columns.
 
         Examples
         --------
@@ -122,7 +135,11 @@ class CohortSummary:
         for outcome, count in self.outcome_counts.items():
             table.add_row(f"  outcome {outcome}", f"{count:,}")
         table.add_row("assessment dates", dates)
-        missing = {col: f for col, f in self.missing_fraction.items() if f == f and f > 0}
+        missing = {
+            col: f
+            for col, f in self.missing_fraction.items()
+            if f == f and f > 0 and col not in self.absent_columns
+        }
         if missing:
             table.add_section()
             for col, fraction in missing.items():
@@ -130,16 +147,28 @@ class CohortSummary:
                 table.add_row(f"missing {col} (of {over})", f"{fraction:.1%}")
         else:
             table.add_row("missing values", "none")
+        if self.absent_columns:
+            table.add_section()
+            for col in self.absent_columns:
+                table.add_row(f"column {col}", "absent")
+        if self.ignored_columns:
+            table.add_section()
+            for name in self.ignored_columns:
+                table.add_row(f"column {name}", "ignored (not in the contract)")
         return table
 
 
-def summarize_cohort(df: pd.DataFrame) -> CohortSummary:
+def summarize_cohort(df: pd.DataFrame, columns: ColumnReport | None = None) -> CohortSummary:
     """Summarise a timepoint table.
 
     Parameters
     ----------
     df : pandas.DataFrame
         A timepoint table; a table that is not yet validated is validated first.
+    columns : ColumnReport, optional
+        What the input's column names said (absent and ignored columns), for a table
+        already validated (:attr:`~flare_ml.data.LoadedTimepoints.columns`); a raw
+        table is reported from its own columns.
 
     Returns
     -------
@@ -170,9 +199,14 @@ def summarize_cohort(df: pd.DataFrame) -> CohortSummary:
     >>> summary = summarize_cohort(raw)
     >>> summary.index_rows, summary.outcome_counts["flare"]
     (1, 1)
+    >>> "alp_u_l" in summary.absent_columns
+    True
 
     """
-    table = df if is_canonical(df) else validate_timepoints(df)
+    canonical = is_canonical(df)
+    if columns is None and not canonical:
+        columns = column_report(df.columns)
+    table = df if canonical else validate_timepoints(df)
     is_lab = (table[c.ROW_TYPE] == "lab").to_numpy(dtype=bool)
     is_imaging = ~is_lab
     is_index = index_row_mask(table).to_numpy(dtype=bool)
@@ -205,4 +239,6 @@ def summarize_cohort(df: pd.DataFrame) -> CohortSummary:
         missing_denominator=denominator,
         first_date=dates.min() if len(dates) else None,
         last_date=dates.max() if len(dates) else None,
+        absent_columns=() if columns is None else columns.absent,
+        ignored_columns=() if columns is None else columns.ignored,
     )

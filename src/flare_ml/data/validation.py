@@ -10,7 +10,11 @@ the number of offending rows and up to five ``(patient_id, assessment_date)`` ex
 valid table comes back with the canonical dtypes of :data:`CANONICAL_DTYPES`, in
 contract column order, sorted by patient and date. :func:`check_timepoints` runs the
 same checks and returns the parsed columns without framing them (what the featurizer
-reads). Everything is vectorised (per-value work is done on the distinct values only),
+reads). Column names are checked first (:mod:`flare_ml.data.columns`): a misspelt
+contract column is refused, other unknown columns are carried along and reported by
+:func:`read_timepoints`, which reads a file with its :class:`~flare_ml.data.io.ReadOptions`
+and also refuses a file whose patients' rows are not contiguous, exactly as batch
+scoring does. Everything is vectorised (per-value work is done on the distinct values only),
 so a million rows take a few seconds.
 """
 
@@ -18,21 +22,29 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 import flare_ml.data.contract as c
-from flare_ml.data._parse import DATE_DTYPE, STRING_DTYPE, plural
-from flare_ml.data.io import read_table
+from flare_ml.data._parse import DATE_DTYPE, MISSING_LABEL, STRING_DTYPE, parse_text_id, plural
+from flare_ml.data.columns import ColumnReport, column_report
+from flare_ml.data.io import ReadOptions, read_table
 from flare_ml.data.parsing import (
     CANONICAL_DTYPES,
     TimepointColumns,
     normalise_column_names,
     parse_timepoints,
 )
-from flare_ml.data.rules import IMAGING_FINDING_COLUMNS, find_violations, table_violations
+from flare_ml.data.rules import (
+    IMAGING_FINDING_COLUMNS,
+    find_violations,
+    not_grouped_error,
+    table_violations,
+)
 from flare_ml.errors import ContractError, Violation
 
 if TYPE_CHECKING:
@@ -43,10 +55,13 @@ __all__ = [
     "DATE_DTYPE",
     "IMAGING_FINDING_COLUMNS",
     "STRING_DTYPE",
+    "LoadedTimepoints",
+    "check_grouped",
     "check_timepoints",
     "index_row_mask",
     "is_canonical",
     "load_timepoints",
+    "read_timepoints",
     "require_columns",
     "timepoint_schema",
     "validate_timepoints",
@@ -143,8 +158,9 @@ def check_timepoints(df: pd.DataFrame, *, source: str | None = None) -> Timepoin
     headline = _headline(source)
     frame = normalise_column_names(df)
     violations = table_violations(frame)
-    absent = {v.column for v in violations if v.rule == "missing_column"}
-    if len(frame) == 0 or {c.PATIENT_ID, c.ASSESSMENT_DATE} <= absent:
+    absent = {c.PATIENT_ID, c.ASSESSMENT_DATE} - set(frame.columns)
+    unsplit = any(v.rule == "unsplit_header" for v in violations)
+    if len(frame) == 0 or unsplit or absent == {c.PATIENT_ID, c.ASSESSMENT_DATE}:
         raise _refusal(headline, violations)
     columns = parse_timepoints(frame)
     violations += find_violations(columns)
@@ -163,7 +179,9 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
     ``row_type`` defaults to ``imaging`` when the column is absent or a value is empty.
     Contract column names are matched after trimming spaces and lower-casing.
 
-    Then every rule is checked and all violations are reported together: missing
+    Then every rule is checked and all violations are reported together: a header read
+    as one column (wrong delimiter), a column whose name is a close misspelling of an
+    absent contract column (``alp_ul``: did you mean ``alp_u_l``?), missing
     required column or value, empty table, unknown category, unparseable date or number,
     assessment before treatment start, duplicate ``(patient_id, assessment_date)``,
     negative counts or diameters, ALP outside :data:`~flare_ml.data.contract.ALP_PLAUSIBLE_RANGE`,
@@ -226,13 +244,165 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
     return check_timepoints(df, source=source).to_frame()
 
 
-def load_timepoints(path: str | os.PathLike[str]) -> pd.DataFrame:
-    r"""Read a timepoint table from CSV or Parquet and validate it.
+@dataclass(frozen=True)
+class LoadedTimepoints:
+    """A validated timepoint table read from a file, with what its column names said.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The validated table (see :func:`validate_timepoints`).
+    columns : ColumnReport
+        The columns ignored (outside the contract) and the optional columns absent.
+
+    """
+
+    table: pd.DataFrame
+    columns: ColumnReport
+
+
+def check_grouped(frame: pd.DataFrame, source: str) -> None:
+    """Refuse a file's table whose patients' rows are not contiguous.
+
+    This is the one place that decides how a timepoint *file* must be ordered: batch
+    scoring (:func:`flare_ml.serving.batch.score_file`) streams files in chunks of whole
+    patients and raises the same :func:`~flare_ml.data.rules.not_grouped_error`, so
+    ``flare-ml validate`` and ``flare-ml score`` accept and refuse the same files. The
+    order within a patient does not matter. A table in memory is not checked: validation
+    sorts it.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table in file order (names as read).
+    source : str
+        The file, named in the error.
+
+    Raises
+    ------
+    ContractError
+        Rule ``not_grouped_by_patient``, naming the first patient that reappears.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_grouped(pd.DataFrame({"patient_id": ["A", "A", "B"]}), "t.csv")
+    >>> try:
+    ...     check_grouped(pd.DataFrame({"patient_id": ["A", "B", "A"]}), "t.csv")
+    ... except ContractError as error:
+    ...     print(error.violations[0].message)
+    patient 'A' reappears at data row 3 after other patients' rows
+
+    """
+    frame = normalise_column_names(frame)
+    if c.PATIENT_ID not in frame.columns or len(frame) < 3:
+        return
+    ids = parse_text_id(frame[c.PATIENT_ID])
+    keys = ids.to_numpy(dtype=object, na_value="\x00<missing>")
+    codes, _ = pd.factorize(keys)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    run_codes = codes[starts]
+    seen_before = pd.Series(run_codes).duplicated().to_numpy()
+    if not seen_before.any():
+        return
+    row = int(starts[np.flatnonzero(seen_before)[0]])
+    pid = keys[row]
+    date = MISSING_LABEL
+    if c.ASSESSMENT_DATE in frame.columns:
+        raw = frame[c.ASSESSMENT_DATE].iloc[row]
+        date = MISSING_LABEL if pd.isna(raw) else str(raw).strip()[:10]
+    raise not_grouped_error(
+        source, MISSING_LABEL if pid == "\x00<missing>" else str(pid), row + 1, date
+    )
+
+
+def read_timepoints(
+    path: str | os.PathLike[str],
+    *,
+    sep: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool = False,
+    decimal: str = ".",
+    columns: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    options: ReadOptions | None = None,
+    require_grouped: bool = True,
+) -> LoadedTimepoints:
+    r"""Read a timepoint file, check its row order, validate it; report its columns.
+
+    The file is read by :func:`~flare_ml.data.io.read_table` with the given options
+    (delimiter, date format, decimal mark, column mapping), refused if its patients'
+    rows are not contiguous (:func:`check_grouped`, the rule batch scoring applies; this
+    is what ``flare-ml validate`` runs, so that it accepts exactly the files
+    ``flare-ml score`` accepts) or if it breaks the contract, and returned with its
+    :class:`ColumnReport`.
 
     Parameters
     ----------
     path : str or path-like
         A ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` file.
+    sep, date_format, dayfirst, decimal, columns, options
+        See :class:`~flare_ml.data.io.ReadOptions` and :func:`~flare_ml.data.read_table`.
+    require_grouped : bool, default True
+        Refuse a file whose patients' rows are not contiguous. Readers that hold the
+        whole table in memory (:func:`load_timepoints`: training, evaluation) pass False
+        and let validation sort it.
+
+    Returns
+    -------
+    LoadedTimepoints
+        The validated table and the column report.
+
+    Raises
+    ------
+    ContractError
+        If the file cannot be read, is not grouped by patient, or breaks the contract.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "t.csv").write_text(
+    ...     "patient_id;treatment_start_date;assessment_date;cancer_type;therapy_class;"
+    ...     "extraosseous_response;new_bone_lesions;new_lesion_morphology;site_note\n"
+    ...     "P1;01/01/2024;01/01/2024;breast;endocrine;baseline;0;none;x\n"
+    ... )
+    >>> loaded = read_timepoints(folder / "t.csv", date_format="%d/%m/%Y")
+    >>> loaded.columns.ignored, str(loaded.table["assessment_date"].iloc[0].date())
+    (('site_note',), '2024-01-01')
+
+    """
+    if options is None:
+        options = ReadOptions(sep, date_format, dayfirst, decimal, columns)
+    raw = read_table(path, options=options)
+    report = column_report(raw.columns)
+    if require_grouped:
+        check_grouped(raw, str(path))
+    return LoadedTimepoints(validate_timepoints(raw, source=str(path)), report)
+
+
+def load_timepoints(
+    path: str | os.PathLike[str],
+    *,
+    sep: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool = False,
+    decimal: str = ".",
+    columns: Mapping[str, str] | str | os.PathLike[str] | None = None,
+    options: ReadOptions | None = None,
+) -> pd.DataFrame:
+    r"""Read a timepoint table from CSV or Parquet and validate it.
+
+    The table of :func:`read_timepoints` (same options, same checks), without the
+    column report, and in any row order: the whole table is read and validation sorts
+    it (what training and evaluation need). Only streamed scoring needs each patient's
+    rows together; ``flare-ml validate`` checks that too (:func:`read_timepoints`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` file.
+    sep, date_format, dayfirst, decimal, columns, options
+        See :class:`~flare_ml.data.io.ReadOptions`.
 
     Returns
     -------
@@ -258,7 +428,16 @@ def load_timepoints(path: str | os.PathLike[str]) -> pd.DataFrame:
     ['imaging']
 
     """
-    return validate_timepoints(read_table(path), source=str(path))
+    return read_timepoints(
+        path,
+        sep=sep,
+        date_format=date_format,
+        dayfirst=dayfirst,
+        decimal=decimal,
+        columns=columns,
+        options=options,
+        require_grouped=False,
+    ).table
 
 
 def index_row_mask(df: pd.DataFrame) -> pd.Series:

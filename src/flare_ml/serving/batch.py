@@ -14,7 +14,13 @@ matter): a patient that reappears after another patient's rows is refused with a
 :class:`~flare_ml.errors.ContractError` naming the patient, because scoring it in two
 pieces would silently lose history. Seen patients are remembered as 64-bit hashes (8
 bytes each). Output rows come chunk by chunk, each chunk sorted by patient and date, so a
-sorted input gives exactly the whole-file result of ``bundle.predict``.
+sorted input gives exactly the whole-file result of ``bundle.predict``. The row-order rule
+and its error (:func:`flare_ml.data.rules.not_grouped_error`) are the data layer's, which
+``flare-ml validate`` applies to the same files. Files are read with the same
+:class:`~flare_ml.data.ReadOptions` as :func:`~flare_ml.data.read_table` (delimiter,
+dates, decimal mark, column mapping), and their header goes through the same column
+rules before any row is read: a misspelt contract column is refused, other unknown
+columns are reported in :attr:`ScoreSummary.ignored_columns`.
 """
 
 from __future__ import annotations
@@ -33,9 +39,12 @@ import pandas as pd
 from rich.table import Table
 
 from flare_ml.bundle import OUTPUT_COLUMNS, FlareModelBundle
+from flare_ml.data import ReadOptions, apply_read_options, table_format, validate_timepoints
 from flare_ml.data import contract as c
-from flare_ml.data import table_format, validate_timepoints
-from flare_ml.data._parse import parse_text_id
+from flare_ml.data._parse import parse_text_id, plural
+from flare_ml.data.columns import column_report, contract_name
+from flare_ml.data.io import csv_delimiter
+from flare_ml.data.rules import not_grouped_error, table_violations
 from flare_ml.errors import ContractError, Violation
 from flare_ml.serving.flavor import resolve_bundle
 
@@ -78,6 +87,11 @@ class ScoreSummary:
         Chunks of whole patients scored.
     decisions : dict of str to int
         Count of each decision (``flare``, ``progression``, ``uncertain``).
+    ignored_columns : list of str
+        Columns of the input outside the contract (not read).
+    notices : list of str
+        One line per ignored column (with the closest contract name), as
+        ``flare-ml score`` prints them.
 
     """
 
@@ -87,6 +101,8 @@ class ScoreSummary:
     index_rows: int = 0
     chunks: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     def to_rich_table(self, title: str = "Scored") -> Table:
         """Render the counts as a :class:`rich.table.Table` (no raw dicts).
@@ -132,8 +148,8 @@ class ScoreSummary:
 
 # --- reading --------------------------------------------------------------------------------
 def _contract_name(name: Any) -> str | None:
-    """Return the contract column a file column stands for (matched like validation)."""
-    text = str(name).strip().lower()
+    """Return the contract column a (renamed) file column stands for (matched like validation)."""
+    text = contract_name(name)
     return text if text in c.CONTRACT_COLUMNS else None
 
 
@@ -145,41 +161,63 @@ def _read_error(path: Path, fmt: str, exc: BaseException) -> ContractError:
     )
 
 
-def _iter_parquet(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+def _check_header(path: Path, names: list[Any]) -> None:
+    """Run the data layer's column rules on the header (mapped names) before any row."""
+    violations = [
+        v
+        for v in table_violations(pd.DataFrame(columns=[str(n) for n in names]))
+        if v.rule != "empty_table"
+    ]
+    if violations:
+        raise ContractError(
+            f"the timepoint table '{path}' breaks the data contract "
+            f"({plural(len(violations), 'problem')}):",
+            violations,
+        )
+
+
+def _iter_parquet(
+    path: Path, chunk_rows: int, options: ReadOptions
+) -> tuple[Iterator[pd.DataFrame], int | None, list[Any]]:
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, ValueError) as exc:
         raise _read_error(path, "parquet", exc) from exc
-    columns = [name for name in parquet.schema_arrow.names if _contract_name(name)]
+    names = list(parquet.schema_arrow.names)
+    columns = [name for name in names if _contract_name(options.rename(name))]
 
     def frames() -> Iterator[pd.DataFrame]:
         try:
             for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-                yield batch.to_pandas()
+                yield apply_read_options(batch.to_pandas(), options)
         except (OSError, ValueError) as exc:
             raise _read_error(path, "parquet", exc) from exc
 
-    return frames(), parquet.metadata.num_rows
+    return frames(), parquet.metadata.num_rows, [options.rename(n) for n in names]
 
 
-def _iter_csv(path: Path, fmt: str, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+def _iter_csv(
+    path: Path, fmt: str, chunk_rows: int, options: ReadOptions
+) -> tuple[Iterator[pd.DataFrame], int | None, list[Any]]:
     compression = "gzip" if fmt == "csv.gz" else None
     try:
-        header = pd.read_csv(path, nrows=0, compression=compression).columns
+        sep = csv_delimiter(path, compression, options)
+        header = pd.read_csv(path, nrows=0, compression=compression, sep=sep).columns
     except pd.errors.EmptyDataError as exc:
         raise ContractError(f"cannot read table '{path}': the file is empty.") from exc
     except (OSError, ValueError, UnicodeDecodeError, EOFError, pd.errors.ParserError) as exc:
         raise _read_error(path, fmt, exc) from exc
     # contract columns as text with only the empty field missing, as read_table does
-    columns = [name for name in header if _contract_name(name)]
+    columns = [name for name in header if _contract_name(options.rename(name))]
 
     def frames() -> Iterator[pd.DataFrame]:
         try:
             reader = pd.read_csv(
                 path,
                 compression=compression,
+                sep=sep,
                 usecols=columns,
                 dtype=dict.fromkeys(columns, str),
                 keep_default_na=False,
@@ -187,12 +225,13 @@ def _iter_csv(path: Path, fmt: str, chunk_rows: int) -> tuple[Iterator[pd.DataFr
                 chunksize=chunk_rows,
             )
             with reader:
-                yield from reader
+                for frame in reader:
+                    yield apply_read_options(frame, options)
         except (OSError, ValueError, UnicodeDecodeError, EOFError, pd.errors.ParserError) as exc:
             raise _read_error(path, fmt, exc) from exc
 
     total = None if compression else _count_lines(path)
-    return frames(), total
+    return frames(), total, [options.rename(n) for n in header]
 
 
 def _count_lines(path: Path) -> int:
@@ -206,15 +245,22 @@ def _count_lines(path: Path) -> int:
     return max(lines + (last != b"\n") - 1, 0)
 
 
-def _read_frames(path: Path, chunk_rows: int) -> tuple[Iterator[pd.DataFrame], int | None]:
+def _read_frames(
+    path: Path, chunk_rows: int, options: ReadOptions | None = None
+) -> tuple[Iterator[pd.DataFrame], int | None, list[Any]]:
+    """Stream a file's contract columns; also return its (mapped) header names."""
+    options = options or ReadOptions()
     fmt = table_format(path)
     if not path.exists():
         raise ContractError(f"cannot read table '{path}': the file does not exist.")
     if fmt == "parquet":
-        return _iter_parquet(path, chunk_rows)
-    if path.is_dir():
+        frames, total, names = _iter_parquet(path, chunk_rows, options)
+    elif path.is_dir():
         raise ContractError(f"cannot read table '{path}': it is a folder, not a file.")
-    return _iter_csv(path, fmt, chunk_rows)
+    else:
+        frames, total, names = _iter_csv(path, fmt, chunk_rows, options)
+    _check_header(path, names)
+    return frames, total, names
 
 
 # --- whole patients -------------------------------------------------------------------------
@@ -258,23 +304,7 @@ def _date_label(frame: pd.DataFrame, i: int) -> str:
 
 
 def _not_grouped(source: str, pid: str, row: int, date: str) -> ContractError:
-    return ContractError(
-        f"the timepoint table '{source}' is not grouped by patient: the rows of patient "
-        f"'{pid}' continue at row {row} after rows of other patients. Batch scoring reads "
-        "the file in chunks of whole patients, so each patient's rows must be contiguous",
-        [
-            Violation(
-                c.PATIENT_ID,
-                "not_grouped_by_patient",
-                ((pid, date),),
-                1,
-                f"patient '{pid}' reappears at data row {row} after other patients' rows",
-                "sort the table by patient_id, assessment_date (for example "
-                "`df.sort_values(['patient_id', 'assessment_date'])` or ORDER BY in SQL) "
-                "and score it again",
-            )
-        ],
-    )
+    return not_grouped_error(source, pid, row, date)
 
 
 def iter_patient_chunks(
@@ -484,6 +514,7 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     with_reasons: bool = True,
     progress: ScoreProgress | None = None,
+    read_options: ReadOptions | None = None,
 ) -> ScoreSummary:
     """Score every index row of a cohort file, streaming in chunks of whole patients.
 
@@ -510,6 +541,9 @@ def score_file(
     progress : callable, optional
         Called as ``progress("scoring", rows_done, total_rows)`` after each chunk
         (``total_rows`` is None for gzipped CSV).
+    read_options : ReadOptions, optional
+        How the file is written (delimiter, date format, decimal mark, column mapping);
+        by default the delimiter is detected and everything else is as the contract says.
 
     Returns
     -------
@@ -519,8 +553,9 @@ def score_file(
     Raises
     ------
     ContractError
-        When the file cannot be read, a chunk breaks the data contract, or a patient's
-        rows are not contiguous; no output is written then.
+        When the file cannot be read, its header names a misspelt contract column, a
+        chunk breaks the data contract, or a patient's rows are not contiguous; no
+        output is written then.
 
     Examples
     --------
@@ -544,9 +579,12 @@ def score_file(
     table_format(target)  # an unknown output extension fails before any work
     if target.exists() and source.exists() and target.resolve() == source.resolve():
         raise ContractError(f"the output '{target}' would overwrite the input; pick another path")
-    frames, total = _read_frames(source, int(chunk_rows))
+    frames, total, names = _read_frames(source, int(chunk_rows), read_options)
     bundle = resolve_bundle(model_uri_or_bundle)
-    summary = ScoreSummary(output=target)
+    report = column_report(names)
+    summary = ScoreSummary(
+        output=target, ignored_columns=list(report.ignored), notices=report.notices()
+    )
     decisions: dict[str, int] = {}
     writer = _Writer(target)
     try:
