@@ -40,17 +40,25 @@ def workspace(tmp_path_factory):
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     old = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    runner = CliRunner()
-    first = runner.invoke(app, ["train", "--config", str(path)])
-    second = runner.invoke(app, ["train", "--config", str(path)])
-    if old is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = old
-    return {
-        "root": root,
-        "config": path,
-        "runs": (first, second),
-        "uri": cfg["tracking"]["tracking_uri"],
-    }
+    # MLflow puts a new experiment's artifacts under ./mlruns of the working directory, as
+    # `make demo` does in the project folder; here that is the temporary folder, so the
+    # tests leave nothing behind in the checkout
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        runner = CliRunner()
+        first = runner.invoke(app, ["train", "--config", str(path)])
+        second = runner.invoke(app, ["train", "--config", str(path)])
+        yield {
+            "root": root,
+            "config": path,
+            "runs": (first, second),
+            "uri": cfg["tracking"]["tracking_uri"],
+        }
+    finally:
+        os.chdir(cwd)
+        if old is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = old
 
 
 def test_train_command_succeeds_and_prints_the_headline(workspace):

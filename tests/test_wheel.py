@@ -14,6 +14,7 @@ because building, installing and training from a fresh process takes about 30 s.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -33,9 +34,15 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     """Build the wheel, install it into a target folder, return the paths."""
     root = tmp_path_factory.mktemp("wheel")
     dist, target = root / "dist", root / "site"
+    # build from a copy: an in-tree build would leave build/ and *.egg-info in the checkout
+    source = root / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(REPO / "src", source / "src", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "--wheel-dir", str(dist), str(REPO)],
+         "--quiet", "--wheel-dir", str(dist), str(source)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
