@@ -228,3 +228,15 @@ def test_loading_a_runs_uri_prints_no_download_progress(mlflow_store, capfd, mon
     assert bundle.threshold == small_bundle().threshold
     assert "Downloading artifacts" not in captured.err + captured.out
     assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ  # environment restored
+
+
+def test_a_missing_default_store_is_an_error_that_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    write_table(scoring_cohort(5, seed=3), tmp_path / "cohort.csv")
+    result = CliRunner().invoke(app, ["score", "--input", "cohort.csv", "--output", "out.csv"])
+    assert result.exit_code == 2
+    assert "no tracking store" in result.output
+    assert "Traceback" not in result.output
+    # no empty mlflow.db created, no output written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv"]

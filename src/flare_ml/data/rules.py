@@ -465,7 +465,8 @@ RULES: tuple[Rule, ...] = (
         (*c.FLOAT_COLUMNS, *c.INT_COLUMNS),
         _unreadable,
         lambda table, col, mask: f"not a number ({_quoted_unreadable(table, col)})",
-        "write plain numbers with a decimal point, or leave empty when unknown",
+        "write plain numbers with a decimal point (read decimal commas with --decimal , or "
+        "decimal=','), or leave empty when unknown",
     ),
     Rule(
         "not_an_integer",
@@ -493,7 +494,8 @@ RULES: tuple[Rule, ...] = (
         c.DATE_COLUMNS,
         _unreadable,
         lambda table, col, mask: f"date cannot be parsed ({_quoted_unreadable(table, col)})",
-        "write dates as ISO 8601, YYYY-MM-DD",
+        "write dates as ISO 8601, YYYY-MM-DD, or say how they are written (--dayfirst or "
+        "--date-format %d/%m/%Y; dayfirst= / date_format= in Python)",
     ),
     Rule(
         "negative_count",

@@ -77,6 +77,12 @@ def quiet_artifact_downloads() -> Iterator[None]:
         os.environ.pop(name, None)
 
 
+def _sqlite_path(store: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking store, or None for any other kind of store."""
+    prefix = "sqlite:///"
+    return Path(store[len(prefix) :]) if store.startswith(prefix) else None
+
+
 def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBundle:
     """Load the JSON bundle behind a model URI, an MLflow model folder or a bundle folder.
 
@@ -93,6 +99,15 @@ def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBu
     if (path / MANIFEST).exists():
         return FlareModelBundle.load(path)
     store = configure_tracking(tracking_uri)
+    local_store = _sqlite_path(store)
+    if local_store is not None and not local_store.exists():
+        # MLflow would create an empty store here and then fail to find the model
+        raise FlareMLError(
+            f"cannot load model {model_uri!r}: there is no tracking store {store} "
+            f"({local_store} does not exist). Run in the folder where `make demo` or "
+            "`flare-ml train` ran, set MLFLOW_TRACKING_URI, or give a bundle folder such as "
+            "outputs/latest/model"
+        )
     try:
         with quiet_artifact_downloads():
             model = mlflow.pyfunc.load_model(model_uri)
