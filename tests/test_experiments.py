@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 from pathlib import Path
 
 import mlflow
@@ -208,6 +209,13 @@ def test_breast_timelines_match_the_study_summary(build):
 
 
 # --- end to end ------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def _mlflow_artifacts_outside_the_checkout(tmp_path_factory):
+    """Run in a temporary folder: MLflow puts a new experiment's artifacts in ./mlruns."""
+    cwd = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(cwd)
 
 
 @pytest.fixture(scope="module")
