@@ -29,6 +29,7 @@ from flare_ml.calibration import ProbabilityCalibrator
 from flare_ml.data import contract as c
 from flare_ml.explain import reasons, signal_sums
 from flare_ml.features import TimepointFeaturizer
+from flare_ml.models import booster_input
 from flare_ml.uncertainty import ClassConditionalConformal
 
 FORMAT_VERSION = 1
@@ -124,10 +125,9 @@ class FlareModelBundle:
 
     def _matrix(self, features: pd.DataFrame) -> xgb.DMatrix:
         """The booster's input for ``features`` (one thread for small inputs)."""
-        return xgb.DMatrix(
+        return booster_input(
             self._model_columns(features).to_numpy(dtype=np.float32),
-            feature_names=self.feature_names,
-            missing=np.nan,
+            self.feature_names,
             nthread=1 if len(features) < SMALL_BATCH_ROWS else -1,
         )
 

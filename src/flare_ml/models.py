@@ -48,6 +48,40 @@ def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool) and value >= minimum
 
 
+def booster_input(values: np.ndarray, feature_names: list[str], nthread: int = -1) -> xgb.DMatrix:
+    """The one way flare-ml hands feature rows to a booster: float32, NaN as missing.
+
+    :meth:`FlareXGBClassifier.raw_proba` and the saved bundle
+    (:class:`flare_ml.bundle.FlareModelBundle`) both predict on this matrix, so the
+    estimator and every serving path give the same P(flare) to the last bit.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_rows, n_features)
+        Feature values in the order of ``feature_names``.
+    feature_names : list of str
+        The booster's column names.
+    nthread : int, default -1
+        Threads XGBoost uses to build the matrix (-1: all).
+
+    Returns
+    -------
+    xgboost.DMatrix
+
+    Examples
+    --------
+    >>> booster_input(np.array([[1.0, np.nan]]), ["a", "b"]).num_col()
+    2
+
+    """
+    return xgb.DMatrix(
+        np.asarray(values, dtype=np.float32),
+        feature_names=feature_names,
+        missing=np.nan,
+        nthread=nthread,
+    )
+
+
 class FlareXGBClassifier(ClassifierMixin, BaseEstimator):
     """Gradient-boosted P(flare) with grouped tuning, early stopping and calibration.
 
@@ -384,8 +418,7 @@ flare from progression: y must hold exactly two classes, got 3: [0, 1, 2]
         """
         check_is_fitted(self, "model_")
         booster = self.model_.get_booster()
-        matrix = xgb.DMatrix(self._float32(X), feature_names=self._column_names(), missing=np.nan)
-        return booster.predict(matrix)
+        return booster.predict(booster_input(self._float32(X), self._column_names()))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated class probabilities, columns in the order of ``classes_``.

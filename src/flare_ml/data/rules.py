@@ -244,6 +244,37 @@ def table_violations(frame: pd.DataFrame) -> list[Violation]:
     return [v for v in found if not (v.rule == "missing_column" and v.column in meant)]
 
 
+def first_reappearance(codes: npt.NDArray[np.intp]) -> int | None:
+    """The first row at which a patient's rows start again after other patients' rows.
+
+    The one row-order check of the contract's readers: ``flare-ml validate``
+    (:func:`flare_ml.data.check_grouped`) and streamed scoring
+    (:func:`flare_ml.serving.batch.iter_patient_chunks`) both name this row.
+
+    Parameters
+    ----------
+    codes : ndarray of int
+        The patient of each row, factorized (``pandas.factorize`` of the ids), in file
+        order.
+
+    Returns
+    -------
+    int or None
+        The 0-based row, or None when every patient's rows are contiguous.
+
+    Examples
+    --------
+    >>> first_reappearance(np.array([0, 0, 1, 2, 1, 0])), first_reappearance(np.array([0, 1]))
+    (4, None)
+
+    """
+    if len(codes) == 0:
+        return None
+    starts = _block_starts(codes)
+    again = pd.Series(codes[starts]).duplicated().to_numpy()
+    return int(starts[np.argmax(again)]) if again.any() else None
+
+
 def not_grouped_error(source: str, pid: str, row: int, date: str) -> ContractError:
     """The error for a file whose patient rows are not contiguous (rule ``not_grouped_by_patient``).
 

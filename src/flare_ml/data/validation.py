@@ -42,6 +42,7 @@ from flare_ml.data.parsing import (
 from flare_ml.data.rules import (
     IMAGING_FINDING_COLUMNS,
     find_violations,
+    first_reappearance,
     not_grouped_error,
     table_violations,
 )
@@ -299,13 +300,9 @@ def check_grouped(frame: pd.DataFrame, source: str) -> None:
         return
     ids = parse_text_id(frame[c.PATIENT_ID])
     keys = ids.to_numpy(dtype=object, na_value="\x00<missing>")
-    codes, _ = pd.factorize(keys)
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    run_codes = codes[starts]
-    seen_before = pd.Series(run_codes).duplicated().to_numpy()
-    if not seen_before.any():
+    row = first_reappearance(pd.factorize(keys)[0])
+    if row is None:
         return
-    row = int(starts[np.flatnonzero(seen_before)[0]])
     pid = keys[row]
     date = MISSING_LABEL
     if c.ASSESSMENT_DATE in frame.columns:

@@ -28,6 +28,7 @@ from flare_ml.training import (
     ORACLE_NAME,
     PreparedCohort,
     bundle_from_model,
+    fit_bundle,
     make_featurizer,
     make_model,
     prepare_cohort,
@@ -120,6 +121,20 @@ class Context:
             features, y, groups = features.iloc[rows], y[rows], groups[rows]
         model = make_model(self.train_config).fit(features, y, groups=groups)
         return bundle_from_model(model, self.featurizer, 0.5)
+
+    def fit_shipped(self, cohort: PreparedCohort) -> FlareModelBundle:
+        """The model as ``flare-ml train`` ships it: threshold and conformal sets included.
+
+        :func:`flare_ml.training.fit_bundle` with the configured outer folds (the
+        out-of-fold predictions choose the operating threshold and calibrate the
+        conformal sets), reported as one ``model`` step.
+        """
+        self.progress("model", 0, 1)
+        bundle = fit_bundle(
+            cohort.timepoints, self.train_config, outer_folds=self.train_config.model.outer_folds
+        )
+        self.progress("model", 1, 1)
+        return bundle
 
     def scores(
         self, cohort: PreparedCohort, model: FlareModelBundle | None = None

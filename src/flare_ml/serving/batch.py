@@ -42,9 +42,9 @@ from flare_ml.bundle import OUTPUT_COLUMNS, FlareModelBundle
 from flare_ml.data import ReadOptions, apply_read_options, table_format, validate_timepoints
 from flare_ml.data import contract as c
 from flare_ml.data._parse import parse_text_id, plural
-from flare_ml.data.columns import column_report, contract_name
+from flare_ml.data.columns import ColumnReport, column_report, contract_name
 from flare_ml.data.io import csv_delimiter
-from flare_ml.data.rules import not_grouped_error, table_violations
+from flare_ml.data.rules import first_reappearance, not_grouped_error, table_violations
 from flare_ml.errors import ContractError, Violation
 from flare_ml.serving.flavor import resolve_bundle
 
@@ -87,11 +87,9 @@ class ScoreSummary:
         Chunks of whole patients scored.
     decisions : dict of str to int
         Count of each decision (``flare``, ``progression``, ``uncertain``).
-    ignored_columns : list of str
-        Columns of the input outside the contract (not read).
-    notices : list of str
-        One line per ignored column (with the closest contract name), as
-        ``flare-ml score`` prints them.
+    columns : ColumnReport
+        How the input's columns were read (:func:`flare_ml.data.column_report`); its
+        ignored columns and notices are :attr:`ignored_columns` and :attr:`notices`.
 
     """
 
@@ -101,8 +99,17 @@ class ScoreSummary:
     index_rows: int = 0
     chunks: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
-    ignored_columns: list[str] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
+    columns: ColumnReport = field(default_factory=ColumnReport)
+
+    @property
+    def ignored_columns(self) -> list[str]:
+        """Columns of the input outside the contract (not read)."""
+        return list(self.columns.ignored)
+
+    @property
+    def notices(self) -> list[str]:
+        """One line per ignored column (with the closest contract name), as printed."""
+        return self.columns.notices()
 
     def to_rich_table(self, title: str = "Scored") -> Table:
         """Render the counts as a :class:`rich.table.Table` (no raw dicts).
@@ -303,10 +310,6 @@ def _date_label(frame: pd.DataFrame, i: int) -> str:
     return "<missing>" if pd.isna(value) else str(value).strip()[:10]
 
 
-def _not_grouped(source: str, pid: str, row: int, date: str) -> ContractError:
-    return not_grouped_error(source, pid, row, date)
-
-
 def iter_patient_chunks(
     frames: Iterator[pd.DataFrame], source: str = "input"
 ) -> Iterator[pd.DataFrame]:
@@ -363,13 +366,10 @@ def iter_patient_chunks(
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         run_codes = codes[starts]
         # a patient in two runs of this chunk
-        counts = np.bincount(run_codes, minlength=len(uniques))
-        if (counts > 1).any():
-            repeated = run_codes[np.flatnonzero(counts[run_codes] > 1)]
-            code = repeated[0]
-            second = starts[np.flatnonzero(run_codes == code)[1]]
-            raise _not_grouped(
-                source, str(uniques[code]), offset + int(second) + 1, _date_label(frame, second)
+        again = first_reappearance(codes)
+        if again is not None:
+            raise not_grouped_error(
+                source, str(keys[again]), offset + again + 1, _date_label(frame, again)
             )
         # a patient finished in an earlier chunk
         continues = carry is not None and keys[0] == carry_key
@@ -384,7 +384,7 @@ def iter_patient_chunks(
             if again.any():
                 k = int(np.flatnonzero(again)[0])
                 start = int(check_starts[k])
-                raise _not_grouped(
+                raise not_grouped_error(
                     source, str(check[k]), offset + start + 1, _date_label(frame, start)
                 )
         # patients finished now: the carried one (unless it continues) and all runs but the last
@@ -581,10 +581,7 @@ def score_file(
         raise ContractError(f"the output '{target}' would overwrite the input; pick another path")
     frames, total, names = _read_frames(source, int(chunk_rows), read_options)
     bundle = resolve_bundle(model_uri_or_bundle)
-    report = column_report(names)
-    summary = ScoreSummary(
-        output=target, ignored_columns=list(report.ignored), notices=report.notices()
-    )
+    summary = ScoreSummary(output=target, columns=column_report(names))
     decisions: dict[str, int] = {}
     writer = _Writer(target)
     try:

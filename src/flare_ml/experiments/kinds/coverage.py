@@ -38,7 +38,6 @@ from flare_ml.experiments.outputs import ConditionRecord, KindResult
 from flare_ml.experiments.readout import mean_sd
 from flare_ml.experiments.registry import register
 from flare_ml.model_selection import grouped_folds
-from flare_ml.training import fit_bundle
 from flare_ml.uncertainty import (
     FLARE,
     PROGRESSION,
@@ -447,13 +446,7 @@ def compute(ctx: Context) -> CoverageResult:
     target = ctx.train_config.uncertainty.coverage
     check_pools(ctx, params)
     train = ctx.cohort(params.train)
-    ctx.progress("model", 0, 1)
-    bundle = fit_bundle(
-        train.prepared.timepoints,
-        ctx.train_config,
-        outer_folds=ctx.train_config.model.outer_folds,
-    )
-    ctx.progress("model", 1, 1)
+    bundle = ctx.fit_shipped(train.prepared)
     assert bundle.conformal is not None and train.prepared.y is not None
     conformal = bundle.conformal
     names = bundle.feature_names

@@ -20,7 +20,6 @@ from flare_ml.experiments.context import Context
 from flare_ml.experiments.outputs import ConditionRecord, KindResult
 from flare_ml.experiments.readout import RULE_NAMES
 from flare_ml.experiments.registry import register
-from flare_ml.training import fit_bundle
 
 
 @dataclass
@@ -91,13 +90,7 @@ def compute(ctx: Context) -> LiteratureCasesResult:
     """The model's decision, prediction set and reasons at each index scan of each case."""
     params: LiteratureCasesParams = ctx.config.params
     train = ctx.cohort(params.train)
-    ctx.progress("model", 0, 1)
-    bundle = fit_bundle(
-        train.prepared.timepoints,
-        ctx.train_config,
-        outer_folds=ctx.train_config.model.outer_folds,
-    )
-    ctx.progress("model", 1, 1)
+    bundle = ctx.fit_shipped(train.prepared)
     names = params.cases or list(CASES)
     scans, records, cases = [], [], []
     agree = {"model": 0, **dict.fromkeys(RULE_NAMES, 0)}
