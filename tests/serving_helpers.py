@@ -140,7 +140,7 @@ def free_port() -> int:
 def serve(tracking_uri: str, log: Path) -> Iterator[str]:
     """Run ``mlflow models serve`` on the registered model; yield its base URL.
 
-    Served exactly as the README says (``-m models:/flare-classifier/latest --env-manager
+    Served exactly as docs/serving.md says (``-m models:/flare-classifier/latest --env-manager
     local``) on a free port of 127.0.0.1, in its own process group, stopped by its PID on
     exit. Fails the test when the server exits or answers no ``/ping`` in time.
     """

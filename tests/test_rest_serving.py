@@ -1,7 +1,7 @@
 """End to end over HTTP: ``mlflow models serve`` answers one patient and refuses bad input.
 
 The small session model is logged and registered as ``flare-classifier`` in a throw-away
-sqlite tracking store, then served exactly as the README says (``mlflow models serve -m
+sqlite tracking store, then served exactly as docs/serving.md says (``mlflow models serve -m
 models:/flare-classifier/latest --env-manager local``) on a free port of 127.0.0.1 (the
 session fixture ``rest_server`` of ``conftest.py``, shared with the parity test). One
 patient's timeline must come back with one row per index row and the bundle's own

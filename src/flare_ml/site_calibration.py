@@ -4,9 +4,9 @@ The conformal thresholds shipped with a model are calibrated on held-out trainin
 patients, and their per-class coverage holds for patients exchangeable with those. A new
 site's patients are not: their scan schedule (a feature), case mix, missing data and the
 reliability of their outcome adjudication differ, and on the simulated external sites the
-transported thresholds miss the target coverage by up to five points (README,
-"Uncertainty"). Reweighting the training patients towards the site (conformal prediction
-under covariate shift) does not rescue this, because the sites are almost perfectly
+transported thresholds miss the target coverage by up to five points
+(docs/uncertainty.md). Reweighting the training patients towards the site (conformal
+prediction under covariate shift) does not rescue this, because the sites are almost perfectly
 separable by their schedules. What does is the standard remedy for transporting a
 clinical model, local recalibration: this module keeps the trees, the probability
 calibrator and the operating threshold, and refits only the class-conditional conformal

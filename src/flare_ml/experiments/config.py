@@ -50,7 +50,7 @@ __all__ = [
     "site_with_overrides",
 ]
 
-#: the experiment kinds, in the order the README lists them
+#: the experiment kinds, in the order docs/experiments.md lists them
 KINDS: tuple[str, ...] = (
     "headline",
     "ablations",
