@@ -20,6 +20,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "src" / "flare_ml"
 #: (prefix match on the dotted name; the longest matching prefix wins)
 LAYERS: list[tuple[str, ...]] = [
     ("flare_ml", "flare_ml.errors", "flare_ml.config_io", "flare_ml.progress"),
+    ("flare_ml.decision_policy",),
     ("flare_ml.data",),
     ("flare_ml.simulate", "flare_ml.cases", "flare_ml.train_config"),
     ("flare_ml.features",),

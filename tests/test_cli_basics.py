@@ -110,13 +110,14 @@ def test_score_help_documents_csv_precision():
     assert "Parquet keeps full float64 precision" in text
 
 
-def test_calibrate_coverage_range_is_still_checked(tmp_path):
-    result = CliRunner().invoke(
-        app,
-        ["calibrate", "--coverage", "0.3", "--data", str(tmp_path), "--out", str(tmp_path)],
-    )
+@pytest.mark.parametrize("command", ["calibrate", "score"])
+def test_budget_range_is_still_checked(tmp_path, command):
+    io = ["--data", str(tmp_path), "--out", str(tmp_path)]
+    if command == "score":
+        io = ["--input", str(tmp_path / "x.csv"), "--output", str(tmp_path / "y.csv")]
+    result = CliRunner().invoke(app, [command, "--max-progression-called-flare", "0.4", *io])
     assert result.exit_code == 2
-    assert "0.3 is not between 0.5 and 0.99" in result.output
+    assert "0.4 is not between 0.005 and 0.3" in result.output
 
 
 def test_score_chunk_rows_must_be_positive(tmp_path):

@@ -90,14 +90,16 @@ def site_table() -> pd.DataFrame:
     return simulate_cohort(800, site="community", seed=11).timepoints
 
 
-def test_only_the_conformal_thresholds_change(bundle, site_table):
+def test_only_the_conformal_thresholds_and_the_decision_threshold_change(bundle, site_table):
     before = dict(bundle.conformal.thresholds_)
     site = calibrate_to_site(bundle, site_table, label="community test")
     assert bundle.conformal.thresholds_ == before  # the original model is untouched
     old, new = bundle.predict(site_table), site.bundle.predict(site_table)
     np.testing.assert_array_equal(old["p_flare"], new["p_flare"])
     assert (old["reasons"] == new["reasons"]).all()
-    assert site.bundle.threshold == bundle.threshold
+    # the operating threshold follows the new decision (one policy), same budget
+    assert site.bundle.threshold == site.bundle.conformal.flare_threshold()
+    assert site.bundle.budget == bundle.budget
     features = bundle.features(site_table)
     y = (
         site_table.set_index(["patient_id", "assessment_date"])["outcome"]
@@ -105,7 +107,9 @@ def test_only_the_conformal_thresholds_change(bundle, site_table):
         .eq("flare")
         .to_numpy(dtype=int)
     )
-    expected = ClassConditionalConformal(0.9).fit(bundle.proba_from_features(features), y)
+    expected = ClassConditionalConformal(bundle.conformal.class_coverage).fit(
+        bundle.proba_from_features(features), y
+    )
     assert site.thresholds == expected.thresholds_
     assert site.n_calibration == {"flare": int(y.sum()), "progression": int((1 - y).sum())}
 
@@ -134,7 +138,8 @@ def test_reports_transported_and_cross_fitted_coverage(bundle, site_table):
     )
     assert site.transported == coverage_report(bundle.conformal.predict_sets(p), y)
     patients = features.index.get_level_values("patient_id").astype(str).to_numpy()
-    assert site.cross_fitted == site_coverage_estimate(p, y, patients, 0.9, seed=3)
+    coverage = bundle.conformal.class_coverage
+    assert site.cross_fitted == site_coverage_estimate(p, y, patients, coverage, seed=3)
     summary = site.summary()
     assert list(summary.columns) == ["overall", "flare", "progression", "uncertain"]
     assert len(summary) == 2
@@ -150,7 +155,7 @@ def test_metadata_records_the_site_but_no_rows_and_survives_saving(bundle, site_
     ids = site_table["patient_id"].astype(str).unique()
     assert not [i for i in ids[:300] if f'"{i}"' in text]
     again = FlareModelBundle.load(site.bundle.save(tmp_path / "site"))
-    assert again.conformal.coverage == 0.8
+    assert again.conformal.class_coverage == {"flare": 0.8, "progression": 0.8}
     assert again.conformal.thresholds_ == site.thresholds
 
 
@@ -264,8 +269,9 @@ def test_fingerprint_and_expected_spread(bundle, site_table):
     data = site.bundle.metadata["site_calibration"]["data"]
     assert data["n_patients"] == site_table["patient_id"].nunique() and len(data["sha256"]) == 64
     spread = site.expected_spread()
+    coverage = site.bundle.conformal.class_coverage  # flare 0.90, progression 0.95
     for key, n in site.n_calibration.items():
-        assert spread[key] == pytest.approx(np.sqrt(0.09 / n))
+        assert spread[key] == pytest.approx(np.sqrt(coverage[key] * (1 - coverage[key]) / n))
     assert spread["flare"] > spread["progression"]  # fewer flares, wider spread
 
 
@@ -276,9 +282,11 @@ def test_calibrate_never_replaces_a_model_silently(files):
     assert _calibrate(files, out).exit_code == 0
     again = _calibrate(files, out)
     assert again.exit_code == 2 and "--force" in again.output
-    forced = _calibrate(files, out, "--force", "--coverage", "0.8")
+    forced = _calibrate(files, out, "--force", "--max-flare-called-progression", "0.2")
     assert forced.exit_code == 0, forced.output
-    assert FlareModelBundle.load(out).conformal.coverage == 0.8
+    budget = FlareModelBundle.load(out).budget
+    assert budget.max_flare_called_progression == 0.2
+    assert budget.max_progression_called_flare == 0.05  # the model's own share kept
 
 
 def test_calibrated_model_folder_follows_the_umask(files):

@@ -14,6 +14,8 @@ class, so their answers agree (``tests/test_scoring_parity.py`` checks it).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from flare_ml.data import contract as c
 from flare_ml.explain import reasons, signal_sums
 from flare_ml.features import TimepointFeaturizer
 from flare_ml.models import booster_input
-from flare_ml.uncertainty import ClassConditionalConformal
+from flare_ml.uncertainty import ClassConditionalConformal, ErrorBudget
 
 FORMAT_VERSION = 1
 #: below this many feature rows XGBoost runs single-threaded (see ``_booster_for``)
@@ -77,10 +79,14 @@ class FlareModelBundle:
     calibrator : ProbabilityCalibrator
         Maps raw booster probabilities to calibrated P(flare).
     threshold : float
-        Operating threshold on calibrated P(flare) chosen on training data.
+        Operating threshold on calibrated P(flare): with conformal thresholds, the
+        smallest P(flare) decided flare
+        (:meth:`~flare_ml.uncertainty.ClassConditionalConformal.flare_threshold`), so
+        the metrics read at it describe the ``decision`` column.
     conformal : ClassConditionalConformal, optional
-        Per-class conformal thresholds; without them every decision follows
-        ``threshold`` and the prediction set holds the decided class.
+        Per-class conformal thresholds of the error budget (:attr:`budget`); without
+        them every decision follows ``threshold`` and the prediction set holds the
+        decided class.
     top_reasons : int
         How many reasons to give per index assessment.
     metadata : dict
@@ -180,6 +186,57 @@ class FlareModelBundle:
 
         """
         return np.clip(self.calibrator.transform(self.raw_proba(features, matrix)), 0.0, 1.0)
+
+    @property
+    def budget(self) -> ErrorBudget | None:
+        """The error budget the ``decision`` column keeps (None without conformal sets)."""
+        return self.conformal.budget if self.conformal is not None else None
+
+    def with_budget(self, budget: ErrorBudget) -> FlareModelBundle:
+        """A copy whose decisions keep another error budget (same trees and P(flare)).
+
+        The conformal thresholds come from those kept at fit time for a grid of budgets
+        (:meth:`~flare_ml.uncertainty.ClassConditionalConformal.with_budget`), so
+        tightening the budget at scoring time needs no calibration data.
+
+        Raises
+        ------
+        ValueError
+            When the model has no conformal thresholds, or none for this budget.
+
+        Examples
+        --------
+        >>> strict = bundle.with_budget(ErrorBudget(0.02, 0.10))  # doctest: +SKIP
+        >>> strict.threshold > bundle.threshold  # doctest: +SKIP
+        True
+
+        """
+        if self.conformal is None:
+            raise ValueError(
+                "this model has no conformal thresholds, so its decision has no error budget"
+            )
+        conformal = self.conformal.with_budget(budget)
+        threshold = conformal.flare_threshold()
+        metadata = dict(self.metadata)
+        if "thresholds" in metadata:
+            metadata["thresholds"] = {**dict(metadata["thresholds"]), "xgboost": threshold}
+        return dataclasses.replace(
+            self, conformal=conformal, threshold=threshold, metadata=metadata
+        )
+
+    def digest(self) -> str:
+        """SHA-256 (first 16 hex digits) of the bundle's files: which model scored.
+
+        Examples
+        --------
+        >>> len(bundle.digest())  # doctest: +SKIP
+        16
+
+        """
+        sha = hashlib.sha256()
+        for name, data in sorted(self.to_files().items()):
+            sha.update(name.encode() + b"\0" + data)
+        return sha.hexdigest()[:16]
 
     def decide(self, p_flare: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decisions and prediction sets for calibrated P(flare) values."""

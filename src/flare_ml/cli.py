@@ -309,12 +309,42 @@ def _print_coverage(coverage: Any) -> None:
         ]
     ]
     frame.columns = ["cohort", "thresholds", "flare", "progression", "uncertain", "within 0.02"]
-    target = float(coverage["target"].iloc[0])
+    flare, prog = (float(coverage[f"target_{k}"].iloc[0]) for k in ("flare", "progression"))
     _print_table(
         frame,
-        f"Conformal coverage (external), target {target:.0%} per class: shipped training "
-        "thresholds vs thresholds recalibrated on the site (`flare-ml calibrate`)",
+        f"Conformal coverage (external), target flare {flare:.0%}, progression {prog:.0%}: "
+        "shipped training thresholds vs recalibrated on the site (`flare-ml calibrate`)",
     )
+
+
+def _rate_text(row: Any) -> str:
+    text = f"{row['rate']:.1%} [{100 * row['ci_low']:.1f}-{100 * row['ci_high']:.1f}]"
+    return f"{text} {row['status']}" if row["status"] else text
+
+
+def _print_decisions(tables: list[Any], title: str) -> None:
+    """Decisions against outcomes: realised rates with CIs and the budget's verdict."""
+    from flare_ml.tracking import cohort_key
+
+    if not tables:
+        return
+    budget = tables[0].budget
+    rows = []
+    for t in tables:
+        r = t.rates()
+        rows.append(
+            {
+                "cohort": cohort_key(t.cohort) if t.cohort else "",
+                "thresholds": t.thresholds,
+                "progressions called flare": _rate_text(r.iloc[0]),
+                "flares called progression": _rate_text(r.iloc[1]),
+                "uncertain": f"{r.iloc[2]['rate']:.1%}",
+            }
+        )
+    import pandas as pd
+
+    limit = f" (budget: {budget.describe()})" if budget is not None else ""
+    _print_table(pd.DataFrame(rows), f"{title}{limit}")
 
 
 def _print_training(outcome: Any) -> None:
@@ -337,6 +367,10 @@ def _print_training(outcome: Any) -> None:
             "Targets (external): gap to oracle <= 0.03, margin over best "
             "rule >= 0.05, calibration slope 0.8-1.2",
         )
+    _print_decisions(
+        outcome.decision_tables,
+        "Decisions against outcomes, index assessments, Wilson 95% CI",
+    )
     if outcome.coverage is not None and len(outcome.coverage):
         _print_coverage(outcome.coverage)
     console.print(f"report      {outcome.report}")
@@ -388,7 +422,7 @@ def evaluate(
         int,
         typer.Option(
             "--resamples",
-            callback=_at_least(0),  # not min=0: see --coverage of calibrate
+            callback=_at_least(0),  # not min=0: see MaxProgressionCalledFlare
             help="Bootstrap resamples (by patient) for the confidence intervals.",
         ),
     ] = 1000,
@@ -404,6 +438,10 @@ def evaluate(
     _print_table(
         summary,
         f"{result['label']} (SYNTHETIC unless you supplied real data; not for clinical use)",
+    )
+    _print_decisions(
+        result["decision_tables"],
+        "Decisions against outcomes, index assessments, Wilson 95% CI",
     )
     for key, source in (
         ("coverage", "model's thresholds"),
@@ -421,10 +459,23 @@ def evaluate(
         console.print(f"predictions {Path(result['written'].report).parent / 'predictions.csv'}")
 
 
-def _coverage_in_range(value: float | None) -> float | None:
-    if value is not None and not 0.5 <= value <= 0.99:
-        raise typer.BadParameter(f"{value} is not between 0.5 and 0.99.")
+def _share_in_range(value: float | None) -> float | None:
+    if value is not None and not 0.005 <= value <= 0.3:
+        raise typer.BadParameter(f"{value} is not between 0.005 and 0.3.")
     return value
+
+
+# checked by a callback, not min/max: typer would print the range in the type column and
+# squeeze every option's help text at 80 columns
+MaxProgressionCalledFlare = Annotated[
+    float | None,
+    typer.Option(
+        "--max-progression-called-flare",
+        callback=_share_in_range,
+        help="Share of true progressions that may be decided flare, 0.005 to 0.3 "
+        "(default: the model's budget, usually 0.05).",
+    ),
+]
 
 
 @app.command()
@@ -439,14 +490,14 @@ def calibrate(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for the recalibrated model.")],
-    coverage: Annotated[
+    max_progression_called_flare: MaxProgressionCalledFlare = None,
+    max_flare_called_progression: Annotated[
         float | None,
         typer.Option(
-            "--coverage",
-            # checked by a callback, not min/max: typer would print the range in the
-            # type column and squeeze every option's help text at 80 columns
-            callback=_coverage_in_range,
-            help="Target coverage per class, 0.5 to 0.99 (default: the model's).",
+            "--max-flare-called-progression",
+            callback=_share_in_range,
+            help="Share of true flares that may be decided progression, 0.005 to 0.3 "
+            "(default: the model's budget, usually 0.10).",
         ),
     ] = None,
     register: Annotated[
@@ -457,26 +508,34 @@ def calibrate(
         bool, typer.Option("--force", help="Replace a model folder already at --out.")
     ] = False,
 ) -> None:
-    """Recalibrate the "uncertain" decision on a site's own labelled patients.
+    """Recalibrate the decisions on a site's own labelled patients.
 
-    Keeps the trees, probability calibration and operating threshold; refits the
-    class-conditional conformal thresholds on the site's index assessments, prints the
-    coverage the old thresholds gave there and the coverage to expect from the new ones
-    (cross-fitted), and writes the new model folder (usable with --model anywhere).
+    Keeps the trees and probability calibration; refits the class-conditional conformal
+    thresholds (hence the decision column) on the site's index assessments for the
+    model's error budget (or the one given), prints the coverage the old thresholds gave
+    there and the coverage to expect from the new ones (cross-fitted), and writes the
+    new model folder (usable with --model anywhere).
     """
     from flare_ml.workflows import calibrate as run_calibrate
 
     outcome = run_calibrate(
-        model, data, out, coverage=coverage, register_as=register, overwrite=force
+        model,
+        data,
+        out,
+        max_progression_called_flare=max_progression_called_flare,
+        max_flare_called_progression=max_flare_called_progression,
+        register_as=register,
+        overwrite=force,
     )
     site = outcome.calibration
     table = site.summary().round(3).reset_index(names="thresholds")
-    target = site.bundle.conformal.coverage
+    target = site.bundle.conformal.class_coverage
     _print_table(
         table,
-        f"Conformal coverage on {site.label}, target {target:.0%} per class "
-        "(SYNTHETIC unless you supplied real data)",
+        f"Conformal coverage on {site.label}, target flare {target['flare']:.0%}, "
+        f"progression {target['progression']:.0%} (SYNTHETIC unless you supplied real data)",
     )
+    console.print(f"decision policy: {site.bundle.conformal.budget.describe()}")
     counts = ", ".join(f"{n} {k}" for k, n in site.n_calibration.items())
     spread = ", ".join(f"{k} ±{s:.3f}" for k, s in site.expected_spread().items())
     console.print(
@@ -524,7 +583,7 @@ def score(
         int,
         typer.Option(
             "--chunk-rows",
-            callback=_at_least(1),  # not min=1: see --coverage of calibrate
+            callback=_at_least(1),  # not min=1: see MaxProgressionCalledFlare
             help="Rows read at a time (at least 1); memory is bounded by this.",
         ),
     ] = 200_000,
@@ -533,14 +592,17 @@ def score(
     dayfirst: DayfirstOption = False,
     decimal: DecimalOption = ".",
     columns: ColumnsOption = None,
+    max_progression_called_flare: MaxProgressionCalledFlare = None,
 ) -> None:
     """Write p_flare, decision, prediction set and reasons for every index row.
 
-    The file is streamed in chunks of whole patients, so memory does not grow with the
-    file; the output appears only when every chunk was scored. Rows that break the data
-    contract (or a patient whose rows are not contiguous) stop the command with a
-    message and exit status 2, leaving no output. A CSV output writes p_flare with 6
-    significant digits (enough for any decision); Parquet keeps the full float64 value.
+    decision = flare keeps the model's error budget (by default at most 5% of true
+    progressions decided flare, on patients like its calibration patients);
+    --max-progression-called-flare tightens it. The file is streamed in chunks of whole
+    patients; the output appears only when every chunk was scored, with OUTPUT.json
+    beside it (model, version, decision policy). Rows that break the data contract stop
+    the command with a message and exit status 2, leaving no output. When the input
+    records outcomes, decisions are shown against them.
     """
     from flare_ml.workflows import ensure_exists
     from flare_ml.workflows import score as run_score
@@ -556,12 +618,20 @@ def score(
             chunk_rows=chunk_rows,
             progress=_RichProgress(bar),
             read_options=options,
+            max_progression_called_flare=max_progression_called_flare,
         )
     _print_notices(summary.notices)
     console.print(summary.to_rich_table(title=f"{escape(input.name)}: scored"))
+    if summary.budget is not None:
+        console.print(f"decision policy: {summary.budget.describe()}", highlight=False)
+    table = summary.decision_table()
+    if table is not None:
+        table.cohort = ""
+        _print_decisions([table], "Decisions against the outcomes recorded in the input")
     console.print(
         f"wrote {_plural(summary.index_rows, 'prediction')} to {escape(str(summary.output))} "
-        f"(read in {_plural(summary.chunks, 'chunk')})",
+        f"(read in {_plural(summary.chunks, 'chunk')}); metadata in "
+        f"{escape(str(summary.metadata))}",
         highlight=False,
         soft_wrap=True,
     )

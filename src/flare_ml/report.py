@@ -110,12 +110,13 @@ def target_checks(result: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _coverage_row(label: str, source: str, cov: dict[str, float], target: float) -> dict:
-    """One coverage-table row: cohort, threshold source, target and the rounded report."""
+def _coverage_row(label: str, source: str, cov: dict[str, float], target: dict[str, float]) -> dict:
+    """One coverage-table row: cohort, threshold source, per-class targets and the report."""
     return {
         "cohort": label,
         "thresholds": source,
-        "target": target,
+        "target_flare": target["flare"],
+        "target_progression": target["progression"],
         **{k: round(v, 3) for k, v in cov.items()},
     }
 
@@ -130,7 +131,7 @@ def coverage_table(result: Any) -> pd.DataFrame:
     :func:`flare_ml.site_calibration.calibrate_to_site` gives a site). The last column
     says whether both classes are within two points of the target.
     """
-    target = result.config.uncertainty.coverage
+    target = result.config.decision_policy.budget().coverage
     site = getattr(result, "site_coverage", {})
     rows = []
     for label, shipped in result.coverage.items():
@@ -138,14 +139,15 @@ def coverage_table(result: Any) -> pd.DataFrame:
             if cov is None:
                 continue
             within = all(
-                abs(cov[k] - target) <= 0.02 for k in ("coverage_flare", "coverage_progression")
+                abs(cov[f"coverage_{k}"] - target[k]) <= 0.02 for k in ("flare", "progression")
             )
             row = _coverage_row(label, source, cov, target)
             rows.append({**row, "both classes within 0.02": "yes" if within else "no"})
     columns = [
         "cohort",
         "thresholds",
-        "target",
+        "target_flare",
+        "target_progression",
         "coverage",
         "coverage_flare",
         "coverage_progression",
@@ -354,8 +356,11 @@ def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> st
         "probabilities.",
         "",
         "## Uncertainty",
-        f"Class-conditional split-conformal prediction sets (target coverage "
-        f"{cfg.uncertainty.coverage:.0%} per class), calibrated on held-out training data "
+        f"Class-conditional split-conformal prediction sets whose per-class coverage is the "
+        f"error budget ({cfg.decision_policy.budget().describe()}): flare "
+        f"{1 - cfg.decision_policy.max_flare_called_progression:.0%}, progression "
+        f"{1 - cfg.decision_policy.max_progression_called_flare:.0%}, calibrated on held-out "
+        "training data "
         f"(`{cfg.uncertainty.calibration}`: "
         + (
             "patient-grouped out-of-fold predictions"
@@ -407,6 +412,8 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     sections.append("<h2>Headline</h2>" + _table_html(headline))
     if len(targets):
         sections.append("<h3>Targets on external cohorts</h3>" + _table_html(targets))
+    decisions_html, decisions_md = decision_section(result.decision_tables)
+    sections.append(decisions_html)
     sections.append(
         "<h3>Conformal coverage and uncertain decisions</h3><p>Per-class coverage of the "
         "prediction sets on each external cohort: with the thresholds calibrated on "
@@ -439,13 +446,14 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
         "assumed)</h3><p>Every clinical signal, strongest first (the model's output gives "
         "its top three).</p>" + _table_html(seed)
     )
-    card = model_card(result, targets, coverage)
+    card = model_card(result, targets, coverage) + "\n" + decisions_md
     paths = {
         "report.html": out / "report.html",
         "model_card.md": out / "model_card.md",
         "headline.csv": out / "headline.csv",
         "targets.csv": out / "targets.csv",
         "coverage.csv": out / "coverage.csv",
+        "decisions.csv": out / "decisions.csv",
         "metrics.csv": out / "metrics.csv",
         "subgroups.csv": out / "subgroups.csv",
         "decision_curves.csv": out / "decision_curves.csv",
@@ -456,6 +464,7 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     headline.to_csv(paths["headline.csv"], index=False)
     targets.to_csv(paths["targets.csv"], index=False)
     coverage.to_csv(paths["coverage.csv"], index=False)
+    decision_rates(result.decision_tables).to_csv(paths["decisions.csv"], index=False)
     worked.to_csv(paths["worked_patients.csv"], index=False)
     for name, attr in (
         ("metrics.csv", "metrics"),
@@ -475,11 +484,30 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     )
 
 
+def decision_rates(tables: list[Any]) -> pd.DataFrame:
+    """The realised rates of several decision tables, one row per cohort, source and rate."""
+    return pd.DataFrame([r for t in tables for r in t.to_records()])
+
+
+def decision_section(tables: list[Any]) -> tuple[str, str]:
+    """HTML and Markdown of decision tables: decisions x outcomes, rates and the verdict."""
+    parts = ["<h2>Decisions against outcomes</h2>"]
+    md = ["## Decisions against outcomes", ""]
+    for t in tables:
+        title = f"{_without_role(t.cohort)}: {t.thresholds}"
+        verdict = t.sentence()
+        frame = t.to_frame().reset_index()
+        parts.append(f"<h3>{html.escape(title)}</h3><p>{html.escape(verdict)}</p>")
+        parts.append(_table_html(frame))
+        md += [f"### {title}", "", verdict, "", frame.to_markdown(index=False), ""]
+    return "".join(parts), "\n".join(md) + "\n"
+
+
 def evaluation_coverage_table(
     label: str,
     coverage: dict[str, float] | None,
     site_coverage: dict[str, float] | None,
-    target: float,
+    target: dict[str, float],
 ) -> pd.DataFrame:
     """Coverage rows of ``flare-ml evaluate``: the model's thresholds and site-recalibrated."""
     reports = {"model's thresholds": coverage, SITE_CALIBRATED: site_coverage}
@@ -494,19 +522,30 @@ def write_evaluation_report(
     ev: Any,
     out_dir: str | Path,
     coverage: pd.DataFrame | None = None,
+    *,
+    decision_tables: list[Any] | None = None,
 ) -> WrittenReport:
     """Report of ``flare-ml evaluate``: one cohort, model and rules (and oracle if known).
 
     ``coverage`` (from :func:`evaluation_coverage_table`) adds the conformal coverage
-    table to the page and writes it as ``coverage.csv``.
+    table to the page and writes it as ``coverage.csv``; ``decision_tables``
+    (:class:`~flare_ml.evaluation.DecisionTable`) add the decision column against the
+    outcomes, written as ``decisions.csv``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figs = _render(cohort_figures(cohort.label, cohort.y, scores, ev))
     headline = ev.summary_table()
     headline.insert(0, "cohort", cohort.label)
-    sections = [_cohort_section(cohort.label, ev, figs)]
-    markdown = headline.to_markdown(index=False) + "\n"
+    sections = []
+    markdown = ""
+    if decision_tables:
+        html, md = decision_section(decision_tables)
+        sections.append(html)
+        markdown += md
+        decision_rates(decision_tables).to_csv(out / "decisions.csv", index=False)
+    sections.append(_cohort_section(cohort.label, ev, figs))
+    markdown += headline.to_markdown(index=False) + "\n"
     if coverage is not None and len(coverage):
         sections.append(
             "<h3>Conformal coverage and uncertain decisions</h3>" + _table_html(coverage)

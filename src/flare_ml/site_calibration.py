@@ -8,9 +8,10 @@ transported thresholds miss the target coverage by up to five points
 (docs/uncertainty.md). Reweighting the training patients towards the site (conformal
 prediction under covariate shift) does not rescue this, because the sites are almost perfectly
 separable by their schedules. What does is the standard remedy for transporting a
-clinical model, local recalibration: this module keeps the trees, the probability
-calibrator and the operating threshold, and refits only the class-conditional conformal
-thresholds on the site's labelled index assessments. It also reports, before anything is
+clinical model, local recalibration: this module keeps the trees and the probability
+calibrator, and refits only the class-conditional conformal thresholds (with them the
+``decision`` column and its operating threshold, for the same error budget) on the site's
+labelled index assessments. It also reports, before anything is
 deployed, the coverage the old thresholds gave on these patients and the coverage the new
 ones can be expected to give (cross-fitted, so that no patient calibrates their own set).
 """
@@ -18,6 +19,7 @@ ones can be expected to give (cross-fitted, so that no patient calibrates their 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +35,11 @@ from flare_ml.uncertainty import (
     FLARE,
     PROGRESSION,
     ClassConditionalConformal,
+    ErrorBudget,
     coverage_report,
     cross_fitted_sets,
     min_calibration_cases,
+    per_class_coverage,
 )
 
 #: how coverage tables name the two sets of conformal thresholds
@@ -50,8 +54,9 @@ class SiteCalibration:
     Attributes
     ----------
     bundle : FlareModelBundle
-        A copy of the model whose conformal thresholds come from the site's patients
-        (trees, probability calibrator and operating threshold unchanged).
+        A copy of the model whose conformal thresholds, and the decision threshold that
+        follows from them, come from the site's patients (trees and probability
+        calibrator unchanged).
     label : str
         Where the site's patients came from (a file name, a simulated cohort).
     transported : dict
@@ -92,9 +97,10 @@ class SiteCalibration:
         {'flare': 0.016, 'progression': 0.012}
 
         """
-        cov = self.bundle.conformal.coverage
+        cov = self.bundle.conformal.class_coverage
         return {
-            k: float(np.sqrt(cov * (1 - cov) / max(n, 1))) for k, n in self.n_calibration.items()
+            k: float(np.sqrt(cov[k] * (1 - cov[k]) / max(n, 1)))
+            for k, n in self.n_calibration.items()
         }
 
     def summary(self) -> pd.DataFrame:
@@ -127,7 +133,7 @@ def calibrate_to_site(
     bundle: FlareModelBundle,
     timepoints: pd.DataFrame,
     *,
-    coverage: float | None = None,
+    coverage: float | Mapping[str, float] | None = None,
     label: str = "site cohort",
     n_folds: int = 5,
     seed: int = 0,
@@ -141,8 +147,9 @@ def calibrate_to_site(
         The trained model (left unchanged).
     timepoints : DataFrame
         The site's validated timepoint table, with ``outcome`` on every index row.
-    coverage : float, optional
-        Target coverage per class; by default the model's own.
+    coverage : float or dict, optional
+        Target coverage per class; by default the model's own, the coverage of its error
+        budget (:attr:`~flare_ml.uncertainty.ClassConditionalConformal.budget`).
     label : str, default "site cohort"
         Where the patients came from, recorded in the new model's metadata.
     n_folds : int, default 5
@@ -179,7 +186,12 @@ def calibrate_to_site(
 
     """
     if coverage is None:
-        coverage = bundle.conformal.coverage if bundle.conformal is not None else 0.9
+        coverage = (
+            bundle.conformal.class_coverage
+            if bundle.conformal is not None
+            else ErrorBudget().coverage
+        )
+    cov = per_class_coverage(coverage)
     if c.OUTCOME not in timepoints.columns or timepoints[c.OUTCOME].isna().all():
         raise FlareMLError(
             f"{label}: calibration needs column 'outcome' (flare or progression, adjudicated "
@@ -190,14 +202,15 @@ def calibrate_to_site(
     features = bundle.features(timepoints)
     y = index_outcomes(timepoints).reindex(features.index).to_numpy(dtype=int)
     counts = {FLARE: int((y == 1).sum()), PROGRESSION: int((y == 0).sum())}
-    needed = min_calibration_cases(coverage)
-    short = {k: n for k, n in counts.items() if n < needed}
+    needed = {k: min_calibration_cases(cov[k]) for k in counts}
+    short = {k: n for k, n in counts.items() if n < needed[k]}
     if short:
-        found = ", ".join(f"{n} {k}" for k, n in short.items())
+        found = ", ".join(
+            f"{n} {k} (at least {needed[k]} for {cov[k]:.0%} coverage)" for k, n in short.items()
+        )
         raise FlareMLError(
-            f"{label}: column 'outcome' has too few index assessments to calibrate "
-            f"{coverage:.0%} coverage per class: {found} (each outcome needs at least "
-            f"{needed}, and a few hundred for a stable threshold)"
+            f"{label}: column 'outcome' has too few index assessments to calibrate the "
+            f"decision's coverage per class: {found}; a few hundred give a stable threshold"
         )
     p = bundle.proba_from_features(features)
     patients = features.index.get_level_values(c.PATIENT_ID).astype(str).to_numpy()
@@ -207,15 +220,20 @@ def calibrate_to_site(
         else None
     )
     cross_fitted = site_coverage_estimate(p, y, patients, coverage, n_folds, seed)
-    conformal = ClassConditionalConformal(coverage).fit(p, y)
+    conformal = ClassConditionalConformal(cov).fit(p, y)
     metadata = dict(bundle.metadata)
+    metadata["thresholds"] = {
+        **dict(metadata.get("thresholds", {})),
+        "xgboost": conformal.flare_threshold(),
+    }
     metadata.update(
         {
             "conformal_calibration": "site",
             "conformal_calibration_rows": len(y),
             "site_calibration": {
                 "label": label,
-                "coverage": coverage,
+                "coverage": cov,
+                "budget": conformal.budget.to_dict(),
                 "n_calibration": counts,
                 "previous_thresholds": (
                     bundle.conformal.thresholds_ if bundle.conformal is not None else None
@@ -227,7 +245,12 @@ def calibrate_to_site(
         }
     )
     return SiteCalibration(
-        bundle=dataclasses.replace(bundle, conformal=conformal, metadata=metadata),
+        bundle=dataclasses.replace(
+            bundle,
+            conformal=conformal,
+            threshold=conformal.flare_threshold(),
+            metadata=metadata,
+        ),
         label=label,
         transported=transported,
         cross_fitted=cross_fitted,
@@ -238,7 +261,7 @@ def site_coverage_estimate(
     p_flare: np.ndarray,
     y: np.ndarray,
     patient_ids: np.ndarray,
-    coverage: float,
+    coverage: float | Mapping[str, float],
     n_folds: int = 5,
     seed: int = 0,
 ) -> dict[str, float]:

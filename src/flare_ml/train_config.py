@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from flare_ml.config_io import CONFIG_ROOT, StrictModel, load_config
+from flare_ml.decision_policy import ErrorBudget
 
 DEFAULT_TRAIN_CONFIG = CONFIG_ROOT / "train" / "default.yaml"
 
@@ -57,14 +58,23 @@ class RulesConfig(StrictModel):
     alp_only: dict[str, Any] = {}
 
 
+class DecisionPolicyConfig(StrictModel):
+    """The clinical error budget (:class:`flare_ml.uncertainty.ErrorBudget`)."""
+
+    max_progression_called_flare: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    max_flare_called_progression: Annotated[float, Field(gt=0, lt=0.5)] = 0.10
+
+    def budget(self) -> ErrorBudget:
+        """The budget as the object that conformal calibration and scoring use."""
+        return ErrorBudget(self.max_progression_called_flare, self.max_flare_called_progression)
+
+
 class EvaluationConfig(StrictModel):
-    max_progression_called_flare: Annotated[float, Field(gt=0, lt=1)] = 0.05
     bootstrap_resamples: Annotated[int, Field(ge=0)] = 1000
     subgroups: list[Literal["cancer_type", "therapy_class"]] = ["cancer_type", "therapy_class"]
 
 
 class UncertaintyConfig(StrictModel):
-    coverage: Annotated[float, Field(gt=0, lt=1)] = 0.9
     calibration: Literal["out_of_fold", "held_out"] = "out_of_fold"
     calibration_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.25
     top_reasons: Annotated[int, Field(ge=1, le=6)] = 3
@@ -94,6 +104,7 @@ class TrainConfig(StrictModel):
     features: FeatureConfig = FeatureConfig()
     model: ModelConfig = ModelConfig()
     rules: RulesConfig = RulesConfig()
+    decision_policy: DecisionPolicyConfig = DecisionPolicyConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     uncertainty: UncertaintyConfig = UncertaintyConfig()
     tracking: TrackingConfig = TrackingConfig()

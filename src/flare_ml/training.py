@@ -25,14 +25,24 @@ from flare_ml.data import contract as c
 from flare_ml.data import load_timepoints, read_table
 from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.errors import FlareMLError
+from flare_ml.evaluation import DecisionTable, decision_table
 from flare_ml.features import TimepointFeaturizer, index_outcomes
 from flare_ml.model_selection import grouped_folds
 from flare_ml.models import FlareXGBClassifier
 from flare_ml.progress import Progress, no_progress
 from flare_ml.simulate import companion_paths, simulate_cohort
-from flare_ml.site_calibration import site_coverage_estimate
+from flare_ml.site_calibration import SITE_CALIBRATED, TRANSPORTED
 from flare_ml.train_config import SimulatedCohortSpec, TrainConfig
-from flare_ml.uncertainty import ClassConditionalConformal, coverage_report
+from flare_ml.uncertainty import (
+    ClassConditionalConformal,
+    coverage_report,
+    cross_fitted_sets,
+    decisions_from_sets,
+)
+
+#: how decision tables name the training cohort's decisions: out-of-fold P(flare) read
+#: with the thresholds calibrated on them (the budget holds there by construction)
+CALIBRATION_PATIENTS = "calibration patients (out-of-fold)"
 
 MODEL_NAME = "xgboost"
 ORACLE_NAME = "oracle"
@@ -248,15 +258,19 @@ def fit_final_model(
       and the thresholds on the held-out patients' predictions; the guarantee is exact for
       exchangeable patients, at the cost of fewer training and calibration cases.
 
+    The per-class coverage is the config's error budget (``decision_policy``), so the
+    fitted predictor's ``decision`` keeps it on patients like the calibration patients.
+
     Returns the fitted model, the conformal predictor and the number of calibration rows.
     """
     assert cohort.y is not None
     unc = config.uncertainty
+    coverage = config.decision_policy.budget().coverage
     if unc.calibration == "out_of_fold":
         if oof is None:
             raise ValueError("out-of-fold calibration needs the out-of-fold predictions")
         model.fit(cohort.features, cohort.y, groups=cohort.patient_ids)
-        conformal = ClassConditionalConformal(unc.coverage).fit(oof, cohort.y)
+        conformal = ClassConditionalConformal(coverage).fit(oof, cohort.y)
         return model, conformal, len(oof)
     n_splits = max(2, round(1.0 / unc.calibration_fraction))
     fit_rows, calibration_rows = grouped_folds(
@@ -266,7 +280,7 @@ def fit_final_model(
         cohort.features.iloc[fit_rows], cohort.y[fit_rows], groups=cohort.patient_ids[fit_rows]
     )
     held_out = model.predict_proba(cohort.features.iloc[calibration_rows])[:, 1]
-    conformal = ClassConditionalConformal(unc.coverage).fit(held_out, cohort.y[calibration_rows])
+    conformal = ClassConditionalConformal(coverage).fit(held_out, cohort.y[calibration_rows])
     return model, conformal, len(calibration_rows)
 
 
@@ -279,8 +293,11 @@ def fit_bundle(
 ) -> FlareModelBundle:
     """Fit featurizer + model on a labelled table and return the bundle.
 
-    With ``outer_folds`` the operating threshold is chosen on out-of-fold predictions;
-    with None it falls back to 0.5 (quick fits for tests and examples).
+    With ``outer_folds`` the conformal thresholds (hence the decision and its operating
+    threshold, :meth:`~flare_ml.uncertainty.ClassConditionalConformal.flare_threshold`)
+    are calibrated on out-of-fold predictions for the config's error budget; with None
+    there are none and the decision is ``P(flare) >= 0.5`` (quick fits for tests and
+    examples).
     """
     config = config or TrainConfig()
     if n_candidates is not None:
@@ -293,13 +310,9 @@ def fit_bundle(
     model = make_model(config)
     threshold = 0.5
     if outer_folds:
-        from flare_ml.evaluation import choose_operating_threshold
-
         oof = out_of_fold_proba(model, cohort, outer_folds, config.seed)
-        threshold = choose_operating_threshold(
-            cohort.y, oof, config.evaluation.max_progression_called_flare
-        )
         model, conformal, _ = fit_final_model(model, cohort, config, oof)
+        threshold = conformal.flare_threshold()
     else:
         model.fit(cohort.features, cohort.y, groups=cohort.patient_ids)
         conformal = None
@@ -328,6 +341,7 @@ class TrainingResult:
     evaluations: dict[str, Any] = field(default_factory=dict)
     coverage: dict[str, dict[str, float]] = field(default_factory=dict)
     site_coverage: dict[str, dict[str, float]] = field(default_factory=dict)
+    decision_tables: list[DecisionTable] = field(default_factory=list)
 
 
 def scores_with_rules(
@@ -398,19 +412,23 @@ def train_and_validate(
     model = make_model(config)
     oof = out_of_fold_proba(model, training, config.model.outer_folds, config.seed, progress)
     oof_scores = scores_with_rules(training, oof, rules)
-    # the model (and the oracle, for reference) are read at the operating point chosen on
-    # out-of-fold training predictions for the stated goal; each rule at its own decision
-    goal = config.evaluation.max_progression_called_flare
-    thresholds = {
-        name: float(rules[name].decision_threshold)
-        if name in rules
-        else choose_operating_threshold(training.y, p, goal)
-        for name, p in oof_scores.items()
-    }
 
     progress("final model", 0, 1)
     model, conformal, n_calibration = fit_final_model(model, training, config, oof)
     progress("final model", 1, 1)
+    # one decision policy: the model is read where its decision column says flare (the
+    # conformal thresholds of the error budget); the oracle, for reference, at the
+    # threshold that keeps the same share of progressions called flare on the training
+    # cohort; each rule at its own decision threshold
+    budget = config.decision_policy.budget()
+    thresholds = {
+        name: float(rules[name].decision_threshold)
+        if name in rules
+        else conformal.flare_threshold()
+        if name == MODEL_NAME
+        else choose_operating_threshold(training.y, p, budget.max_progression_called_flare)
+        for name, p in oof_scores.items()
+    }
     bundle = bundle_from_model(
         model,
         featurizer,
@@ -455,13 +473,35 @@ def train_and_validate(
     # conformal coverage on each external cohort: of the thresholds calibrated on
     # training patients (transported), and of thresholds the site would calibrate on its
     # own labelled patients (cross-fitted: no patient calibrates their own set)
+    # and the decision column against outcomes with each (the error budget's verdict)
+    result.decision_tables.append(
+        decision_table(
+            training.y,
+            conformal.decide(oof)[0],
+            budget,
+            cohort=training.label,
+            thresholds=CALIBRATION_PATIENTS,
+        )
+    )
     for cohort in externals:
         p_flare = result.scores[cohort.label][MODEL_NAME]
         assert cohort.y is not None
-        result.coverage[cohort.label] = coverage_report(conformal.predict_sets(p_flare), cohort.y)
-        result.site_coverage[cohort.label] = site_coverage_estimate(
-            p_flare, cohort.y, cohort.patient_ids, config.uncertainty.coverage, seed=config.seed
+        shipped_sets = conformal.predict_sets(p_flare)
+        site_sets = cross_fitted_sets(
+            p_flare, cohort.y, cohort.patient_ids, budget.coverage, seed=config.seed
         )
+        result.coverage[cohort.label] = coverage_report(shipped_sets, cohort.y)
+        result.site_coverage[cohort.label] = coverage_report(site_sets, cohort.y)
+        for sets, source in ((shipped_sets, TRANSPORTED), (site_sets, SITE_CALIBRATED)):
+            result.decision_tables.append(
+                decision_table(
+                    cohort.y,
+                    decisions_from_sets(sets)[0],
+                    budget,
+                    cohort=cohort.label,
+                    thresholds=source,
+                )
+            )
 
     cohorts = [training, *externals]
     for i, cohort in enumerate(cohorts):

@@ -26,13 +26,15 @@ from flare_ml.bundle import MANIFEST, FlareModelBundle
 from flare_ml.data import ReadOptions, write_table
 from flare_ml.data import contract as c
 from flare_ml.data.fingerprint import data_fingerprint
+from flare_ml.decision_policy import ErrorBudget
 from flare_ml.errors import FlareMLError
+from flare_ml.evaluation import DecisionTable, decision_table
 from flare_ml.evaluation import evaluate as evaluate_scores
 from flare_ml.progress import Progress, no_progress
 from flare_ml.rules import make_rules
 from flare_ml.serving.batch import DEFAULT_CHUNK_ROWS, score_file
 from flare_ml.serving.flavor import configure_tracking, load_bundle, log_model
-from flare_ml.site_calibration import SiteCalibration, calibrate_to_site, site_coverage_estimate
+from flare_ml.site_calibration import SITE_CALIBRATED, SiteCalibration, calibrate_to_site
 from flare_ml.train_config import TrainConfig, load_train_config
 from flare_ml.training import (
     load_cohort_source,
@@ -40,7 +42,10 @@ from flare_ml.training import (
     score_cohort_bundle,
     train_and_validate,
 )
-from flare_ml.uncertainty import coverage_report
+from flare_ml.uncertainty import coverage_report, cross_fitted_sets, decisions_from_sets
+
+#: how ``evaluate``'s decision tables name the model's own (shipped or site) thresholds
+MODEL_THRESHOLDS = "model's thresholds"
 
 
 @dataclass
@@ -50,6 +55,7 @@ class TrainOutcome:
     headline: pd.DataFrame
     targets: pd.DataFrame | None
     coverage: pd.DataFrame | None
+    decision_tables: list[DecisionTable]
     output_dir: Path
     report: Path
     model_card: Path
@@ -91,6 +97,7 @@ def train(
         headline=written.headline,
         targets=pd.read_csv(written.artifacts["targets.csv"]),
         coverage=pd.read_csv(written.artifacts["coverage.csv"]),
+        decision_tables=result.decision_tables,
         output_dir=out,
         report=written.report,
         model_card=written.model_card,
@@ -111,6 +118,7 @@ def score(
     chunk_rows: int | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
     read_options: ReadOptions | None = None,
+    max_progression_called_flare: float | None = None,
 ) -> Any:
     """Score every index row of a cohort file in chunks of whole patients; write them.
 
@@ -133,12 +141,17 @@ def score(
         ``progress("scoring", rows_done, total_rows_or_None)`` after each chunk.
     read_options : flare_ml.data.ReadOptions, optional
         How the input is written: delimiter, date format, decimal mark, column mapping.
+    max_progression_called_flare : float, optional
+        Decide with this share of true progressions called flare instead of the model's
+        (for example 0.02 to tighten the default 5%); the model's share of flares called
+        progression is kept.
 
     Returns
     -------
     flare_ml.serving.batch.ScoreSummary
-        Rows, patients, index rows, chunks, decision counts, ignored columns and
-        notices, and the output path.
+        Rows, patients, index rows, chunks, decision counts (against outcomes when the
+        input records them), ignored columns and notices, the decision policy, and the
+        output and metadata paths.
 
     Examples
     --------
@@ -156,7 +169,46 @@ def score(
         with_reasons=with_reasons,
         progress=progress,
         read_options=read_options,
+        max_progression_called_flare=max_progression_called_flare,
+        metadata=(
+            (lambda: {"uri": model_uri, **registered_version(model_uri)})
+            if isinstance(model_uri, str)
+            else None
+        ),
     )
+
+
+def registered_version(model_uri: str) -> dict[str, str]:
+    """The registered model name and version a ``models:/`` URI points to (else empty).
+
+    ``models:/NAME/3``, ``models:/NAME/latest`` and ``models:/NAME@ALIAS`` resolve to
+    ``{"registered_model": NAME, "version": "3"}``; anything else, or a registry that
+    cannot be read, gives ``{}``.
+
+    Examples
+    --------
+    >>> registered_version("outputs/latest/model")
+    {}
+
+    """
+    if not model_uri.startswith("models:/"):
+        return {}
+    ref = model_uri[len("models:/") :]
+    client = mlflow.MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias).version
+        else:
+            name, _, wanted = ref.partition("/")
+            if wanted in ("", "latest"):
+                found = client.search_model_versions(f"name = '{name}'")
+                version = str(max(int(v.version) for v in found)) if found else ""
+            else:
+                version = wanted
+    except Exception:  # MLflow raises many types; the metadata then has the URI only
+        return {}
+    return {"registered_model": name, "version": str(version)} if version else {}
 
 
 def evaluate(
@@ -191,21 +243,42 @@ def evaluate(
     predictions = bundle.predict_features(cohort.features)
     predictions["outcome"] = np.where(cohort.y == 1, "flare", "progression")
     coverage = site_coverage = None
+    decisions: list[DecisionTable] = []
     if bundle.conformal is not None:
         p_flare = predictions["p_flare"].to_numpy()
-        coverage = coverage_report(bundle.conformal.predict_sets(p_flare), cohort.y)
-        site_coverage = site_coverage_estimate(
-            p_flare, cohort.y, cohort.patient_ids, bundle.conformal.coverage, seed=seed
+        budget = bundle.conformal.budget
+        site_sets = cross_fitted_sets(
+            p_flare, cohort.y, cohort.patient_ids, bundle.conformal.class_coverage, seed=seed
         )
+        coverage = coverage_report(bundle.conformal.predict_sets(p_flare), cohort.y)
+        site_coverage = coverage_report(site_sets, cohort.y)
+        decisions = [
+            decision_table(
+                cohort.y,
+                predictions["decision"].to_numpy(),
+                budget,
+                cohort=cohort.label,
+                thresholds=MODEL_THRESHOLDS,
+            ),
+            decision_table(
+                cohort.y,
+                decisions_from_sets(site_sets)[0],
+                budget,
+                cohort=cohort.label,
+                thresholds=SITE_CALIBRATED,
+            ),
+        ]
     out = Path(output_dir) if output_dir else None
     written = None
     if out is not None:
         coverage_rows = None
         if bundle.conformal is not None:
             coverage_rows = report.evaluation_coverage_table(
-                cohort.label, coverage, site_coverage, bundle.conformal.coverage
+                cohort.label, coverage, site_coverage, bundle.conformal.class_coverage
             )
-        written = report.write_evaluation_report(cohort, scores, ev, out, coverage_rows)
+        written = report.write_evaluation_report(
+            cohort, scores, ev, out, coverage_rows, decision_tables=decisions
+        )
         write_table(predictions, out / "predictions.csv")
     return {
         "label": cohort.label,
@@ -213,6 +286,7 @@ def evaluate(
         "predictions": predictions,
         "coverage": coverage,
         "site_coverage": site_coverage,
+        "decision_tables": decisions,
         "written": written,
     }
 
@@ -232,12 +306,16 @@ def calibrate(
     data_path: str | Path,
     output_dir: str | Path,
     *,
-    coverage: float | None = None,
+    max_progression_called_flare: float | None = None,
+    max_flare_called_progression: float | None = None,
     register_as: str | None = None,
     seed: int = 0,
     overwrite: bool = False,
 ) -> CalibrateOutcome:
-    """Recalibrate a model's "uncertain" decision on a site's labelled cohort; save it.
+    """Recalibrate a model's decisions on a site's labelled cohort; save it.
+
+    The recalibrated decisions keep the model's error budget, with either share replaced
+    by ``max_progression_called_flare`` / ``max_flare_called_progression`` when given.
 
     Loads the model and the site's labelled timepoint table, refits the conformal
     thresholds on the site's index assessments
@@ -269,11 +347,19 @@ def calibrate(
                 "replace it"
             )
     bundle = load_bundle(model_uri)
+    own = bundle.budget or ErrorBudget()
+    try:
+        budget = ErrorBudget(
+            max_progression_called_flare or own.max_progression_called_flare,
+            max_flare_called_progression or own.max_flare_called_progression,
+        )
+    except ValueError as exc:
+        raise FlareMLError(str(exc)) from None
     table, _, label = load_cohort_source(path=ensure_exists(data_path))
     site = calibrate_to_site(
         bundle,
         table,
-        coverage=coverage,
+        coverage=budget.coverage,
         label=label,
         seed=seed,
         fingerprint=data_fingerprint(table),
@@ -296,7 +382,7 @@ def calibrate(
         configure_tracking()
         mlflow.set_experiment("flare-ml-site-calibration")
         with mlflow.start_run(run_name=f"calibrate {label}"):
-            mlflow.log_params({"base_model": model_uri, "coverage": site.bundle.conformal.coverage})
+            mlflow.log_params({"base_model": model_uri, **site.bundle.conformal.budget.to_dict()})
             for name, report in (("transported", site.transported), ("site", site.cross_fitted)):
                 if report is not None:
                     mlflow.log_metrics({f"{name}_conformal_{k}": v for k, v in report.items()})

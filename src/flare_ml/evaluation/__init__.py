@@ -18,8 +18,9 @@ scorers are paired. The package has one module per job: ``metrics`` (metric kern
 :func:`classification_metrics`, :func:`choose_operating_threshold`), ``recalibration`` (the
 Newton fits of the calibration intercept and slope), ``curves`` (decision curves,
 calibration tables), ``bootstrap`` (the patient-level bootstrap), ``subgroups``, ``result``
-(:class:`Evaluation`), ``orchestration`` (:func:`evaluate`) and ``inputs`` (input checks);
-their public names are all importable from ``flare_ml.evaluation``.
+(:class:`Evaluation`), ``orchestration`` (:func:`evaluate`), ``decisions`` (the
+``decision`` column against outcomes: :func:`decision_table`, the error budget's verdict)
+and ``inputs`` (input checks); their public names are all importable from ``flare_ml.evaluation``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ from flare_ml.evaluation.curves import (
     DEFAULT_DECISION_THRESHOLDS,
     calibration_curve_table,
     decision_curve,
+)
+from flare_ml.evaluation.decisions import (
+    DecisionTable,
+    decision_table,
+    decision_table_from_counts,
+    wilson_interval,
 )
 from flare_ml.evaluation.metrics import (
     METRICS,
@@ -46,14 +53,18 @@ __all__ = [
     "METRICS",
     "PROBABILITY_METRICS",
     "THRESHOLD_METRICS",
+    "DecisionTable",
     "Evaluation",
     "bootstrap_metrics",
     "calibration_curve_table",
     "choose_operating_threshold",
     "classification_metrics",
     "decision_curve",
+    "decision_table",
+    "decision_table_from_counts",
     "evaluate",
     "patient_bootstrap_weights",
     "subgroup_metrics",
     "subgroups_from_features",
+    "wilson_interval",
 ]

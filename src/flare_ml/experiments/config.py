@@ -461,10 +461,11 @@ PARAMS: dict[str, type[StrictModel]] = {
 
 
 class TrainingSettings(StrictModel):
-    """The training config to start from and overrides of its ``model`` block."""
+    """The training config to start from; overrides of its model and decision policy."""
 
     config: str | None = None
     model: dict[str, Any] = {}
+    decision_policy: dict[str, Any] = {}
 
 
 class ExperimentConfig(StrictModel):
@@ -544,6 +545,7 @@ def resolve_train_config(
             f"(check its spelling); allowed: {allowed}"
         )
     data["model"].update(config.training.model)
+    data["decision_policy"].update(config.training.decision_policy)
     data["evaluation"]["bootstrap_resamples"] = config.bootstrap_resamples
     try:
         return TrainConfig.model_validate(data)

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
+from flare_ml import __version__
 from flare_ml.bundle import OUTPUT_COLUMNS, FlareModelBundle
 from flare_ml.data import ReadOptions, apply_read_options, table_format, validate_timepoints
 from flare_ml.data import contract as c
@@ -45,7 +48,10 @@ from flare_ml.data._parse import parse_text_id, plural
 from flare_ml.data.columns import ColumnReport, column_report, contract_name
 from flare_ml.data.io import csv_delimiter
 from flare_ml.data.rules import first_reappearance, not_grouped_error, table_violations
-from flare_ml.errors import ContractError, Violation
+from flare_ml.decision_policy import ErrorBudget
+from flare_ml.errors import ContractError, FlareMLError, Violation
+from flare_ml.evaluation import DecisionTable, decision_table_from_counts
+from flare_ml.features import index_outcomes
 from flare_ml.serving.flavor import resolve_bundle
 
 __all__ = [
@@ -90,6 +96,13 @@ class ScoreSummary:
     columns : ColumnReport
         How the input's columns were read (:func:`flare_ml.data.column_report`); its
         ignored columns and notices are :attr:`ignored_columns` and :attr:`notices`.
+    budget : ErrorBudget or None
+        The error budget the decisions keep (the model's, or the tightened one).
+    outcome_counts : dict
+        ``{(decision, outcome): count}`` over index rows whose ``outcome`` the input
+        records; empty when it records none (see :meth:`decision_table`).
+    metadata : Path or None
+        The JSON file written next to the output: model, version and decision policy.
 
     """
 
@@ -100,6 +113,25 @@ class ScoreSummary:
     chunks: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
     columns: ColumnReport = field(default_factory=ColumnReport)
+    budget: ErrorBudget | None = None
+    outcome_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    metadata: Path | None = None
+
+    def decision_table(self) -> DecisionTable | None:
+        """Decisions against the outcomes the input records (None when it records none).
+
+        Examples
+        --------
+        >>> summary = ScoreSummary(Path("s.csv"), outcome_counts={("flare", "flare"): 3})
+        >>> int(summary.decision_table().counts.loc["flare", "flare"])
+        3
+
+        """
+        if not self.outcome_counts:
+            return None
+        return decision_table_from_counts(
+            self.outcome_counts, self.budget, cohort=str(self.output), thresholds="scored"
+        )
 
     @property
     def ignored_columns(self) -> list[str]:
@@ -419,8 +451,10 @@ def iter_patient_chunks(
 class _Writer:
     """Append predictions to a temporary file; :meth:`commit` moves it over the target."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, metadata: dict[str, Any] | None = None) -> None:
         self.target = target
+        self.metadata = metadata or {}
+        self.metadata_path = target.with_name(target.name + ".json")
         self.fmt = table_format(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -438,9 +472,12 @@ class _Writer:
 
             table = pa.Table.from_pandas(
                 predictions, schema=_arrow_schema(), preserve_index=False, safe=True
-            )
+            ).replace_schema_metadata({"flare_ml": json.dumps(self.metadata, default=str)})
             if self.parquet is None:
-                self.parquet = pq.ParquetWriter(self.tmp, _arrow_schema())
+                schema = _arrow_schema().with_metadata(
+                    {"flare_ml": json.dumps(self.metadata, default=str)}
+                )
+                self.parquet = pq.ParquetWriter(self.tmp, schema)
             self.parquet.write_table(table)
             return
         if self.handle is None:
@@ -458,13 +495,17 @@ class _Writer:
         self.header = False
 
     def commit(self) -> Path:
+        """Move the output into place, then its metadata file; return the metadata path."""
         if self.parquet is None and self.handle is None:  # no index rows at all
             self.write(
                 pd.DataFrame({col: pd.Series(dtype=_EMPTY_DTYPES[col]) for col in OUTPUT_COLUMNS})
             )
         self.close()
+        meta_tmp = self.tmp.with_name(self.tmp.name + ".json")
+        meta_tmp.write_text(json.dumps(self.metadata, indent=2, default=str) + "\n")
         os.replace(self.tmp, self.target)
-        return self.target
+        os.replace(meta_tmp, self.metadata_path)
+        return self.metadata_path
 
     def close(self) -> None:
         if self.parquet is not None:
@@ -477,8 +518,9 @@ class _Writer:
     def discard(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        for path in (self.tmp, self.tmp.with_name(self.tmp.name + ".json")):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 _EMPTY_DTYPES: dict[str, Any] = {
@@ -515,6 +557,8 @@ def score_file(
     with_reasons: bool = True,
     progress: ScoreProgress | None = None,
     read_options: ReadOptions | None = None,
+    max_progression_called_flare: float | None = None,
+    metadata: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
 ) -> ScoreSummary:
     """Score every index row of a cohort file, streaming in chunks of whole patients.
 
@@ -544,11 +588,23 @@ def score_file(
     read_options : ReadOptions, optional
         How the file is written (delimiter, date format, decimal mark, column mapping);
         by default the delimiter is detected and everything else is as the contract says.
+    max_progression_called_flare : float, optional
+        Decide with this share of true progressions called flare instead of the model's
+        (:meth:`~flare_ml.bundle.FlareModelBundle.with_budget`; the model's share of flares
+        called progression is kept), e.g. 0.02 to tighten the default 5%.
+    metadata : dict or callable, optional
+        Extra JSON-ready facts for the metadata file (the model URI and its registered
+        version, for example), or a function returning them, called once the model is
+        loaded. The file, ``<output>.json``, always records the flare-ml
+        version, the model's digest and training cohort, and the decision policy; a
+        Parquet output also carries it as the schema metadata key ``flare_ml``.
 
     Returns
     -------
     ScoreSummary
-        Counts of rows, patients, index rows, chunks and decisions, and the output path.
+        Counts of rows, patients, index rows, chunks and decisions (and decisions
+        against outcomes where the input records them), the output path and the
+        metadata file.
 
     Raises
     ------
@@ -581,13 +637,17 @@ def score_file(
         raise ContractError(f"the output '{target}' would overwrite the input; pick another path")
     frames, total, names = _read_frames(source, int(chunk_rows), read_options)
     bundle = resolve_bundle(model_uri_or_bundle)
-    summary = ScoreSummary(output=target, columns=column_report(names))
+    if max_progression_called_flare is not None:
+        bundle = _with_progression_budget(bundle, max_progression_called_flare)
+    summary = ScoreSummary(output=target, columns=column_report(names), budget=bundle.budget)
+    info = score_metadata(bundle, summary, metadata() if callable(metadata) else metadata)
     decisions: dict[str, int] = {}
-    writer = _Writer(target)
+    writer = _Writer(target, info)
     try:
         for chunk in iter_patient_chunks(frames, str(source)):
             table = validate_timepoints(chunk, source=str(source))
             predictions = bundle.predict(table, with_reasons=with_reasons)
+            _count_outcomes(summary.outcome_counts, table, predictions)
             writer.write(predictions)
             summary.rows += len(chunk)
             summary.patients += int(table[c.PATIENT_ID].nunique())
@@ -609,9 +669,88 @@ def score_file(
                     )
                 ],
             )
-        writer.commit()
+        summary.metadata = writer.commit()
     except BaseException:
         writer.discard()
         raise
     summary.decisions = decisions
     return summary
+
+
+def _with_progression_budget(bundle: FlareModelBundle, share: float) -> FlareModelBundle:
+    """The bundle deciding with ``share`` of progressions called flare (a clear error if not)."""
+    if bundle.budget is None:
+        raise FlareMLError(
+            "--max-progression-called-flare needs a model with conformal thresholds; this "
+            "one decides at a fixed threshold"
+        )
+    try:
+        return bundle.with_budget(ErrorBudget(share, bundle.budget.max_flare_called_progression))
+    except ValueError as exc:
+        raise FlareMLError(f"--max-progression-called-flare {share}: {exc}") from None
+
+
+def _count_outcomes(
+    counts: dict[tuple[str, str], int], table: pd.DataFrame, predictions: pd.DataFrame
+) -> None:
+    """Add this chunk's (decision, recorded outcome) pairs to ``counts``."""
+    if c.OUTCOME not in table.columns or not table[c.OUTCOME].notna().any() or not len(predictions):
+        return
+    outcomes = index_outcomes(table, allow_missing=True)
+    keys = pd.MultiIndex.from_arrays(
+        [predictions[c.PATIENT_ID].astype(str), pd.to_datetime(predictions[c.ASSESSMENT_DATE])]
+    )
+    outcomes.index = pd.MultiIndex.from_arrays(
+        [
+            outcomes.index.get_level_values(0).astype(str),
+            pd.to_datetime(outcomes.index.get_level_values(1)),
+        ]
+    )
+    recorded = outcomes.reindex(keys)
+    known = recorded.notna().to_numpy()
+    for dec, out in zip(
+        predictions["decision"].to_numpy()[known],
+        recorded.to_numpy()[known],
+        strict=True,
+    ):
+        key = (str(dec), "flare" if int(out) == 1 else "progression")
+        counts[key] = counts.get(key, 0) + 1
+
+
+def score_metadata(
+    bundle: FlareModelBundle, summary: ScoreSummary, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a scores file records about how it was made (no patient data).
+
+    Examples
+    --------
+    >>> info = score_metadata(bundle, ScoreSummary(Path("s.csv")))  # doctest: +SKIP
+    >>> sorted(info)  # doctest: +SKIP
+    ['decision_policy', 'flare_ml_version', 'model', 'output', 'scored_at']
+
+    """
+    policy: dict[str, Any] = {"kind": "threshold", "threshold": bundle.threshold}
+    if bundle.conformal is not None:
+        policy = {
+            "kind": "class-conditional conformal",
+            **bundle.conformal.budget.to_dict(),
+            "statement": bundle.conformal.budget.describe()
+            + " (on patients like the calibration patients)",
+            "conformal_thresholds": bundle.conformal.thresholds_,
+            "decision_flare_when_p_flare_at_least": bundle.threshold,
+            "calibrated_on": bundle.metadata.get("conformal_calibration", "training"),
+        }
+        site = bundle.metadata.get("site_calibration")
+        if isinstance(site, dict):
+            policy["site"] = site.get("label")
+    return {
+        "flare_ml_version": __version__,
+        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "output": summary.output.name,
+        "model": {
+            "digest": bundle.digest(),
+            "training": bundle.metadata.get("training_label"),
+            **(extra or {}),
+        },
+        "decision_policy": policy,
+    }

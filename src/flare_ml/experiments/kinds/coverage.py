@@ -31,7 +31,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from flare_ml.errors import FlareMLError
+from flare_ml.errors import ConfigError, FlareMLError
 from flare_ml.experiments.config import CohortSpec, CoverageParams
 from flare_ml.experiments.context import Context
 from flare_ml.experiments.outputs import ConditionRecord, KindResult
@@ -198,7 +198,7 @@ def site_coverage(
     true_y = np.asarray(true_y, dtype=int)
     sets = {
         "transported": conformal.predict_sets(p_flare),
-        "site": cross_fitted_sets(p_flare, y, patient_ids, conformal.coverage, n_folds, seed),
+        "site": cross_fitted_sets(p_flare, y, patient_ids, conformal.class_coverage, n_folds, seed),
     }
     out: dict[str, float] = {}
     for name, s in sets.items():
@@ -443,7 +443,14 @@ def _site_record(
 def compute(ctx: Context) -> CoverageResult:
     """Transported vs site-calibrated conformal coverage, label noise, domain shift, n."""
     params: CoverageParams = ctx.config.params
-    target = ctx.train_config.uncertainty.coverage
+    coverage = ctx.train_config.decision_policy.budget().coverage
+    if coverage["flare"] != coverage["progression"]:
+        raise ConfigError(
+            "the coverage experiment studies one coverage target for both classes; set "
+            "training.decision_policy to equal shares (for example 0.10 and 0.10), got "
+            f"{coverage}"
+        )
+    target = coverage["flare"]
     check_pools(ctx, params)
     train = ctx.cohort(params.train)
     bundle = ctx.fit_shipped(train.prepared)

@@ -77,7 +77,7 @@ class LiteratureCasesResult(KindResult):
     train_rows: int
     outer_folds: int
     threshold: float
-    coverage: float
+    policy: str
 
 
 def _baseline_alp(timeline: pd.DataFrame) -> float:
@@ -144,7 +144,7 @@ def compute(ctx: Context) -> LiteratureCasesResult:
         train_rows=len(train.prepared.y),
         outer_folds=ctx.train_config.model.outer_folds,
         threshold=bundle.threshold,
-        coverage=ctx.train_config.uncertainty.coverage,
+        policy=ctx.train_config.decision_policy.budget().describe(),
     )
 
 

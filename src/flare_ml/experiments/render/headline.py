@@ -46,16 +46,17 @@ def _cohort_table(one: HeadlineCohort, result: HeadlineResult) -> Table:
                 else fmt_ci(versus(paired, scorer), sign=True),
             }
         )
-    limit = result.train_config.evaluation.max_progression_called_flare
+    policy = result.train_config.decision_policy
     return Table(
         _where(one.label),
         pd.DataFrame(rows),
         [
             f"{ev.n} index rows ({ev.n_flare} flares) of {ev.n_patients} patients. "
-            "Rules are read at their own decision; XGBoost and the oracle at the "
-            "threshold chosen on out-of-fold training predictions (at most "
-            f"{limit:.0%} of progressions "
-            "called flare). Rule scores rank cases but are not probabilities, so "
+            "Rules are read at their own decision; XGBoost where its decision column says "
+            "flare (the conformal thresholds of its error budget: "
+            f"{policy.budget().describe()}); the oracle at the threshold that calls at most "
+            f"{policy.max_progression_called_flare:.0%} of the training cohort's "
+            "progressions flare. Rule scores rank cases but are not probabilities, so "
             "no Brier score or calibration slope is given for them."
         ],
     )

@@ -74,10 +74,10 @@ def render(result: LiteratureCasesResult) -> KindOutput:
     ]
     notes = [
         f"Model: XGBoost fitted on {result.train_label} ({result.train_rows} index rows) with "
-        f"{result.outer_folds} outer patient-grouped folds for the "
-        f"operating threshold ({result.threshold:.3f}) and the class-conditional conformal "
-        f"sets (target coverage {result.coverage:.0%} per class); `uncertain` = both outcomes "
-        "in the set: confirm with follow-up imaging in at least six weeks. Each index scan is "
+        f"{result.outer_folds} outer patient-grouped folds for the class-conditional "
+        f"conformal sets of its error budget ({result.policy}; decision = flare from "
+        f"P(flare) {result.threshold:.3f}); `uncertain` = both outcomes in the set: "
+        "confirm with follow-up imaging in at least six weeks. Each index scan is "
         "scored from that patient's rows up to that date only; the outcome column is "
         "removed before scoring. Rules: their own decisions."
     ]
