@@ -101,7 +101,7 @@ def test_model_help_keeps_placeholders_and_shows_the_default(command):
 def test_calibrate_help_shows_the_whole_docstring():
     text = _flat(_help(["calibrate"]))
     assert "writes the new model folder (usable with --model anywhere)." in text
-    assert "Target coverage per class, 0.5 to 0.99" in text
+    assert "Share of true flares that may be decided progression, 0.005 to 0.3" in text
 
 
 def test_score_help_documents_csv_precision():
@@ -117,7 +117,7 @@ def test_budget_range_is_still_checked(tmp_path, command):
         io = ["--input", str(tmp_path / "x.csv"), "--output", str(tmp_path / "y.csv")]
     result = CliRunner().invoke(app, [command, "--max-progression-called-flare", "0.4", *io])
     assert result.exit_code == 2
-    assert "0.4 is not between 0.005 and 0.3" in result.output
+    assert "0.4 is not between 0.005 and 0.3" in _flat(result.output)
 
 
 def test_score_chunk_rows_must_be_positive(tmp_path):

@@ -472,6 +472,7 @@ MaxProgressionCalledFlare = Annotated[
     typer.Option(
         "--max-progression-called-flare",
         callback=_share_in_range,
+        rich_help_panel="Error budget",
         help="Share of true progressions that may be decided flare, 0.005 to 0.3 "
         "(default: the model's budget, usually 0.05).",
     ),
@@ -496,6 +497,7 @@ def calibrate(
         typer.Option(
             "--max-flare-called-progression",
             callback=_share_in_range,
+            rich_help_panel="Error budget",
             help="Share of true flares that may be decided progression, 0.005 to 0.3 "
             "(default: the model's budget, usually 0.10).",
         ),
