@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num, num2date
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -134,7 +134,7 @@ def patient_timepoints(
     Traceback (most recent call last):
     ...
     flare_ml.timeline.UnknownPatientError: patient 'DeBondt2020' is not in the table \
-(1 patient); did you mean DeBondt2020-L1? Some ids: DeBondt2020-L1
+(1 patient). Did you mean DeBondt2020-L1? Some ids: DeBondt2020-L1
 
     """
     ids = timepoints[c.PATIENT_ID].astype("str")
@@ -142,10 +142,10 @@ def patient_timepoints(
     if len(rows) == 0:
         known = list(pd.unique(ids))
         close = difflib.get_close_matches(str(patient_id), known, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
         count = f"{len(known)} patient" + ("" if len(known) == 1 else "s")
         raise UnknownPatientError(
-            f"patient {str(patient_id)!r} is not in {source} ({count}){hint} "
+            f"patient {str(patient_id)!r} is not in {source} ({count}).{hint} "
             f"Some ids: {', '.join(known[:5])}"
         )
     return rows.sort_values(c.ASSESSMENT_DATE, kind="stable")
@@ -239,7 +239,9 @@ def index_table(
             "week": index["week"].round(1),
             "new bone lesions": [
                 f"{int(n)} {_text(m)}"
-                for n, m in zip(index[c.NEW_BONE_LESIONS], index[c.NEW_LESION_MORPHOLOGY])
+                for n, m in zip(
+                    index[c.NEW_BONE_LESIONS], index[c.NEW_LESION_MORPHOLOGY], strict=True
+                )
             ],
             "P(flare)": index["p_flare"].map(lambda p: "" if pd.isna(p) else f"{p:.2f}"),
             "decision": index["decision"],
@@ -355,7 +357,7 @@ def _draw_scans(ax: Any, scans: pd.DataFrame, weeks: np.ndarray) -> None:
         weeks, np.full(len(weeks), 0.82), s=90, marker="D", c=colors, edgecolor="black", zorder=3
     )
     markers.set_gid(GID_SCANS)
-    for w, (_, row) in zip(weeks, scans.iterrows()):
+    for w, (_, row) in zip(weeks, scans.iterrows(), strict=True):
         ax.text(w, 0.62, _findings_lines(row), ha="center", va="top", fontsize=8, linespacing=1.1)
     ax.set_ylim(-0.35, 1.05)
     ax.set_yticks([])
@@ -370,7 +372,7 @@ def _draw_bone(ax: Any, scans: pd.DataFrame, weeks: np.ndarray, width: float) ->
         pick = (morph == kind) & (counts > 0)
         if pick.any():
             ax.bar(weeks[pick], counts[pick], width=width, color=color, zorder=2, label=kind)
-    for w, n in zip(weeks, counts):
+    for w, n in zip(weeks, counts, strict=True):
         ax.text(
             w,
             n + top * 0.04,
@@ -453,8 +455,8 @@ def _summary_blocks(index: pd.DataFrame, scored: bool) -> list[tuple[str, str, l
             head += f"  |  recorded outcome: {outcome}"
         reason = _text(row.get(LABEL_REASON))
         confirm = row.get(LABEL_CONFIRM_DATE)
-        when = "" if confirm is None or pd.isna(confirm) else pd.Timestamp(confirm)
-        details = [reason, f"confirmed {when:%Y-%m-%d}" if when != "" else ""]
+        when = pd.to_datetime(confirm, errors="coerce") if confirm is not None else pd.NaT
+        details = [reason, "" if pd.isna(when) else f"confirmed {when:%Y-%m-%d}"]
         if any(details):
             head += f" ({', '.join(x for x in details if x)})"
         reasons = [r.strip() for r in _text(row["reasons"]).split(";") if r.strip()]
@@ -678,6 +680,7 @@ img{max-width:100%} table{border-collapse:collapse;font-size:.9em;margin:1em 0}
 td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 td.flare{color:#2166ac;font-weight:bold} td.progression{color:#b2182b;font-weight:bold}
 td.uncertain{color:#e08214;font-weight:bold} .key{font-size:.85em;color:#555}
+td.nowrap{white-space:nowrap}
 """
 
 
@@ -716,7 +719,12 @@ def timeline_html(fig: Figure, table: pd.DataFrame, title: str, *, note: str = _
         for col in table.columns:
             value = _text(row[col])
             cls = f' class="{value}"' if col == "decision" and value in DECISION_COLORS else ""
-            cells.append(f"<td{cls}>{html.escape(value)}</td>")
+            if col in ("date", "label confirmed"):
+                cls = ' class="nowrap"'
+            text = html.escape(value)
+            if col == "reasons":  # one reason a line
+                text = "<br>".join(html.escape(r.strip()) for r in value.split(";") if r.strip())
+            cells.append(f"<td{cls}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     rows = "".join(body) or f'<tr><td colspan="{len(table.columns)}">no index scan</td></tr>'
     image = figure_to_base64(fig, dpi=110)
