@@ -641,6 +641,57 @@ def score(
 
 @app.command()
 @user_errors_exit_2
+def timeline(
+    *,
+    input: Annotated[
+        Path, typer.Option("--input", help="Timepoint table (.parquet, .csv, .csv.gz).")
+    ],
+    patient: Annotated[str, typer.Option("--patient", help="The patient_id to draw.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="PATH.png (the figure) or PATH.html (figure and index-scan table)."
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model to score the index scans with (URI, MLflow model folder or bundle "
+            "folder), e.g. `models:/flare-classifier/latest`. Default: none, the figure "
+            "shows the data only.",
+        ),
+    ] = None,
+    sep: SepOption = None,
+    date_format: DateFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    decimal: DecimalOption = ".",
+    columns: ColumnsOption = None,
+) -> None:
+    """Draw one patient's course: ALP, scans, new bone lesions, P(flare) and decision.
+
+    Weeks since treatment start on a shared axis: the ALP course (lab and imaging rows,
+    U/L, with the upper limit of normal), every scan with its RECIST response, the new
+    bone lesions by morphology, the index scans with the recorded outcome and, with
+    --model, P(flare), the decision and the top reasons. How to read it: docs/timeline.md.
+    """
+    from flare_ml.workflows import timeline as run_timeline
+
+    options = _read_options(sep, date_format, dayfirst, decimal, columns)
+    outcome = run_timeline(input, patient, out, model_uri=model, read_options=options)
+    _print_notices(outcome.notices)
+    scored = "with P(flare) and decisions" if outcome.scored else "data only, no --model"
+    console.print(
+        f"wrote the timeline of patient {escape(outcome.patient_id)} "
+        f"({_plural(outcome.index_rows, 'index scan')}; {scored}) to "
+        f"{escape(str(outcome.path))} (SYNTHETIC unless you supplied real data)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@user_errors_exit_2
 def demo(
     config: Annotated[
         Path | None, typer.Option("--config", help="Training config YAML (default: shipped).")

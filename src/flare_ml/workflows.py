@@ -21,19 +21,21 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+import flare_ml.timeline as tl
 from flare_ml import report, tracking
 from flare_ml.bundle import MANIFEST, FlareModelBundle
-from flare_ml.data import ReadOptions, write_table
+from flare_ml.data import ReadOptions, index_row_mask, read_timepoints, write_table
 from flare_ml.data import contract as c
 from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.decision_policy import ErrorBudget
 from flare_ml.errors import FlareMLError
 from flare_ml.evaluation import DecisionTable, decision_table
 from flare_ml.evaluation import evaluate as evaluate_scores
+from flare_ml.plots import figure_to_png_bytes
 from flare_ml.progress import Progress, no_progress
 from flare_ml.rules import make_rules
 from flare_ml.serving.batch import DEFAULT_CHUNK_ROWS, score_file
-from flare_ml.serving.flavor import configure_tracking, load_bundle, log_model
+from flare_ml.serving.flavor import configure_tracking, load_bundle, log_model, resolve_bundle
 from flare_ml.site_calibration import SITE_CALIBRATED, SiteCalibration, calibrate_to_site
 from flare_ml.train_config import TrainConfig, load_train_config
 from flare_ml.training import (
@@ -390,6 +392,109 @@ def calibrate(
         version = str(getattr(info, "registered_model_version", "") or "")
         model_uri_out = f"models:/{register_as}/{version}" if version else info.model_uri
     return CalibrateOutcome(site, out, model_uri_out, version)
+
+
+@dataclass
+class TimelineOutcome:
+    """What ``flare-ml timeline`` wrote."""
+
+    path: Path
+    patient_id: str
+    index_rows: int
+    scored: bool
+    notices: list[str]
+
+
+#: what ``flare-ml timeline --out`` can write
+TIMELINE_SUFFIXES = (".png", ".html")
+
+
+def timeline(
+    input_path: str | Path,
+    patient_id: str,
+    output_path: str | Path,
+    *,
+    model_uri: str | FlareModelBundle | None = None,
+    read_options: ReadOptions | None = None,
+) -> TimelineOutcome:
+    """Draw one patient's timeline (:mod:`flare_ml.timeline`) to a PNG or an HTML page.
+
+    Reads and validates the table the way ``flare-ml validate`` does (same options, same
+    errors; the row order does not matter here), picks the patient and, with a model,
+    scores the patient's index rows the way ``score`` does
+    (:meth:`~flare_ml.bundle.FlareModelBundle.predict`, reasons included). Without a
+    model the figure shows the data only. Nothing is written when anything fails; the
+    file appears whole (written beside the target, then renamed).
+
+    Parameters
+    ----------
+    input_path : str or Path
+        Timepoint table (.csv, .csv.gz, .parquet, .pq).
+    patient_id : str
+        The patient to draw.
+    output_path : str or Path
+        ``.png`` (the figure) or ``.html`` (a self-contained page: the figure and a
+        table of the index scans).
+    model_uri : str or FlareModelBundle, optional
+        Model URI, MLflow model folder, bundle folder or bundle; None: no predictions.
+    read_options : flare_ml.data.ReadOptions, optional
+        How the input is written: delimiter, date format, decimal mark, column mapping.
+
+    Returns
+    -------
+    TimelineOutcome
+        The file written, the patient, the number of index scans, whether a model
+        scored them, and notes on the input's columns.
+
+    Raises
+    ------
+    FlareMLError
+        Unknown output extension, missing input, a table that breaks the contract, an
+        unknown patient (the message lists some ids), or a model that cannot be loaded.
+
+    Examples
+    --------
+    >>> timeline("cohort.csv", "DEF1-005", "DEF1-005.html")  # doctest: +SKIP
+
+    """
+    out = Path(output_path)
+    suffix = out.suffix.lower()
+    if suffix not in TIMELINE_SUFFIXES:
+        raise FlareMLError(
+            f"--out {out}: write a .png (the figure) or an .html page (figure and index "
+            f"table), not {suffix or 'a file without extension'!r}"
+        )
+    source = ensure_exists(input_path)
+    loaded = read_timepoints(source, options=read_options, require_grouped=False)
+    rows = tl.patient_timepoints(loaded.table, patient_id, source=source.name)
+    predictions = None
+    uln = tl.DEFAULT_ALP_ULN
+    if model_uri is not None:
+        bundle = resolve_bundle(model_uri)
+        predictions = predictions_frame(bundle, rows)
+        uln = bundle.featurizer.alp_upper_limit_normal
+    fig = tl.plot_patient_timeline(rows, predictions, alp_upper_limit_normal=uln)
+    if suffix == ".png":
+        content = figure_to_png_bytes(fig, dpi=110)
+    else:
+        table = tl.index_table(rows, predictions)
+        title = f"Patient {patient_id}: timeline ({source.name})"
+        content = tl.timeline_html(fig, table, title).encode("utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.partial")
+    staging.write_bytes(content)
+    staging.replace(out)
+    return TimelineOutcome(
+        path=out,
+        patient_id=str(patient_id),
+        index_rows=int(index_row_mask(rows).sum()),
+        scored=predictions is not None,
+        notices=[  # the label columns are shown, not ignored
+            f"column {u.describe()}"
+            for u in loaded.columns.unknown
+            if not u.misspelt and u.name not in (tl.LABEL_REASON, tl.LABEL_CONFIRM_DATE)
+        ],
+    )
 
 
 def predictions_frame(bundle: FlareModelBundle, table: pd.DataFrame) -> pd.DataFrame:
