@@ -402,16 +402,15 @@ def model_description(bundle: FlareModelBundle, policy: Mapping[str, Any] | None
     """
     label, _, counts = _training_cohort(bundle)
     source = "simulated data (flare-ml simulator)" if "simulated" in label else "data"
-    numbers = ", ".join(
+    numbers = [
         f"{counts[key]} {name}"
-        for key, name in (
-            ("n_patients", "patients"),
-            ("n_index_rows", "index rows"),
-            ("n_flare", "flares"),
-            ("n_progression", "progressions"),
+        for key, name in (("n_patients", "patients"), ("n_index_rows", "index rows"))
+        if key in counts and f"{counts[key]} {name}" not in label
+    ]
+    if "n_flare" in counts and "n_progression" in counts:
+        numbers.append(
+            f"{counts['n_flare']} flares and {counts['n_progression']} progressions as outcomes"
         )
-        if key in counts
-    )
     site = bundle.metadata.get("site_calibration")
     recalibrated = (
         f" Conformal thresholds recalibrated on {site.get('label', 'a site cohort')}."
@@ -421,7 +420,7 @@ def model_description(bundle: FlareModelBundle, policy: Mapping[str, Any] | None
     return (
         "flare-ml flare-vs-progression classifier (calibrated XGBoost with class-conditional "
         f"conformal sets), flare-ml {__version__}. Trained on {source}: {label}"
-        f"{f' ({numbers})' if numbers else ''}.{recalibrated} Decision policy: "
+        f"{', with ' + ', '.join(numbers) if numbers else ''}.{recalibrated} Decision policy: "
         f"{_policy_text(bundle, policy)}. Built from simulated data; not validated on "
         "patients and not for clinical use."
     )
