@@ -71,6 +71,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "store and working folder)"
         )
         if reporter is not None:
+            reporter.write("\n")
             reporter.write_line(f"FAILED {message}", red=True, bold=True)
         else:
             print(message, file=sys.stderr)

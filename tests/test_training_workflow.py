@@ -47,8 +47,10 @@ def workspace(tmp_path_factory):
     os.chdir(root)
     try:
         runner = CliRunner()
-        first = runner.invoke(app, ["train", "--config", str(path)])
-        second = runner.invoke(app, ["train", "--config", str(path), "--alias", "champion"])
+        # the second run is `flare-ml demo` (what `make demo` runs): the same cohorts and
+        # training, plus the simulated cohort files and the alias champion
+        first = runner.invoke(app, ["train", "--config", str(path), "--alias", "staging"])
+        second = runner.invoke(app, ["demo", "--config", str(path)])
         yield {
             "root": root,
             "config": path,
@@ -75,17 +77,18 @@ def test_each_training_registers_a_new_version(workspace):
     assert sorted(int(v.version) for v in versions) == [1, 2]
 
 
-def test_train_alias_and_the_config_digest_of_the_bundle(workspace):
-    """`--alias champion` moves the alias to the second version; tags name the digest."""
+def test_train_alias_demo_champion_and_the_config_digest_of_the_bundle(workspace):
+    """`train --alias` and the demo's `champion` point at their versions; tags name the digest."""
     from flare_ml.bundle import FlareModelBundle
     from flare_ml.tracking import config_digest
 
     first, second = workspace["runs"]
+    assert "models:/flare-classifier@staging" in first.output
     assert "models:/flare-classifier@champion" in second.output
-    assert "@champion" not in first.output
     client = mlflow.MlflowClient(tracking_uri=workspace["uri"])
+    staging = client.get_model_version_by_alias("flare-classifier", "staging")
     champion = client.get_model_version_by_alias("flare-classifier", "champion")
-    assert str(champion.version) == "2"
+    assert (str(staging.version), str(champion.version)) == ("1", "2")
     bundle = FlareModelBundle.load(workspace["root"] / "out" / "model")
     digest = config_digest(load_train_config(workspace["config"]))
     assert bundle.metadata["config_digest"] == digest
