@@ -66,6 +66,8 @@ class TrainOutcome:
     model_uri: str
     registered_version: str
     tracking_uri: str
+    registered_name: str = "flare-classifier"
+    alias: str = ""
 
 
 def train(
@@ -73,8 +75,14 @@ def train(
     data_path: str | Path | None = None,
     external_paths: list[str | Path] | None = None,
     progress: Progress = no_progress,
+    alias: str | None = None,
 ) -> TrainOutcome:
-    """Train, validate, report and track one model; register it in MLflow."""
+    """Train, validate, report and track one model; register it in MLflow.
+
+    The registered version gets a description and tags (training cohort, config digest,
+    commit, version); with ``alias`` (``flare-ml demo`` uses ``champion``) that alias of
+    the registered model points at it, so ``models:/flare-classifier@champion`` loads it.
+    """
     cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
     tracking_uri = configure_tracking(
         None if "MLFLOW_TRACKING_URI" in os.environ else cfg.tracking.tracking_uri
@@ -85,6 +93,7 @@ def train(
     result = train_and_validate(cfg, data_path, external_paths, progress)
     result.bundle.metadata["thresholds"] = result.thresholds
     result.bundle.metadata["rules"] = {k: r.get_params() for k, r in result.rules.items()}
+    result.bundle.metadata["config_digest"] = tracking.config_digest(cfg)
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +102,9 @@ def train(
     written = report.write_training_report(result, out)
     progress("report", 1, 1)
     progress("MLflow", 0, 1)
-    run = tracking.log_training_run(result, bundle_dir, written.artifacts, written.figures)
+    run = tracking.log_training_run(
+        result, bundle_dir, written.artifacts, written.figures, alias=alias
+    )
     progress("MLflow", 1, 1)
     return TrainOutcome(
         headline=written.headline,
@@ -108,6 +119,8 @@ def train(
         model_uri=run["model_uri"],
         registered_version=run["registered_version"],
         tracking_uri=tracking_uri,
+        registered_name=cfg.tracking.registered_model_name,
+        alias=run["alias"],
     )
 
 
