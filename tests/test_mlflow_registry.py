@@ -92,7 +92,8 @@ def test_session_version_describes_its_simulated_training_cohort(mlflow_store):
     assert f"{counts['n_patients']} patients" in text
     assert f"with {counts['n_index_rows']} index rows, {counts['n_flare']} flares and " in text
     assert f"{counts['n_progression']} progressions as outcomes" in text
-    assert f"operating threshold on P(flare) {small_bundle().threshold:.3f}" in text
+    assert f"decision = flare when P(flare) >= {small_bundle().threshold:.3f}" in text
+    assert small_bundle().budget.describe() in text
     tags = version.tags
     assert tags["flare_ml.version"] == flare_ml.__version__
     assert tags["flare_ml.git_commit"] == _expected_commit()
@@ -117,8 +118,8 @@ def test_training_run_tags_the_config_digest_and_states_the_error_budget(tracked
         assert version.tags["flare_ml.config_digest"] == digest
         assert version.run_id == run["run_id"]
         assert client.get_run(run["run_id"]).data.tags["flare_ml.config_digest"] == digest
-        budget = cfg.evaluation.max_progression_called_flare
-        assert f"at most {budget:.0%} of true progressions called flare" in version.description
+        budget = cfg.decision_policy.budget()
+        assert budget.describe() in version.description
         assert TRAINING_COHORT in version.description
     # another config, another digest
     other = cfg.model_copy(update={"seed": cfg.seed + 1})

@@ -244,7 +244,6 @@ def log_training_run(
             cfg.tracking.registered_model_name,
             alias=alias,
             config_digest=digest,
-            policy={"max_progression_called_flare": cfg.evaluation.max_progression_called_flare},
         )
         run_id = parent.info.run_id
     version = getattr(info, "registered_model_version", None)

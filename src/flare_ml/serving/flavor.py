@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -229,7 +229,6 @@ def log_model(
     *,
     alias: str | None = None,
     config_digest: str | None = None,
-    policy: Mapping[str, Any] | None = None,
 ) -> Any:
     """Log the pyfunc model (models-from-code + JSON bundle) and register it.
 
@@ -251,8 +250,6 @@ def log_model(
         Point this alias of the registered model (e.g. ``champion``) at the new version.
     config_digest : str, optional
         Digest of the training config; default: the bundle's ``config_digest`` metadata.
-    policy : mapping, optional
-        The decision policy to state in the description (e.g. the error budget).
 
     Returns
     -------
@@ -292,7 +289,6 @@ def log_model(
             FlareModelBundle.load(bundle_dir),
             alias=alias,
             config_digest=config_digest,
-            policy=policy,
         )
     return info
 
@@ -349,43 +345,24 @@ def _training_cohort(bundle: FlareModelBundle) -> tuple[str, str, dict[str, Any]
     return label, site.group(1) if site else label, counts
 
 
-#: how a stated error budget reads in a description
-_BUDGET_WORDS = {
-    "max_progression_called_flare": "true progressions called flare",
-    "max_flare_called_progression": "true flares called progression",
-}
+def _policy_text(bundle: FlareModelBundle) -> str:
+    """The decision policy in words, from the bundle's error budget and threshold."""
+    if bundle.budget is None:
+        return f"decision = flare when P(flare) >= {bundle.threshold:.3f}, else progression"
+    return (
+        f"{bundle.budget.describe()} (class-conditional conformal thresholds; holds on "
+        f"patients like its calibration patients); decision = flare when P(flare) >= "
+        f"{bundle.threshold:.3f}; 'uncertain' when the prediction set holds both outcomes"
+    )
 
 
-def _policy_text(bundle: FlareModelBundle, policy: Mapping[str, Any] | None) -> str:
-    """The decision policy in words, from ``policy``, the bundle's metadata and thresholds."""
-    stated = dict(policy or {})
-    recorded = bundle.metadata.get("decision_policy")
-    if isinstance(recorded, dict):
-        stated = {**recorded, **stated}
-    parts = []
-    for key, value in stated.items():
-        if key in _BUDGET_WORDS and isinstance(value, (int, float)):
-            parts.append(f"error budget: at most {value:.0%} of {_BUDGET_WORDS[key]}")
-        elif isinstance(value, (str, int, float, bool)):
-            parts.append(f"{key.replace('_', ' ')}: {value}")
-    parts.append(f"operating threshold on P(flare) {bundle.threshold:.3f}")
-    if bundle.conformal is not None:
-        parts.append(
-            f"'uncertain' from class-conditional conformal sets at "
-            f"{bundle.conformal.coverage:.0%} coverage"
-        )
-    return "; ".join(parts)
-
-
-def model_description(bundle: FlareModelBundle, policy: Mapping[str, Any] | None = None) -> str:
+def model_description(bundle: FlareModelBundle) -> str:
     """The description of a registered version: cohort, counts, policy, simulated data.
 
     Parameters
     ----------
     bundle : FlareModelBundle
         The registered model's bundle (its metadata names the training cohort).
-    policy : mapping, optional
-        The decision policy as configured, e.g. ``{"max_progression_called_flare": 0.05}``.
 
     Examples
     --------
@@ -395,7 +372,7 @@ def model_description(bundle: FlareModelBundle, policy: Mapping[str, Any] | None
     ...                     outer_folds=None)
     >>> bundle.metadata.update({"training_label": "training: simulated site nordic "
     ...                         "(200 patients, seed 3)"})
-    >>> text = model_description(bundle, {"max_progression_called_flare": 0.05})
+    >>> text = model_description(bundle)
     >>> "simulated site nordic" in text and "not for clinical use" in text
     True
 
@@ -421,7 +398,7 @@ def model_description(bundle: FlareModelBundle, policy: Mapping[str, Any] | None
         "flare-ml flare-vs-progression classifier (calibrated XGBoost with class-conditional "
         f"conformal sets), flare-ml {__version__}. Trained on {source}: {label}"
         f"{', with ' + ', '.join(numbers) if numbers else ''}.{recalibrated} Decision policy: "
-        f"{_policy_text(bundle, policy)}. Built from simulated data; not validated on "
+        f"{_policy_text(bundle)}. Built from simulated data; not validated on "
         "patients and not for clinical use."
     )
 
@@ -467,7 +444,6 @@ def describe_registered_version(
     *,
     alias: str | None = None,
     config_digest: str | None = None,
-    policy: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Give a registered version its description and tags, and optionally an alias.
 
@@ -485,7 +461,7 @@ def describe_registered_version(
     """
     client = mlflow.MlflowClient()
     tags = registration_tags(bundle, config_digest)
-    client.update_model_version(name, version, description=model_description(bundle, policy))
+    client.update_model_version(name, version, description=model_description(bundle))
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
         client.set_registered_model_tag(name, key, value)
