@@ -31,6 +31,7 @@ from flare_ml.decision_policy import ErrorBudget
 from flare_ml.errors import FlareMLError
 from flare_ml.evaluation import DecisionTable, decision_table
 from flare_ml.evaluation import evaluate as evaluate_scores
+from flare_ml.model_card import model_card
 from flare_ml.plots import figure_to_png_bytes
 from flare_ml.progress import Progress, no_progress
 from flare_ml.rules import make_rules
@@ -105,6 +106,10 @@ def train(
     run = tracking.log_training_run(
         result, bundle_dir, written.artifacts, written.figures, alias=alias
     )
+    # the card names the run and registered version, known only now: re-render, re-log
+    card = model_card(result, report.target_checks(result), report.coverage_table(result), run=run)
+    written.model_card.write_text(card)
+    mlflow.MlflowClient(tracking_uri).log_artifact(run["run_id"], str(written.model_card), "report")
     progress("MLflow", 1, 1)
     return TrainOutcome(
         headline=written.headline,
