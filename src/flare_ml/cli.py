@@ -345,8 +345,10 @@ def _print_decisions(tables: list[Any], title: str) -> None:
         )
     import pandas as pd
 
+    frame = pd.DataFrame(rows)
+    frame = frame[[col for col in frame if frame[col].astype(str).str.len().gt(0).any()]]
     limit = f" (budget: {budget.describe()})" if budget is not None else ""
-    _print_table(pd.DataFrame(rows), f"{title}{limit}")
+    _print_table(frame, f"{title}{limit}")
 
 
 def _print_training(outcome: Any) -> None:
@@ -638,12 +640,12 @@ def score(
         )
     _print_notices(summary.notices)
     console.print(summary.to_rich_table(title=f"{escape(input.name)}: scored"))
-    if summary.budget is not None:
-        console.print(f"decision policy: {summary.budget.describe()}", highlight=False)
     table = summary.decision_table()
     if table is not None:
-        table.cohort = ""
+        table.cohort = table.thresholds = ""
         _print_decisions([table], "Decisions against the outcomes recorded in the input")
+    elif summary.budget is not None:
+        console.print(f"decision policy: {summary.budget.describe()}", highlight=False)
     console.print(
         f"wrote {_plural(summary.index_rows, 'prediction')} to {escape(str(summary.output))} "
         f"(read in {_plural(summary.chunks, 'chunk')}); metadata in "
