@@ -333,3 +333,31 @@ def test_budget_option_of_the_cli(cohort_files, tmp_path):
     assert "at most 2% of true progressions" in text
     assert "Decisions against the outcomes recorded in the input" in text
     assert (tmp_path / "scores.csv.json").exists()
+
+
+def test_scoring_without_alp_says_so(tmp_path):
+    source = tmp_path / "no_alp.csv"
+    write_table(scoring_cohort().drop(columns=["alp_u_l"]), source)
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(bundle_copy(tmp_path / "model")),
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "scores.csv"),
+            "--no-reasons",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "optional column 'alp_u_l' is absent" in text and "attach_alp" in text
+    # a file with ALP gets no such notice
+    summary = score_file(small_bundle(), _write(tmp_path), tmp_path / "s2.csv", with_reasons=False)
+    assert not [n for n in summary.notices if "alp_u_l" in n]
+
+
+def _write(folder):
+    return write_table(scoring_cohort(), folder / "with_alp.csv")

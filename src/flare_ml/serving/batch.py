@@ -68,6 +68,14 @@ DEFAULT_CHUNK_ROWS = 200_000
 #: ``p_flare`` in a CSV output: 6 significant digits (Parquet keeps the full float64)
 CSV_FLOAT_FORMAT = "%.6g"
 
+#: absent optional columns that are not model inputs (no notice when scoring)
+_NOT_MODEL_INPUTS = frozenset({c.OUTCOME, c.ROW_TYPE})
+_ALP_ABSENT = (
+    " (no ALP course: the ALP signals carry no information, so expect more 'uncertain' "
+    "decisions; join a lab table first with flare_ml.data.attach_alp or "
+    "`flare-ml validate --labs`)"
+)
+
 #: decisions always listed in the summary, in this order (others follow, sorted)
 _DECISIONS = ("flare", "progression", "uncertain")
 
@@ -140,8 +148,23 @@ class ScoreSummary:
 
     @property
     def notices(self) -> list[str]:
-        """One line per ignored column (with the closest contract name), as printed."""
-        return self.columns.notices()
+        """One line per ignored column (closest contract name) and per absent model input.
+
+        Examples
+        --------
+        >>> from flare_ml.data.columns import column_report
+        >>> summary = ScoreSummary(Path("s.csv"), columns=column_report(["patient_id"]))
+        >>> [n for n in summary.notices if "alp_u_l" in n][0].split(":")[0]
+        "optional column 'alp_u_l' is absent"
+
+        """
+        absent = [
+            f"optional column '{name}' is absent: every row scores as if it were missing"
+            + (_ALP_ABSENT if name == c.ALP_U_L else "")
+            for name in self.columns.absent
+            if name not in _NOT_MODEL_INPUTS
+        ]
+        return [*self.columns.notices(), *absent]
 
     def to_rich_table(self, title: str = "Scored") -> Table:
         """Render the counts as a :class:`rich.table.Table` (no raw dicts).
