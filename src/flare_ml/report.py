@@ -28,7 +28,7 @@ import pandas as pd
 
 from flare_ml.bundle import SYNTHETIC_CAVEAT
 from flare_ml.evaluation.decisions import HELD, MISSED, RATE_NAMES, WITHIN_SAMPLING_ERROR
-from flare_ml.evaluation.subgroups import is_small_n
+from flare_ml.evaluation.subgroups import SMALL_N_CLASS, SMALL_N_ROWS, is_small_n
 from flare_ml.plots import (
     figure_to_png_bytes,
     plot_calibration,
@@ -775,12 +775,13 @@ def _cohort_section(label: str, ev: Any, figs: dict[str, bytes]) -> str:
     parts += [_img(png, name) for name, png in figs.items()]
     if len(ev.subgroups):
         sub = subgroup_table(ev, _model(ev))
-        parts.append(
-            "<p class='small'>Subgroups: 95% patient-bootstrap intervals; <i>small n</i> "
-            "marks fewer than 30 index assessments or fewer than 10 of either outcome "
-            "(read as a hint, not a result); levels under 20 have counts only.</p>"
+        note = (
+            "<p class='small'>95% patient-bootstrap intervals. <i>small n</i>: fewer than "
+            f"{SMALL_N_ROWS} index assessments or fewer than {SMALL_N_CLASS} of either "
+            "outcome; read such a row as a hint, not a result. Levels too small for any "
+            "metric have counts only.</p>"
         )
-        parts += ["<h3>Subgroups (model)</h3>", _table_html(sub)]
+        parts += ["<h3>Subgroups (model)</h3>", note + _table_html(sub)]
     return "".join(parts)
 
 
