@@ -146,7 +146,7 @@ def test_report_is_self_contained_and_honest(workspace):
 
 def test_report_opens_with_one_sentence_per_cohort_and_the_budget_verdicts(workspace):
     """The first screen: a sentence per cohort whose verdicts are the decision tables'."""
-    from flare_ml.report import _THRESHOLD_PHRASES
+    from flare_ml.report import _THRESHOLD_PHRASES, SITE_CALIBRATED, TRANSPORTED
 
     out = workspace["root"] / "out"
     page = (out / "report.html").read_text()
@@ -159,12 +159,15 @@ def test_report_opens_with_one_sentence_per_cohort_and_the_budget_verdicts(works
     assert all("AUROC" in s and "vs best rule" in s and "vs oracle" in s for s in text)
     severity = {"held": 0, "within sampling error": 1, "missed": 2}
     decisions = pd.read_csv(out / "decisions.csv")
+    targets = pd.read_csv(out / "targets.csv")
     for (cohort, thresholds), rows in decisions.groupby(["cohort", "thresholds"], sort=False):
         worst = max(rows["status"].dropna(), key=severity.__getitem__)
         sentence = text[0] if cohort.startswith("external") else text[1]
         assert f"{_THRESHOLD_PHRASES[thresholds]}: {worst} (" in sentence
-    targets = pd.read_csv(out / "targets.csv")
-    assert "decision budget, shipped thresholds" in targets.columns
+        if cohort.startswith("external"):
+            missed = targets.set_index("cohort").loc[cohort, "targets missed"]
+            name = {TRANSPORTED: "shipped thresholds", SITE_CALIBRATED: "recalibrated at the site"}
+            assert (f"decision budget, {name[thresholds]}" in missed) == (worst == "missed")
     assert re.search(r"<th>target</th><th>goal</th><th>community</th>", summary)
     assert "Decisions against outcomes: community" in summary
     # details: external cohorts first, rules with ranking metrics only
