@@ -6,6 +6,11 @@ wraps it for ordinary tests. The session fixtures ``mlflow_store`` (the small se
 model registered in a throw-away sqlite store), ``rest_server`` (``mlflow models serve``
 of it on loopback) and ``spark`` (a local[2] SparkSession) are started once, by the first
 test that needs them, and shared by every test module.
+
+The session fails when it leaves an MLflow store behind in the checkout: ``mlruns/``,
+``mlartifacts/`` or ``mlflow.db`` created or changed in the repository root or in
+``tests/`` (MLflow writes them to the working directory by default; every test must use a
+temporary store and folder instead).
 """
 
 from __future__ import annotations
@@ -22,6 +27,56 @@ import pytest
 
 from flare_ml.data import contract as c
 from serving_helpers import register_model, serve
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: MLflow's default stores in the working directory, which no test may leave behind
+STRAY_STORES = tuple(
+    folder / name
+    for folder in (REPO_ROOT, REPO_ROOT / "tests")
+    for name in ("mlruns", "mlartifacts", "mlflow.db")
+)
+_STORES_BEFORE = pytest.StashKey[dict[Path, object]]()
+
+
+def store_state(path: Path) -> tuple[object, ...] | None:
+    """What a default-store path holds now: None when absent, else its entries or mtime."""
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return tuple(sorted(p.relative_to(path).as_posix() for p in path.rglob("*")))
+    stat = path.stat()
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def stray_stores(before: dict[Path, object], paths: tuple[Path, ...] = STRAY_STORES) -> list[Path]:
+    """The default-store paths that differ from ``before`` (created or written to)."""
+    return [path for path in paths if store_state(path) != before.get(path)]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STORES_BEFORE] = {path: store_state(path) for path in STRAY_STORES}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_STORES_BEFORE, None)
+    if before is None or hasattr(session.config, "workerinput"):  # xdist workers: not here
+        return
+    stray = stray_stores(before)
+    if stray:
+        names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in stray)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"the test session created or changed MLflow stores in the checkout: {names}; "
+            "a test is using the default tracking store or ./mlruns (give it a temporary "
+            "store and working folder)"
+        )
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_line(f"FAILED {message}", red=True, bold=True)
+        else:
+            print(message, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 #: (cancer_type, therapy_class) pairs the helper draws from
 CONTEXTS = (

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("flare_ml.training",),
     ("flare_ml.plots", "flare_ml.timeline", "flare_ml.serving", "flare_ml.spark"),
     ("flare_ml.tracking",),
-    ("flare_ml.report",),
+    ("flare_ml.report", "flare_ml.model_card"),
     ("flare_ml.experiments",),
     ("flare_ml.workflows",),
     ("flare_ml.cli",),

@@ -77,7 +77,8 @@ def test_chunked_equals_whole_file(cohort_files, tmp_path, fmt, chunk_rows):
         assert summary.chunks == 1
     else:
         assert summary.chunks > 1
-    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
+    # no temporary file left: the output and its metadata file only
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name, out.name + ".json"]
 
 
 def test_without_reasons_and_gzip_output(cohort_files, tmp_path):
@@ -233,3 +234,102 @@ def test_cli_score(cohort_files, tmp_path):
     assert result.exit_code == 2
     assert "unknown category 'lung'" in result.output
     assert not (tmp_path / "bad_scores.csv").exists()
+
+
+def test_metadata_records_the_model_and_the_decision_policy(cohort_files, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    bundle = small_bundle()
+    out = tmp_path / "scores.parquet"
+    summary = score_file(
+        bundle,
+        cohort_files["csv"],
+        out,
+        with_reasons=False,
+        metadata={"uri": "models:/x/3", "version": "3"},
+    )
+    info = json.loads(summary.metadata.read_text())
+    assert summary.metadata == tmp_path / "scores.parquet.json"
+    assert info["model"]["digest"] == bundle.digest() and info["model"]["version"] == "3"
+    policy = info["decision_policy"]
+    assert policy["max_progression_called_flare"] == bundle.budget.max_progression_called_flare
+    assert policy["decision_flare_when_p_flare_at_least"] == bundle.threshold
+    embedded = json.loads(pq.read_schema(out).metadata[b"flare_ml"])
+    assert embedded["model"] == info["model"]
+    # no patient id of the input appears in the metadata
+    text = summary.metadata.read_text()
+    assert not [i for i in scoring_cohort()["patient_id"].unique()[:50] if f'"{i}"' in text]
+
+
+def test_decisions_against_recorded_outcomes(cohort_files, tmp_path):
+    out = tmp_path / "scores.csv"
+    summary = score_file(
+        small_bundle(), cohort_files["parquet"], out, chunk_rows=300, with_reasons=False
+    )
+    predictions = _read_output(out)
+    truth = scoring_cohort()
+    truth = truth[truth["outcome"].notna()][["patient_id", "assessment_date", "outcome"]]
+    truth["assessment_date"] = pd.to_datetime(truth["assessment_date"]).dt.strftime("%Y-%m-%d")
+    joined = predictions.merge(truth, on=["patient_id", "assessment_date"])
+    expected = pd.crosstab(joined["decision"], joined["outcome"])
+    table = summary.decision_table()
+    assert table is not None and table.n == len(joined)
+    for decision in expected.index:
+        for outcome in expected.columns:
+            assert table.counts.loc[decision, outcome] == expected.loc[decision, outcome]
+    # without outcomes in the input there is no table
+    unlabelled = tmp_path / "unlabelled.parquet"
+    write_table(scoring_cohort().drop(columns=["outcome"]), unlabelled)
+    bare = score_file(small_bundle(), unlabelled, tmp_path / "bare.csv", with_reasons=False)
+    assert bare.decision_table() is None
+
+
+def test_a_tighter_budget_calls_fewer_flares_and_is_recorded(cohort_files, tmp_path):
+    import json
+
+    base = score_file(
+        small_bundle(), cohort_files["parquet"], tmp_path / "a.csv", with_reasons=False
+    )
+    strict = score_file(
+        small_bundle(),
+        cohort_files["parquet"],
+        tmp_path / "b.csv",
+        with_reasons=False,
+        max_progression_called_flare=0.01,
+    )
+    assert strict.budget.max_progression_called_flare == 0.01
+    assert strict.budget.max_flare_called_progression == base.budget.max_flare_called_progression
+    assert strict.decisions.get("flare", 0) < base.decisions.get("flare", 0)
+    a, b = _read_output(tmp_path / "a.csv"), _read_output(tmp_path / "b.csv")
+    np.testing.assert_array_equal(a["p_flare"], b["p_flare"])  # same P(flare)
+    # every flare decision under the tighter budget is a flare decision under the default
+    assert set(b.index[b["decision"] == "flare"]) <= set(a.index[a["decision"] == "flare"])
+    meta = json.loads(strict.metadata.read_text())
+    assert meta["decision_policy"]["max_progression_called_flare"] == 0.01
+
+
+def test_budget_option_of_the_cli(cohort_files, tmp_path):
+    model = bundle_copy(tmp_path / "model")
+    out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(model),
+            "--input",
+            str(cohort_files["csv"]),
+            "--output",
+            str(out),
+            "--no-reasons",
+            "--max-progression-called-flare",
+            "0.02",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "at most 2% of true progressions" in text
+    assert "Decisions against the outcomes recorded in the input" in text
+    assert (tmp_path / "scores.csv.json").exists()

@@ -49,8 +49,10 @@ def workspace(tmp_path_factory):
     os.chdir(root)
     try:
         runner = CliRunner()
-        first = runner.invoke(app, ["train", "--config", str(path)])
-        second = runner.invoke(app, ["train", "--config", str(path)])
+        # the second run is `flare-ml demo` (what `make demo` runs): the same cohorts and
+        # training, plus the simulated cohort files and the alias champion
+        first = runner.invoke(app, ["train", "--config", str(path), "--alias", "staging"])
+        second = runner.invoke(app, ["demo", "--config", str(path)])
         yield {
             "root": root,
             "config": path,
@@ -75,6 +77,46 @@ def test_each_training_registers_a_new_version(workspace):
     client = mlflow.MlflowClient(tracking_uri=workspace["uri"])
     versions = client.search_model_versions("name='flare-classifier'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
+
+
+def test_train_alias_demo_champion_and_the_config_digest_of_the_bundle(workspace):
+    """`train --alias` and the demo's `champion` point at their versions; tags name the digest."""
+    from flare_ml.bundle import FlareModelBundle
+    from flare_ml.tracking import config_digest
+
+    first, second = workspace["runs"]
+    assert "models:/flare-classifier@staging" in first.output
+    assert "models:/flare-classifier@champion" in second.output
+    client = mlflow.MlflowClient(tracking_uri=workspace["uri"])
+    staging = client.get_model_version_by_alias("flare-classifier", "staging")
+    champion = client.get_model_version_by_alias("flare-classifier", "champion")
+    assert (str(staging.version), str(champion.version)) == ("1", "2")
+    bundle = FlareModelBundle.load(workspace["root"] / "out" / "model")
+    digest = config_digest(load_train_config(workspace["config"]))
+    assert bundle.metadata["config_digest"] == digest
+    assert champion.tags["flare_ml.config_digest"] == digest
+    assert (
+        champion.tags["flare_ml.training_cohort"] == "simulated site default (300 patients, seed 1)"
+    )
+    assert "simulated" in champion.description
+
+
+def test_parent_run_has_the_headline_with_intervals(workspace):
+    mlflow.set_tracking_uri(workspace["uri"])
+    runs = mlflow.search_runs(experiment_names=["flare-ml-test"], output_format="list")
+    parent = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") is None)
+    metrics = parent.data.metrics
+    for name in ("model_auroc", "best_rule_auroc", "model_calibration_slope", "model_brier"):
+        low, estimate, high = (
+            metrics[f"external_community_{name}{suffix}"] for suffix in ("_ci_low", "", "_ci_high")
+        )
+        assert low <= estimate <= high, name
+    assert 0.5 < metrics["external_community_model_auroc"] <= 1.0
+    assert parent.data.tags["flare_ml.external_community_best_rule"] in {
+        "seed_criteria",
+        "pcwg3_window",
+        "alp_only",
+    }
 
 
 def test_parent_run_has_nested_runs_per_scorer(workspace):

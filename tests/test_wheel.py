@@ -119,6 +119,13 @@ def test_simulate_validate_train_score_from_the_wheel(installed):
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     model = work / "outputs" / "model"
     assert (model / "manifest.json").exists()
+    # installed outside any repository: the registered version's commit is "unknown"
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=config["tracking"]["tracking_uri"])
+    (version,) = client.search_model_versions("name='flare-classifier'")
+    assert version.tags["flare_ml.git_commit"] == "unknown"
+    assert "simulated site default (150 patients, seed 1)" in version.description
 
     scored = _flare_ml(
         installed, "score", "--model", str(model), "--input", "cohort.csv",

@@ -26,6 +26,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 #: the model a command uses when ``--model`` is not given
 DEFAULT_MODEL = "models:/flare-classifier/latest"
+#: the registered-model alias that ``flare-ml demo`` (``make demo``) points at its model
+DEMO_ALIAS = "champion"
 
 app = typer.Typer(
     name="flare-ml",
@@ -343,8 +345,10 @@ def _print_decisions(tables: list[Any], title: str) -> None:
         )
     import pandas as pd
 
+    frame = pd.DataFrame(rows)
+    frame = frame[[col for col in frame if frame[col].astype(str).str.len().gt(0).any()]]
     limit = f" (budget: {budget.describe()})" if budget is not None else ""
-    _print_table(pd.DataFrame(rows), f"{title}{limit}")
+    _print_table(frame, f"{title}{limit}")
 
 
 def _print_training(outcome: Any) -> None:
@@ -377,9 +381,12 @@ def _print_training(outcome: Any) -> None:
     console.print(f"model card  {outcome.model_card}")
     console.print(f"model       {outcome.model_uri} (bundle: {outcome.bundle_dir})")
     if outcome.registered_version:
+        name = outcome.registered_name
         console.print(
-            f"registered  models:/flare-classifier/{outcome.registered_version} "
-            "(also models:/flare-classifier/latest)"
+            f"registered  models:/{name}/{outcome.registered_version} "
+            f"(also models:/{name}/latest"
+            + (f", models:/{name}@{outcome.alias}" if outcome.alias else "")
+            + ")"
         )
     console.print(
         f"MLflow      {outcome.tracking_uri} (run {outcome.run_id}); browse with `mlflow ui "
@@ -400,12 +407,21 @@ def train(
         list[Path] | None,
         typer.Option("--external", help="Labelled external cohort (repeatable)."),
     ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option(
+            "--alias",
+            metavar="NAME",
+            help="Point this alias of the registered model at the new version "
+            "(e.g. champion; `make demo` sets champion).",
+        ),
+    ] = None,
 ) -> None:
     """Train, cross-validate and externally validate the model; log it to MLflow."""
     from flare_ml.workflows import train as run_train
 
     with _progress_bar() as bar:
-        outcome = run_train(config, data, external, progress=_RichProgress(bar))
+        outcome = run_train(config, data, external, progress=_RichProgress(bar), alias=alias)
     _print_training(outcome)
 
 
@@ -624,12 +640,12 @@ def score(
         )
     _print_notices(summary.notices)
     console.print(summary.to_rich_table(title=f"{escape(input.name)}: scored"))
-    if summary.budget is not None:
-        console.print(f"decision policy: {summary.budget.describe()}", highlight=False)
     table = summary.decision_table()
     if table is not None:
-        table.cohort = ""
+        table.cohort = table.thresholds = ""
         _print_decisions([table], "Decisions against the outcomes recorded in the input")
+    elif summary.budget is not None:
+        console.print(f"decision policy: {summary.budget.describe()}", highlight=False)
     console.print(
         f"wrote {_plural(summary.index_rows, 'prediction')} to {escape(str(summary.output))} "
         f"(read in {_plural(summary.chunks, 'chunk')}); metadata in "
@@ -697,7 +713,10 @@ def demo(
         Path | None, typer.Option("--config", help="Training config YAML (default: shipped).")
     ] = None,
 ) -> None:
-    """Simulate a training site and two external sites, validate, train, evaluate, report."""
+    """Simulate a training site and two external sites, validate, train, evaluate, report.
+
+    The model is registered with the alias `champion` (`models:/flare-classifier@champion`).
+    """
     from flare_ml.data import load_timepoints, summarize_cohort
     from flare_ml.simulate import simulate_cohort, write_cohort
     from flare_ml.train_config import load_train_config
@@ -715,7 +734,7 @@ def demo(
         console.print(summary.to_rich_table())
     # train on the same simulated cohorts (same sites and seeds as the files above)
     with _progress_bar() as bar:
-        outcome = run_train(cfg, progress=_RichProgress(bar))
+        outcome = run_train(cfg, progress=_RichProgress(bar), alias=DEMO_ALIAS)
     _print_training(outcome)
 
 

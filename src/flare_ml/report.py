@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import pandas as pd
 from flare_ml.bundle import SYNTHETIC_CAVEAT
 from flare_ml.evaluation.decisions import HELD, MISSED, RATE_NAMES, WITHIN_SAMPLING_ERROR
 from flare_ml.evaluation.subgroups import SMALL_N_CLASS, SMALL_N_ROWS, is_small_n
+from flare_ml.model_card import model_card
 from flare_ml.plots import (
     figure_to_png_bytes,
     plot_calibration,
@@ -787,124 +787,6 @@ def _cohort_section(label: str, ev: Any, figs: dict[str, bytes]) -> str:
     return "".join(parts)
 
 
-def model_card(result: Any, targets: pd.DataFrame, coverage: pd.DataFrame) -> str:
-    """The TRIPOD+AI model card in Markdown."""
-    cfg = result.config
-    tr = result.training
-    m = result.model
-
-    def md(frame: pd.DataFrame) -> str:
-        return frame.to_markdown(index=False) if len(frame) else "(none)"
-
-    calibration_scores = {k: round(v, 4) for k, v in m.calibration_scores_.items()}
-    missing = tr.features.isna().mean().sort_values(ascending=False)
-    missing = missing[missing > 0].head(12).round(3).rename("fraction missing").reset_index()
-    missing.columns = ["feature", "fraction missing"]
-    lines = [
-        "# Model card: flare-classifier (flare-ml)",
-        "",
-        f"> **{SYNTHETIC_CAVEAT}** Every number below was computed on simulated cohorts "
-        "whose names are given with it.",
-        "",
-        "## Intended use",
-        "Research and development only: to rank, for a patient on systemic therapy whose "
-        "follow-up scan shows new bone lesions, the probability that they are a bone flare "
-        "(healing; continue therapy) rather than progression (change therapy), with the advice "
-        "to confirm by imaging at least six weeks later when the model is uncertain. Not a "
-        "medical device; not validated on patient data; not for clinical decisions.",
-        "",
-        "## Data",
-        f"- Training: {_without_role(tr.label)}; fingerprint `{tr.fingerprint['sha256'][:16]}...`, "
-        f"{tr.fingerprint['n_patients']} patients, {tr.fingerprint['n_index_rows']} index "
-        f"assessments ({tr.fingerprint['n_flare']} flare, {tr.fingerprint['n_progression']} "
-        "progression).",
-        *[
-            f"- External validation: {_without_role(e.label)}; "
-            f"{e.fingerprint['n_patients']} patients, "
-            f"{e.fingerprint['n_index_rows']} index assessments."
-            for e in result.externals
-        ],
-        "- The simulator is calibrated to published figures (configs/simulation, "
-        "docs/sources.md); its parameters without a source are marked as assumptions.",
-        "",
-        "## Predictors",
-        f"{len(m.feature_names_in_)} point-in-time features of the timepoint table (time since "
-        "treatment start, extraosseous RECIST response and sum of diameters, ALP course, new "
-        "bone lesion count and morphology, lysis and sclerosis of known lesions, earlier "
-        "index events, cancer type, therapy class, marrow involvement, clinical "
-        "deterioration); each uses only rows dated at or before the index assessment.",
-        "",
-        "## Outcome",
-        "`flare` (no progression on follow-up imaging at least 6 weeks later) versus "
-        "`progression` (extraosseous PD or progressive lysis follows), as adjudicated in the "
-        "(simulated) cohort, including simulated label noise.",
-        "",
-        "## Model",
-        f"XGBoost, tuned over {cfg.model.n_candidates} sampled parameter sets with "
-        f"{cfg.model.inner_folds} patient-grouped inner folds and early stopping; chosen "
-        f"parameters `{json.dumps(m.best_params_)}`; calibration `{m.calibration_}` chosen by "
-        f"cross-fitted log loss ({json.dumps(calibration_scores)}).",
-        "",
-        "## Missing data",
-        "Missing optional values stay missing: XGBoost learns a default branch; the rules "
-        "treat unknown ALP as neither for nor against (seed criteria) or as progression "
-        "(ALP-only rule). Most-missing features in training:",
-        "",
-        md(missing),
-        "",
-        "## Performance (with 95% patient-level bootstrap CIs)",
-        md(headline_table(result)),
-        "",
-        "### Targets on external cohorts",
-        md(targets),
-        "",
-        "## Calibration",
-        "Calibration intercept, slope and ECE are in the metrics table of the report; "
-        "reliability plots are in the HTML report. Rule scores are rankings, not "
-        "probabilities.",
-        "",
-        "## Uncertainty",
-        f"Class-conditional split-conformal prediction sets whose per-class coverage is the "
-        f"error budget ({cfg.decision_policy.budget().describe()}): flare "
-        f"{1 - cfg.decision_policy.max_flare_called_progression:.0%}, progression "
-        f"{1 - cfg.decision_policy.max_progression_called_flare:.0%}, calibrated on held-out "
-        "training data "
-        f"(`{cfg.uncertainty.calibration}`: "
-        + (
-            "patient-grouped out-of-fold predictions"
-            if cfg.uncertainty.calibration == "out_of_fold"
-            else f"{cfg.uncertainty.calibration_fraction:.0%} of training "
-            "patients held out from the final model"
-        )
-        + "); a set holding both classes is the decision `uncertain` (confirm "
-        "with follow-up imaging in at least six weeks). Coverage is guaranteed only for "
-        "patients exchangeable with the calibration patients. Another site's patients are "
-        "not (scan schedule, case mix, missing data and outcome adjudication differ), so "
-        "the coverage of the shipped thresholds there is measured, next to the coverage "
-        "of thresholds recalibrated on the site's own labelled patients (`flare-ml "
-        "calibrate`; cross-fitted estimate, no patient calibrates their own set):",
-        "",
-        md(coverage),
-        "",
-        "Before relying on the `uncertain` decision at a new site, recalibrate it there "
-        "with `flare-ml calibrate` on several hundred labelled patients "
-        "(`experiments/results/coverage.md` measures how many are needed).",
-        "",
-        "## Subgroups",
-        "By cancer type and therapy class, in the HTML report and `subgroups.csv`.",
-        "",
-        "## Limitations",
-        "- Synthetic data only: the simulator encodes published associations and many "
-        "assumptions; real cohorts will differ in case mix, reading practice, missingness "
-        "and label definitions. Performance here says nothing about patients.",
-        "- The oracle ceiling is exact only for the simulator's own generative story.",
-        "- Rules are reimplementations of published criteria on simulated findings, not the "
-        "original studies' procedures.",
-        "- No imaging pixels, PSA, or other biomarkers are used.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
     """Write report.html, model_card.md and the tables of a training run to ``out_dir``."""
     from flare_ml.explain import shap_contributions, summary_plots
@@ -929,7 +811,6 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
         "<h2 id='details'>Details</h2>",
         headline_html(headline),
     ]
-    _, decisions_md = decision_section(tables)
     training_tables = [t for t in tables if _is_training(t.cohort)]
     if training_tables:
         sections.append(
@@ -976,7 +857,7 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
         "assumed)</h3><p>Every clinical signal, strongest first (the model's output gives "
         "its top three).</p>" + _table_html(seed)
     )
-    card = model_card(result, targets, coverage) + "\n" + decisions_md
+    card = model_card(result, targets, coverage)  # holds the decision tables
     paths = {
         "report.html": out / "report.html",
         "model_card.md": out / "model_card.md",

@@ -31,6 +31,7 @@ from flare_ml.decision_policy import ErrorBudget
 from flare_ml.errors import FlareMLError
 from flare_ml.evaluation import DecisionTable, decision_table
 from flare_ml.evaluation import evaluate as evaluate_scores
+from flare_ml.model_card import model_card
 from flare_ml.plots import figure_to_png_bytes
 from flare_ml.progress import Progress, no_progress
 from flare_ml.rules import make_rules
@@ -66,6 +67,8 @@ class TrainOutcome:
     model_uri: str
     registered_version: str
     tracking_uri: str
+    registered_name: str = "flare-classifier"
+    alias: str = ""
 
 
 def train(
@@ -73,8 +76,14 @@ def train(
     data_path: str | Path | None = None,
     external_paths: list[str | Path] | None = None,
     progress: Progress = no_progress,
+    alias: str | None = None,
 ) -> TrainOutcome:
-    """Train, validate, report and track one model; register it in MLflow."""
+    """Train, validate, report and track one model; register it in MLflow.
+
+    The registered version gets a description and tags (training cohort, config digest,
+    commit, version); with ``alias`` (``flare-ml demo`` uses ``champion``) that alias of
+    the registered model points at it, so ``models:/flare-classifier@champion`` loads it.
+    """
     cfg = config if isinstance(config, TrainConfig) else load_train_config(config)
     tracking_uri = configure_tracking(
         None if "MLFLOW_TRACKING_URI" in os.environ else cfg.tracking.tracking_uri
@@ -85,6 +94,7 @@ def train(
     result = train_and_validate(cfg, data_path, external_paths, progress)
     result.bundle.metadata["thresholds"] = result.thresholds
     result.bundle.metadata["rules"] = {k: r.get_params() for k, r in result.rules.items()}
+    result.bundle.metadata["config_digest"] = tracking.config_digest(cfg)
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +103,13 @@ def train(
     written = report.write_training_report(result, out)
     progress("report", 1, 1)
     progress("MLflow", 0, 1)
-    run = tracking.log_training_run(result, bundle_dir, written.artifacts, written.figures)
+    run = tracking.log_training_run(
+        result, bundle_dir, written.artifacts, written.figures, alias=alias
+    )
+    # the card names the run and registered version, known only now: re-render, re-log
+    card = model_card(result, report.target_checks(result), report.coverage_table(result), run=run)
+    written.model_card.write_text(card)
+    mlflow.MlflowClient(tracking_uri).log_artifact(run["run_id"], str(written.model_card), "report")
     progress("MLflow", 1, 1)
     return TrainOutcome(
         headline=written.headline,
@@ -108,6 +124,8 @@ def train(
         model_uri=run["model_uri"],
         registered_version=run["registered_version"],
         tracking_uri=tracking_uri,
+        registered_name=cfg.tracking.registered_model_name,
+        alias=run["alias"],
     )
 
 

@@ -384,9 +384,12 @@ class CoverageParams(StrictModel):
     ``sites`` is a cohort of ``patients`` patients with seed
     ``first_seed + i * replicates + r``. Every seed (training, replicates, the labelled
     pools) must be distinct, so that no evaluation cohort repeats the training patients.
+    ``coverage`` is the one per-class target the experiment studies: the model's error
+    budget is set to ``1 - coverage`` for both classes.
     """
 
     train: CohortSpec = _default("default", 2500, 1)
+    coverage: Annotated[float, Field(gt=0.5, lt=1)] = 0.9
     sites: Annotated[list[str], Field(min_length=1)] = [
         "default",
         "community",

@@ -6,15 +6,21 @@ the model as MLflow stores it: :func:`log_model` logs the pyfunc model from code
 :func:`model_signature` and :func:`input_example` describe its wire format,
 :func:`model_requirements` pins what it needs, and :func:`load_bundle` reads the bundle
 back from a ``models:/`` or ``runs:/`` URI, an MLflow model folder or a bundle folder.
-:func:`configure_tracking` resolves the tracking store (embedded ``sqlite:///mlflow.db``
-by default). Batch scoring, Spark, training and the CLI all load and log through here.
+A registered version gets a description and tags read from its bundle
+(:func:`model_description`, :func:`registration_tags`: training cohort, decision policy,
+config digest, commit, version) and, on request, an alias such as ``champion``
+(:func:`describe_registered_version`). :func:`configure_tracking` resolves the tracking
+store (embedded ``sqlite:///mlflow.db`` by default). Batch scoring, Spark, training and
+the CLI all load and log through here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +33,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+from flare_ml import __version__
 from flare_ml.bundle import MANIFEST, OUTPUT_COLUMNS, FlareModelBundle
 from flare_ml.cases import seed_case_timeline
 from flare_ml.data import contract as c
@@ -216,14 +223,22 @@ def _clean_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def log_model(bundle_dir: Path, registered_model_name: str | None) -> Any:
+def log_model(
+    bundle_dir: Path,
+    registered_model_name: str | None,
+    *,
+    alias: str | None = None,
+    config_digest: str | None = None,
+) -> Any:
     """Log the pyfunc model (models-from-code + JSON bundle) and register it.
 
     The model is :mod:`flare_ml.serving.pyfunc_model` (stored as code, not pickled),
     the ``flare_ml`` package as ``code_paths`` (copied without ``__pycache__``), the
     bundle's JSON files as the ``bundle`` artifact, the explicit signature of
     :func:`flare_ml.serving.schema.model_signature`, the synthetic seed case as input
-    example, and pinned pip requirements. Works inside or outside an active run.
+    example, and pinned pip requirements. Works inside or outside an active run. A
+    registered version gets its description, tags and alias from
+    :func:`describe_registered_version`.
 
     Parameters
     ----------
@@ -231,6 +246,10 @@ def log_model(bundle_dir: Path, registered_model_name: str | None) -> Any:
         A folder written by :meth:`flare_ml.bundle.FlareModelBundle.save`.
     registered_model_name : str or None
         Register a new version of this model (``flare-classifier``); None skips it.
+    alias : str, optional
+        Point this alias of the registered model (e.g. ``champion``) at the new version.
+    config_digest : str, optional
+        Digest of the training config; default: the bundle's ``config_digest`` metadata.
 
     Returns
     -------
@@ -239,8 +258,8 @@ def log_model(bundle_dir: Path, registered_model_name: str | None) -> Any:
 
     Examples
     --------
-    >>> info = log_model(bundle_dir, "flare-classifier")  # doctest: +SKIP
-    >>> mlflow.pyfunc.load_model(info.model_uri)  # doctest: +SKIP
+    >>> info = log_model(bundle_dir, "flare-classifier", alias="champion")  # doctest: +SKIP
+    >>> mlflow.pyfunc.load_model("models:/flare-classifier@champion")  # doctest: +SKIP
 
     """
     bundle_dir = Path(bundle_dir)
@@ -252,7 +271,7 @@ def log_model(bundle_dir: Path, registered_model_name: str | None) -> Any:
         bundle.mkdir()
         for path in sorted(bundle_dir.glob("*.json")):
             (bundle / path.name).write_bytes(path.read_bytes())
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(code / "serving" / PYFUNC_CODE.name),
             artifacts={"bundle": str(bundle)},
@@ -262,6 +281,195 @@ def log_model(bundle_dir: Path, registered_model_name: str | None) -> Any:
             pip_requirements=model_requirements(),
             registered_model_name=registered_model_name,
         )
+    version = getattr(info, "registered_model_version", None)
+    if registered_model_name and version is not None:
+        describe_registered_version(
+            registered_model_name,
+            str(version),
+            FlareModelBundle.load(bundle_dir),
+            alias=alias,
+            config_digest=config_digest,
+        )
+    return info
+
+
+#: what every registered model says about itself (set once, on its first version)
+REGISTERED_MODEL_DESCRIPTION = (
+    "flare-ml: P(flare) versus true progression at a scan with new bone lesions, with a "
+    "decision (flare, progression or uncertain), a conformal prediction set and the top "
+    "reasons. Every version is built from SIMULATED cohorts of the flare-ml simulator; not "
+    "validated on patients and not for clinical use. Each version's description names its "
+    "training cohort and decision policy; the tags name the commit and config digest."
+)
+
+
+def git_commit(path: str | os.PathLike[str] = PACKAGE_DIR) -> str:
+    """The git commit of the source tree that holds ``path``, else ``"unknown"``.
+
+    Only a package whose own files are tracked by git counts (an installed wheel in a
+    virtual environment inside some repository does not), and a missing ``git`` or any
+    git error gives ``"unknown"``, never an exception.
+
+    Examples
+    --------
+    >>> git_commit(tempfile.gettempdir())
+    'unknown'
+
+    """
+    folder = Path(path)
+    git = ["git", "-C", str(folder)]
+    try:
+        tracked = subprocess.run(
+            [*git, "ls-files", "--error-unmatch", "--", "."],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        if tracked.returncode != 0:
+            return "unknown"
+        head = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    sha = head.stdout.strip()
+    return sha if head.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else "unknown"
+
+
+def _training_cohort(bundle: FlareModelBundle) -> tuple[str, str, dict[str, Any]]:
+    """The training cohort's label (without "training: "), site and fingerprint counts."""
+    meta = bundle.metadata
+    label = str(meta.get("training_label") or "unknown cohort").removeprefix("training: ")
+    site = re.search(r"simulated site (\S+)", label)
+    counts = meta.get("training") if isinstance(meta.get("training"), dict) else {}
+    return label, site.group(1) if site else label, counts
+
+
+def _policy_text(bundle: FlareModelBundle) -> str:
+    """The decision policy in words, from the bundle's error budget and threshold."""
+    if bundle.budget is None:
+        return f"decision = flare when P(flare) >= {bundle.threshold:.3f}, else progression"
+    return (
+        f"{bundle.budget.describe()} (class-conditional conformal thresholds; holds on "
+        f"patients like its calibration patients); decision = flare when P(flare) >= "
+        f"{bundle.threshold:.3f}; 'uncertain' when the prediction set holds both outcomes"
+    )
+
+
+def model_description(bundle: FlareModelBundle) -> str:
+    """The description of a registered version: cohort, counts, policy, simulated data.
+
+    Parameters
+    ----------
+    bundle : FlareModelBundle
+        The registered model's bundle (its metadata names the training cohort).
+
+    Examples
+    --------
+    >>> from flare_ml.training import fit_bundle
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> bundle = fit_bundle(simulate_cohort(200, seed=3).timepoints, n_candidates=1,
+    ...                     outer_folds=None)
+    >>> bundle.metadata.update({"training_label": "training: simulated site nordic "
+    ...                         "(200 patients, seed 3)"})
+    >>> text = model_description(bundle)
+    >>> "simulated site nordic" in text and "not for clinical use" in text
+    True
+
+    """
+    label, _, counts = _training_cohort(bundle)
+    source = "simulated data (flare-ml simulator)" if "simulated" in label else "data"
+    numbers = [
+        f"{counts[key]} {name}"
+        for key, name in (("n_patients", "patients"), ("n_index_rows", "index rows"))
+        if key in counts and f"{counts[key]} {name}" not in label
+    ]
+    if "n_flare" in counts and "n_progression" in counts:
+        numbers.append(
+            f"{counts['n_flare']} flares and {counts['n_progression']} progressions as outcomes"
+        )
+    site = bundle.metadata.get("site_calibration")
+    recalibrated = (
+        f" Conformal thresholds recalibrated on {site.get('label', 'a site cohort')}."
+        if isinstance(site, dict)
+        else ""
+    )
+    return (
+        "flare-ml flare-vs-progression classifier (calibrated XGBoost with class-conditional "
+        f"conformal sets), flare-ml {__version__}. Trained on {source}: {label}"
+        f"{', with ' + ', '.join(numbers) if numbers else ''}.{recalibrated} Decision policy: "
+        f"{_policy_text(bundle)}. Built from simulated data; not validated on "
+        "patients and not for clinical use."
+    )
+
+
+def registration_tags(bundle: FlareModelBundle, config_digest: str | None = None) -> dict[str, str]:
+    """Tags of a registered version: commit, config digest, training cohort, version.
+
+    ``config_digest`` defaults to the bundle's ``config_digest`` metadata, else
+    ``"unknown"``; the commit comes from :func:`git_commit`.
+
+    Examples
+    --------
+    >>> from flare_ml.training import fit_bundle
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> bundle = fit_bundle(simulate_cohort(200, seed=3).timepoints, n_candidates=1,
+    ...                     outer_folds=None)
+    >>> tags = registration_tags(bundle, "abc")
+    >>> tags["flare_ml.config_digest"], tags["flare_ml.version"] == __version__
+    ('abc', True)
+
+    """
+    label, site, counts = _training_cohort(bundle)
+    digest = config_digest or bundle.metadata.get("config_digest") or "unknown"
+    tags = {
+        "flare_ml.version": __version__,
+        "flare_ml.git_commit": git_commit(),
+        "flare_ml.config_digest": str(digest),
+        "flare_ml.training_cohort": label,
+        "flare_ml.training_site": site,
+        "flare_ml.data": "synthetic" if "simulated" in label else "unknown",
+        "flare_ml.clinical_use": "no",
+    }
+    for key in ("n_patients", "n_index_rows"):
+        if key in counts:
+            tags[f"flare_ml.training_{key.removeprefix('n_')}"] = str(counts[key])
+    return tags
+
+
+def describe_registered_version(
+    name: str,
+    version: str,
+    bundle: FlareModelBundle,
+    *,
+    alias: str | None = None,
+    config_digest: str | None = None,
+) -> dict[str, str]:
+    """Give a registered version its description and tags, and optionally an alias.
+
+    The version gets :func:`model_description` and :func:`registration_tags`; the
+    registered model gets the same tags (they follow its latest registration) and, when
+    it has none yet, :data:`REGISTERED_MODEL_DESCRIPTION`. ``alias`` (e.g. ``champion``)
+    is moved to this version, so ``models:/NAME@ALIAS`` loads it. Uses the current
+    tracking URI. Returns the tags.
+
+    Examples
+    --------
+    >>> describe_registered_version("flare-classifier", "3", bundle,
+    ...                             alias="champion")  # doctest: +SKIP
+
+    """
+    client = mlflow.MlflowClient()
+    tags = registration_tags(bundle, config_digest)
+    client.update_model_version(name, version, description=model_description(bundle))
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+        client.set_registered_model_tag(name, key, value)
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(name, description=REGISTERED_MODEL_DESCRIPTION)
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
+    return tags
 
 
 def model_requirements() -> list[str]:

@@ -31,13 +31,14 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from flare_ml.errors import ConfigError, FlareMLError
+from flare_ml.errors import FlareMLError
 from flare_ml.experiments.config import CohortSpec, CoverageParams
 from flare_ml.experiments.context import Context
 from flare_ml.experiments.outputs import ConditionRecord, KindResult
 from flare_ml.experiments.readout import mean_sd
 from flare_ml.experiments.registry import register
 from flare_ml.model_selection import grouped_folds
+from flare_ml.train_config import DecisionPolicyConfig
 from flare_ml.uncertainty import (
     FLARE,
     PROGRESSION,
@@ -443,14 +444,16 @@ def _site_record(
 def compute(ctx: Context) -> CoverageResult:
     """Transported vs site-calibrated conformal coverage, label noise, domain shift, n."""
     params: CoverageParams = ctx.config.params
-    coverage = ctx.train_config.decision_policy.budget().coverage
-    if coverage["flare"] != coverage["progression"]:
-        raise ConfigError(
-            "the coverage experiment studies one coverage target for both classes; set "
-            "training.decision_policy to equal shares (for example 0.10 and 0.10), got "
-            f"{coverage}"
-        )
-    target = coverage["flare"]
+    target = params.coverage
+    # one target for both classes: the model's error budget is 1 - target for each
+    share = round(1.0 - target, 6)
+    ctx.train_config = ctx.train_config.model_copy(
+        update={
+            "decision_policy": DecisionPolicyConfig(
+                max_progression_called_flare=share, max_flare_called_progression=share
+            )
+        }
+    )
     check_pools(ctx, params)
     train = ctx.cohort(params.train)
     bundle = ctx.fit_shipped(train.prepared)
