@@ -6,7 +6,9 @@ temporary SQLite MLflow store; the tests inspect what it produced.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from pathlib import Path
 
 import mlflow
@@ -184,6 +186,52 @@ def test_report_is_self_contained_and_honest(workspace):
     assert headline["cohort"].str.contains("simulated site").all()
 
 
+def test_report_opens_with_one_sentence_per_cohort_and_the_budget_verdicts(workspace):
+    """The first screen: a sentence per cohort whose verdicts are the decision tables'."""
+    from flare_ml.report import _THRESHOLD_PHRASES, SITE_CALIBRATED, TRANSPORTED
+
+    out = workspace["root"] / "out"
+    page = (out / "report.html").read_text()
+    summary = page.split("<section id='summary'>", 1)[1].split("</section>", 1)[0]
+    assert page.index("<section id='summary'>") < page.index("data:image/png")
+    text = [re.sub(r"<[^>]+>", "", s) for s in re.findall(r"<li>(.*?)</li>", summary)]
+    assert len(text) == 2  # the external cohort first, then training
+    assert text[0].startswith("Community (external;")
+    assert text[1].startswith("Training (training, out-of-fold;")
+    assert all("AUROC" in s and "vs best rule" in s and "vs oracle" in s for s in text)
+    severity = {"held": 0, "within sampling error": 1, "missed": 2}
+    decisions = pd.read_csv(out / "decisions.csv")
+    targets = pd.read_csv(out / "targets.csv")
+    for (cohort, thresholds), rows in decisions.groupby(["cohort", "thresholds"], sort=False):
+        worst = max(rows["status"].dropna(), key=severity.__getitem__)
+        sentence = text[0] if cohort.startswith("external") else text[1]
+        assert f"{_THRESHOLD_PHRASES[thresholds]}: {worst} (" in sentence
+        if cohort.startswith("external"):
+            missed = targets.set_index("cohort").loc[cohort, "targets missed"]
+            name = {TRANSPORTED: "shipped thresholds", SITE_CALIBRATED: "recalibrated at the site"}
+            assert (f"decision budget, {name[thresholds]}" in missed) == (worst == "missed")
+    assert re.search(r"<th>target</th><th>goal</th><th>community</th>", summary)
+    assert "Decisions against outcomes: community" in summary
+    # details: external cohorts first, rules with ranking metrics only
+    headline = pd.read_csv(out / "headline.csv")
+    assert headline["cohort"].iloc[0].startswith("external")
+    assert headline["cohort"].iloc[-1].startswith("training")
+    probability_cells = ["Brier", "calibration slope", "ECE", "threshold"]
+    rules = headline[headline["scorer"].isin(["seed_criteria", "pcwg3_window", "alp_only"])]
+    assert len(rules) == 6 and rules[probability_cells].isna().all().all()
+    assert headline[headline["scorer"] == "xgboost"][probability_cells].notna().all().all()
+    # subgroups: every estimated row has intervals; small levels are flagged
+    subgroups = pd.read_csv(out / "subgroups.csv")
+    estimated = subgroups[subgroups["auroc"].notna()]
+    for metric in ("auroc", "sensitivity", "specificity"):
+        assert estimated[f"{metric}_ci_low"].notna().all(), metric
+    small = (subgroups["n"] < 30) | (subgroups[["n_flare", "n_progression"]].min(axis=1) < 10)
+    assert (subgroups["small_n"] == small).all() and small.any()
+    assert "<td>small n" in page
+    # worked patients of the external cohort, drawn as timelines
+    assert 'alt="external_community_timeline_flare_' in page
+
+
 def test_coverage_is_reported_for_training_and_site_thresholds(workspace):
     """Per external cohort: shipped (transported) and site-recalibrated coverage."""
     from flare_ml.report import SITE_CALIBRATED, TRANSPORTED
@@ -247,7 +295,12 @@ def test_evaluate_and_score_commands_use_the_registered_model(workspace, tmp_pat
         ],
     )
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "eval" / "report.html").exists()
+    page = (tmp_path / "eval" / "report.html").read_text()
+    summary = page.split("<section id='summary'>", 1)[1].split("</section>", 1)[0]
+    text = html.unescape(re.sub(r"<[^>]+>", "", summary))
+    assert summary.count("<li>") == 1 and "with the model's thresholds: " in text
+    assert "Decisions against outcomes" in summary and "_timeline_" in page
+    assert (tmp_path / "eval" / "evaluation.md").read_text().count("vs best rule") == 1
     assert "conformal coverage" in result.output
     coverage = pd.read_csv(tmp_path / "eval" / "coverage.csv")
     assert coverage["thresholds"].tolist() == [

@@ -444,7 +444,8 @@ def plot_subgroup_forest(
     matplotlib.figure.Figure
         One marker series (a line object) per scorer, plus a vertical reference line
         (0.5 for AUROC, 1 for a calibration slope). Levels too small for the metric are
-        listed with their size and no point.
+        listed with their size and no point; levels flagged ``small_n`` in the table
+        (:func:`~flare_ml.evaluation.subgroups.is_small_n`) say "small n".
 
     Examples
     --------
@@ -465,7 +466,7 @@ def plot_subgroup_forest(
     keys = list(dict.fromkeys(zip(table["variable"], table["level"], strict=True)))
     names = list(dict.fromkeys(table["scorer"]))
     styles = _styles(names)
-    fig = _new_figure((7.0, 1.5 + len(keys) * (0.2 + 0.1 * len(names))))
+    fig = _new_figure((8.0, 1.5 + len(keys) * (0.2 + 0.1 * len(names))))
     ax = fig.add_subplot()
     rows = {key: i for i, key in enumerate(keys)}
     dodge = np.linspace(-0.25, 0.25, len(names)) if len(names) > 1 else np.zeros(1)
@@ -492,14 +493,15 @@ def plot_subgroup_forest(
             markerfacecolor="white" if name == "oracle" else style["color"],
             label=scorer_label(name),
         )
-    sizes = table.drop_duplicates(["variable", "level"]).set_index(["variable", "level"])["n"]
+    first = table.drop_duplicates(["variable", "level"]).set_index(["variable", "level"])
     labels = []
     for variable, level in keys:
-        n = int(sizes.loc[(variable, level)])
+        n = int(first.loc[(variable, level), "n"])
         defined = (
             table[(table["variable"] == variable) & (table["level"] == level)][metric].notna().any()
         )
-        note = "" if defined else ", too few"
+        small = "small_n" in first.columns and bool(first.loc[(variable, level), "small_n"])
+        note = ("" if defined else ", too few") or (", small n" if small else "")
         labels.append(f"{variable.replace('_', ' ')}: {level.replace('_', ' ')} (n={n}{note})")
     ax.set_yticks(range(len(keys)), labels, fontsize="small")
     ax.set_ylim(len(keys) - 0.5, -0.5)
@@ -515,7 +517,8 @@ def plot_subgroup_forest(
     )
     ax.grid(alpha=0.3, axis="x")
     ax.legend(loc="lower left", fontsize="small")
-    ax.set_title(_title(f"Subgroups: {metric.replace('_', ' ')}", cohort))
+    # a medium font on a wider figure keeps a long cohort name over the axes
+    ax.set_title(_title(f"Subgroups: {metric.replace('_', ' ')}", cohort), fontsize="medium")
     return fig
 
 

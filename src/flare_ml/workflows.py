@@ -297,7 +297,7 @@ def evaluate(
                 cohort.label, coverage, site_coverage, bundle.conformal.class_coverage
             )
         written = report.write_evaluation_report(
-            cohort, scores, ev, out, coverage_rows, decision_tables=decisions
+            cohort, scores, ev, out, coverage_rows, decision_tables=decisions, bundle=bundle
         )
         write_table(predictions, out / "predictions.csv")
     return {

@@ -1,10 +1,11 @@
 """Metrics within subgroups (cancer type, therapy class) and subgroups from features.
 
-:func:`subgroup_metrics` reports counts and the headline metrics (AUROC with an optional
-patient-level bootstrap interval, calibration slope, sensitivity and specificity at the
-threshold) within each level of each grouping variable, leaving levels below a minimum
-size with counts only; :func:`subgroups_from_features` recovers the grouping variables from
-the featurizer's one-hot columns.
+:func:`subgroup_metrics` reports counts and the headline metrics (AUROC, sensitivity and
+specificity at the threshold, each with an optional patient-level bootstrap interval, and
+the calibration slope) within each level of each grouping variable, leaving levels below a
+minimum size with counts only, and flags levels too small to read (:func:`is_small_n`);
+:func:`subgroups_from_features` recovers the grouping variables from the featurizer's
+one-hot columns.
 """
 
 from __future__ import annotations
@@ -19,7 +20,21 @@ from flare_ml.evaluation.bootstrap import bootstrap_metrics
 from flare_ml.evaluation.inputs import _check_groups, _check_p, _check_threshold, _check_y
 from flare_ml.evaluation.metrics import classification_metrics
 
-__all__ = ["subgroup_metrics", "subgroups_from_features"]
+__all__ = [
+    "SMALL_N_CLASS",
+    "SMALL_N_ROWS",
+    "is_small_n",
+    "subgroup_metrics",
+    "subgroups_from_features",
+]
+
+#: a subgroup level with fewer index rows than this is flagged ``small_n``
+SMALL_N_ROWS = 30
+#: ... and so is one with fewer than this many flares or progressions
+SMALL_N_CLASS = 10
+
+#: metrics of a level that get a bootstrap interval (when asked for)
+_WITH_CI = ("auroc", "sensitivity", "specificity")
 
 _SUBGROUP_COLUMNS = [
     "variable",
@@ -33,7 +48,28 @@ _SUBGROUP_COLUMNS = [
     "calibration_slope",
     "sensitivity",
     "specificity",
+    "sensitivity_ci_low",
+    "sensitivity_ci_high",
+    "specificity_ci_low",
+    "specificity_ci_high",
+    "small_n",
 ]
+
+
+def is_small_n(n: int, n_flare: int, n_progression: int) -> bool:
+    """Whether a subgroup is too small to read its metrics as more than a hint.
+
+    Fewer than :data:`SMALL_N_ROWS` index rows, or fewer than :data:`SMALL_N_CLASS` of
+    either outcome: the interval of a metric is then wide and its point estimate can be
+    1.000 by chance.
+
+    Examples
+    --------
+    >>> is_small_n(20, 5, 15), is_small_n(120, 50, 70), is_small_n(200, 195, 5)
+    (True, False, True)
+
+    """
+    return n < SMALL_N_ROWS or min(n_flare, n_progression) < SMALL_N_CLASS
 
 
 def _as_subgroup_frame(subgroups: Any, n: int) -> pd.DataFrame:
@@ -78,10 +114,11 @@ def subgroup_metrics(
     min_size : int, default=20
         Levels with fewer rows are listed with their counts but NaN metrics.
     groups : array-like of shape (n,), optional
-        Patient ids; with ``n_resamples > 0``, the AUROC gets a patient-level bootstrap
-        interval within each level.
+        Patient ids; with ``n_resamples > 0``, the AUROC, sensitivity and specificity get
+        patient-level bootstrap intervals within each level.
     n_resamples : int, default=0
-        Bootstrap resamples for the AUROC interval (0: no interval).
+        Bootstrap resamples for the intervals of AUROC, sensitivity and specificity (0:
+        no interval).
     seed : int, default=0
         Seed of the resampling.
     confidence : float, default=0.95
@@ -95,9 +132,11 @@ def subgroup_metrics(
     pandas.DataFrame
         One row per (variable, level): ``variable``, ``level``, ``n``, ``n_flare``,
         ``n_progression``, ``auroc``, ``auroc_ci_low``, ``auroc_ci_high``,
-        ``calibration_slope``, ``sensitivity``, ``specificity``; NaN where undefined
-        (one outcome class, too few rows, no interval asked for, a ranking score's
-        calibration slope).
+        ``calibration_slope``, ``sensitivity``, ``specificity``,
+        ``sensitivity_ci_low``, ``sensitivity_ci_high``, ``specificity_ci_low``,
+        ``specificity_ci_high`` (NaN where undefined: one outcome class, too few rows,
+        no interval asked for, a ranking score's calibration slope) and ``small_n``
+        (:func:`is_small_n`).
 
     Examples
     --------
@@ -109,8 +148,8 @@ def subgroup_metrics(
     >>> table = subgroup_metrics(y, p, cancer, threshold=0.5, min_size=20)
     >>> table[["level", "n"]].to_numpy().tolist()
     [['breast', 390], ['nsclc', 10]]
-    >>> bool(np.isnan(table.loc[1, "auroc"]))
-    True
+    >>> bool(np.isnan(table.loc[1, "auroc"])), table["small_n"].tolist()
+    (True, [False, True])
 
     """
     yv = _check_y(y)
@@ -138,7 +177,8 @@ def subgroup_metrics(
                 "n_flare": int(ys.sum()),
                 "n_progression": int(mask.sum() - ys.sum()),
             }
-            row.update(dict.fromkeys(_SUBGROUP_COLUMNS[5:], np.nan))
+            row.update(dict.fromkeys(_SUBGROUP_COLUMNS[5:-1], np.nan))
+            row["small_n"] = is_small_n(row["n"], row["n_flare"], row["n_progression"])
             if row["n"] >= min_size:
                 m = classification_metrics(ys, ps, t, probability=probability)
                 row.update({k: m[k] for k in ("auroc", "calibration_slope")})
@@ -148,14 +188,16 @@ def subgroup_metrics(
                         ys,
                         ps,
                         codes[mask],
-                        None,
+                        t,
                         n_resamples=n_resamples,
                         seed=seed,
-                        metrics=("auroc",),
+                        metrics=_WITH_CI,
                         confidence=confidence,
                         probability=probability,
-                    ).iloc[0]
-                    row["auroc_ci_low"], row["auroc_ci_high"] = ci["ci_low"], ci["ci_high"]
+                    ).set_index("metric")
+                    for metric in _WITH_CI:
+                        row[f"{metric}_ci_low"] = ci.loc[metric, "ci_low"]
+                        row[f"{metric}_ci_high"] = ci.loc[metric, "ci_high"]
             rows.append(row)
     return pd.DataFrame(rows, columns=_SUBGROUP_COLUMNS)
 
