@@ -719,12 +719,13 @@ def headline_html(headline: pd.DataFrame) -> str:
         else ""
     )
     return (
-        f"<h3>Headline metrics</h3><p class='small'>{order}Model and oracle: "
-        "sensitivity and specificity at the operating threshold chosen on out-of-fold "
-        "training predictions. Rules give rankings, not probabilities: ranking metrics "
-        "only (AUROC, AUPRC), with sensitivity and specificity at each rule's own "
-        "decision. The oracle is the simulator's Bayes-optimal P(flare), a ceiling no "
-        "model can pass on average.</p>" + _table_html(shown)
+        f"<h3>Headline metrics</h3><p class='small'>{order}Model: sensitivity and "
+        "specificity of its decision column (decision = flare, from the conformal "
+        "thresholds of the error budget). Oracle: at the threshold that calls the same "
+        "share of training progressions flare as the budget allows. Rules give rankings, "
+        "not probabilities: ranking metrics only (AUROC, AUPRC), with sensitivity and "
+        "specificity at each rule's own decision. The oracle is the simulator's "
+        "Bayes-optimal P(flare), a ceiling no model can pass on average.</p>" + _table_html(shown)
     )
 
 
