@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from flare_ml.data.contract import CANCER_NAMES, THERAPY_NAMES
 from flare_ml.features import FEATURE_GROUPS
 
 #: clinical signal of each feature
@@ -39,25 +40,6 @@ _RESPONSE_WORDS = {
     1.0: "partial response",
     0.0: "stable disease",
     -1.0: "progressive disease",
-}
-_CANCER_WORDS = {
-    "nsclc": "NSCLC",
-    "breast": "breast cancer",
-    "prostate": "prostate cancer",
-    "other": "other cancer",
-}
-_THERAPY_WORDS = {
-    "egfr_tki": "EGFR TKI",
-    "alk_tki": "ALK TKI",
-    "other_targeted": "targeted therapy",
-    "endocrine": "endocrine therapy",
-    "cdk46_endocrine": "CDK4/6 inhibitor with endocrine therapy",
-    "her2_targeted": "HER2-targeted therapy",
-    "ar_pathway": "AR-pathway inhibitor",
-    "chemotherapy": "chemotherapy",
-    "immunotherapy": "immunotherapy",
-    "radium223": "radium-223",
-    "other": "other therapy",
 }
 
 
@@ -189,8 +171,8 @@ def _describe_bone(row: Mapping[str, Any]) -> str:
 def _describe_therapy(row: Mapping[str, Any]) -> str:
     therapy = _one_hot_value(row, "therapy_class_")
     cancer = _one_hot_value(row, "cancer_type_")
-    t = _THERAPY_WORDS.get(therapy or "", "therapy")
-    return f"{t} for {_CANCER_WORDS.get(cancer or '', 'cancer')}"
+    t = THERAPY_NAMES.get(therapy or "", "therapy")
+    return f"{t} for {CANCER_NAMES.get(cancer or '', 'cancer')}"
 
 
 def _describe_course(row: Mapping[str, Any]) -> str:

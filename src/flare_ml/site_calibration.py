@@ -30,6 +30,7 @@ from flare_ml.bundle import FlareModelBundle
 from flare_ml.data import contract as c
 from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.errors import FlareMLError
+from flare_ml.evaluation import DecisionTable, decision_table
 from flare_ml.features import index_outcomes
 from flare_ml.uncertainty import (
     FLARE,
@@ -38,6 +39,7 @@ from flare_ml.uncertainty import (
     ErrorBudget,
     coverage_report,
     cross_fitted_sets,
+    decisions_from_sets,
     min_calibration_cases,
     per_class_coverage,
 )
@@ -278,3 +280,64 @@ def site_coverage_estimate(
 
     """
     return coverage_report(cross_fitted_sets(p_flare, y, patient_ids, coverage, n_folds, seed), y)
+
+
+@dataclass
+class SiteCheck:
+    """How a model's decisions fare on a labelled cohort, as shipped and recalibrated there.
+
+    Attributes
+    ----------
+    coverage : dict
+        :func:`~flare_ml.uncertainty.coverage_report` of the model's own thresholds.
+    site_coverage : dict
+        The same for thresholds recalibrated on the cohort (cross-fitted).
+    decision_tables : list of DecisionTable
+        The decision column against the outcomes with each: the model's thresholds
+        first, then the recalibrated ones.
+
+    """
+
+    coverage: dict[str, float]
+    site_coverage: dict[str, float]
+    decision_tables: list[DecisionTable]
+
+
+def check_at_site(
+    conformal: ClassConditionalConformal,
+    p_flare: np.ndarray,
+    y: np.ndarray,
+    patient_ids: np.ndarray,
+    *,
+    cohort: str,
+    model_thresholds: str = TRANSPORTED,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> SiteCheck:
+    """Coverage and decision tables of a model's thresholds and of site-recalibrated ones.
+
+    The recalibrated thresholds keep the model's error budget and are cross-fitted over
+    patient-grouped folds (no patient calibrates their own set), so they measure what
+    ``flare-ml calibrate`` on these patients can be expected to deliver.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(size=2000)
+    >>> y = (rng.uniform(size=2000) < p).astype(int)
+    >>> cp = ClassConditionalConformal(ErrorBudget().coverage).fit(p, y)
+    >>> check = check_at_site(cp, p, y, np.arange(2000), cohort="example")
+    >>> [t.thresholds for t in check.decision_tables]
+    ['shipped (training thresholds)', 'recalibrated on the site (cross-fitted)']
+
+    """
+    y = np.asarray(y, dtype=int)
+    shipped = conformal.predict_sets(p_flare)
+    site = cross_fitted_sets(p_flare, y, patient_ids, conformal.class_coverage, n_folds, seed)
+    tables = [
+        decision_table(
+            y, decisions_from_sets(sets)[0], conformal.budget, cohort=cohort, thresholds=source
+        )
+        for sets, source in ((shipped, model_thresholds), (site, SITE_CALIBRATED))
+    ]
+    return SiteCheck(coverage_report(shipped, y), coverage_report(site, y), tables)

@@ -55,25 +55,6 @@ LABEL_CONFIRM_DATE = "label_confirm_date"
 #: the featurizer's upper limit of normal for ALP, U/L (docs/sources.md, ALP)
 DEFAULT_ALP_ULN: float = TimepointFeaturizer().alp_upper_limit_normal
 
-CANCER_NAMES = {
-    "nsclc": "NSCLC",
-    "breast": "breast cancer",
-    "prostate": "prostate cancer",
-    "other": "other cancer",
-}
-THERAPY_NAMES = {
-    "egfr_tki": "EGFR TKI",
-    "alk_tki": "ALK TKI",
-    "other_targeted": "other targeted therapy",
-    "endocrine": "endocrine therapy",
-    "cdk46_endocrine": "CDK4/6 inhibitor + endocrine",
-    "her2_targeted": "HER2-targeted therapy",
-    "ar_pathway": "AR-pathway inhibitor",
-    "chemotherapy": "chemotherapy",
-    "immunotherapy": "immunotherapy",
-    "radium223": "radium-223",
-    "other": "other therapy",
-}
 RESPONSE_COLORS = {
     "baseline": "#404040",
     "CR": "#1a9850",
@@ -259,8 +240,8 @@ def index_table(
 
 def _title(rows: pd.DataFrame) -> str:
     first = rows.iloc[0]
-    cancer = CANCER_NAMES.get(_text(first[c.CANCER_TYPE]), _text(first[c.CANCER_TYPE]))
-    therapy = THERAPY_NAMES.get(_text(first[c.THERAPY_CLASS]), _text(first[c.THERAPY_CLASS]))
+    cancer = c.CANCER_NAMES.get(_text(first[c.CANCER_TYPE]), _text(first[c.CANCER_TYPE]))
+    therapy = c.THERAPY_NAMES.get(_text(first[c.THERAPY_CLASS]), _text(first[c.THERAPY_CLASS]))
     start = pd.Timestamp(first[c.TREATMENT_START_DATE]).strftime("%Y-%m-%d")
     return f"Patient {first[c.PATIENT_ID]}: {cancer}, {therapy} (started {start})"
 

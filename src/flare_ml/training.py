@@ -31,14 +31,9 @@ from flare_ml.model_selection import grouped_folds
 from flare_ml.models import FlareXGBClassifier
 from flare_ml.progress import Progress, no_progress
 from flare_ml.simulate import companion_paths, simulate_cohort
-from flare_ml.site_calibration import SITE_CALIBRATED, TRANSPORTED
+from flare_ml.site_calibration import check_at_site
 from flare_ml.train_config import SimulatedCohortSpec, TrainConfig
-from flare_ml.uncertainty import (
-    ClassConditionalConformal,
-    coverage_report,
-    cross_fitted_sets,
-    decisions_from_sets,
-)
+from flare_ml.uncertainty import ClassConditionalConformal
 
 #: how decision tables name the training cohort's decisions: out-of-fold P(flare) read
 #: with the thresholds calibrated on them (the budget holds there by construction)
@@ -484,24 +479,18 @@ def train_and_validate(
         )
     )
     for cohort in externals:
-        p_flare = result.scores[cohort.label][MODEL_NAME]
         assert cohort.y is not None
-        shipped_sets = conformal.predict_sets(p_flare)
-        site_sets = cross_fitted_sets(
-            p_flare, cohort.y, cohort.patient_ids, budget.coverage, seed=config.seed
+        check = check_at_site(
+            conformal,
+            result.scores[cohort.label][MODEL_NAME],
+            cohort.y,
+            cohort.patient_ids,
+            cohort=cohort.label,
+            seed=config.seed,
         )
-        result.coverage[cohort.label] = coverage_report(shipped_sets, cohort.y)
-        result.site_coverage[cohort.label] = coverage_report(site_sets, cohort.y)
-        for sets, source in ((shipped_sets, TRANSPORTED), (site_sets, SITE_CALIBRATED)):
-            result.decision_tables.append(
-                decision_table(
-                    cohort.y,
-                    decisions_from_sets(sets)[0],
-                    budget,
-                    cohort=cohort.label,
-                    thresholds=source,
-                )
-            )
+        result.coverage[cohort.label] = check.coverage
+        result.site_coverage[cohort.label] = check.site_coverage
+        result.decision_tables.extend(check.decision_tables)
 
     cohorts = [training, *externals]
     for i, cohort in enumerate(cohorts):

@@ -29,7 +29,7 @@ from flare_ml.data import contract as c
 from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.decision_policy import ErrorBudget
 from flare_ml.errors import FlareMLError
-from flare_ml.evaluation import DecisionTable, decision_table
+from flare_ml.evaluation import DecisionTable
 from flare_ml.evaluation import evaluate as evaluate_scores
 from flare_ml.model_card import model_card
 from flare_ml.plots import figure_to_png_bytes
@@ -37,7 +37,7 @@ from flare_ml.progress import Progress, no_progress
 from flare_ml.rules import make_rules
 from flare_ml.serving.batch import DEFAULT_CHUNK_ROWS, score_file
 from flare_ml.serving.flavor import configure_tracking, load_bundle, log_model, resolve_bundle
-from flare_ml.site_calibration import SITE_CALIBRATED, SiteCalibration, calibrate_to_site
+from flare_ml.site_calibration import SiteCalibration, calibrate_to_site, check_at_site
 from flare_ml.train_config import TrainConfig, load_train_config
 from flare_ml.training import (
     load_cohort_source,
@@ -45,7 +45,6 @@ from flare_ml.training import (
     score_cohort_bundle,
     train_and_validate,
 )
-from flare_ml.uncertainty import coverage_report, cross_fitted_sets, decisions_from_sets
 
 #: how ``evaluate``'s decision tables name the model's own (shipped or site) thresholds
 MODEL_THRESHOLDS = "model's thresholds"
@@ -265,29 +264,20 @@ def evaluate(
     coverage = site_coverage = None
     decisions: list[DecisionTable] = []
     if bundle.conformal is not None:
-        p_flare = predictions["p_flare"].to_numpy()
-        budget = bundle.conformal.budget
-        site_sets = cross_fitted_sets(
-            p_flare, cohort.y, cohort.patient_ids, bundle.conformal.class_coverage, seed=seed
+        check = check_at_site(
+            bundle.conformal,
+            predictions["p_flare"].to_numpy(),
+            cohort.y,
+            cohort.patient_ids,
+            cohort=cohort.label,
+            model_thresholds=MODEL_THRESHOLDS,
+            seed=seed,
         )
-        coverage = coverage_report(bundle.conformal.predict_sets(p_flare), cohort.y)
-        site_coverage = coverage_report(site_sets, cohort.y)
-        decisions = [
-            decision_table(
-                cohort.y,
-                predictions["decision"].to_numpy(),
-                budget,
-                cohort=cohort.label,
-                thresholds=MODEL_THRESHOLDS,
-            ),
-            decision_table(
-                cohort.y,
-                decisions_from_sets(site_sets)[0],
-                budget,
-                cohort=cohort.label,
-                thresholds=SITE_CALIBRATED,
-            ),
-        ]
+        coverage, site_coverage, decisions = (
+            check.coverage,
+            check.site_coverage,
+            check.decision_tables,
+        )
     out = Path(output_dir) if output_dir else None
     written = None
     if out is not None:

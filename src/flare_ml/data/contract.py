@@ -53,6 +53,26 @@ THERAPY_CLASSES: Final = (
     "other",
 )
 #: RECIST 1.1 codes keep their upper case; ``baseline`` marks the baseline row.
+#: clinical names of the vocabularies, as reasons, reports and timelines write them
+CANCER_NAMES: Final = {
+    "nsclc": "NSCLC",
+    "breast": "breast cancer",
+    "prostate": "prostate cancer",
+    "other": "other cancer",
+}
+THERAPY_NAMES: Final = {
+    "egfr_tki": "EGFR TKI",
+    "alk_tki": "ALK TKI",
+    "other_targeted": "targeted therapy",
+    "endocrine": "endocrine therapy",
+    "cdk46_endocrine": "CDK4/6 inhibitor with endocrine therapy",
+    "her2_targeted": "HER2-targeted therapy",
+    "ar_pathway": "AR-pathway inhibitor",
+    "chemotherapy": "chemotherapy",
+    "immunotherapy": "immunotherapy",
+    "radium223": "radium-223",
+    "other": "other therapy",
+}
 EXTRAOSSEOUS_RESPONSES: Final = ("baseline", "CR", "PR", "SD", "PD", "NE")
 MORPHOLOGIES: Final = ("none", "blastic", "lytic", "mixed")
 OUTCOMES: Final = ("flare", "progression")
