@@ -255,7 +255,14 @@ def test_metadata_records_the_model_and_the_decision_policy(cohort_files, tmp_pa
     assert info["model"]["digest"] == bundle.digest() and info["model"]["version"] == "3"
     policy = info["decision_policy"]
     assert policy["max_progression_called_flare"] == bundle.budget.max_progression_called_flare
-    assert policy["decision_flare_when_p_flare_at_least"] == bundle.threshold
+    assert policy["flare_when_p_flare_at_least"] == bundle.threshold
+    assert policy["budget_source"] == "the model's"
+    # the decision thresholds describe the decision column written
+    scores = pd.read_parquet(out)
+    flare = scores["p_flare"] >= policy["flare_when_p_flare_at_least"]
+    prog = scores["p_flare"] <= policy["progression_when_p_flare_at_most"]
+    assert (scores["decision"] == "flare").eq(flare).all()
+    assert (scores["decision"] == "progression").eq(prog).all()
     embedded = json.loads(pq.read_schema(out).metadata[b"flare_ml"])
     assert embedded["model"] == info["model"]
     # no patient id of the input appears in the metadata
@@ -308,6 +315,9 @@ def test_a_tighter_budget_calls_fewer_flares_and_is_recorded(cohort_files, tmp_p
     assert set(b.index[b["decision"] == "flare"]) <= set(a.index[a["decision"] == "flare"])
     meta = json.loads(strict.metadata.read_text())
     assert meta["decision_policy"]["max_progression_called_flare"] == 0.01
+    assert meta["decision_policy"]["budget_source"] == "tightened at scoring time"
+    # the same model, whatever the budget asked at scoring time
+    assert meta["model"]["digest"] == json.loads(base.metadata.read_text())["model"]["digest"]
 
 
 def test_budget_option_of_the_cli(cohort_files, tmp_path):

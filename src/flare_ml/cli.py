@@ -9,6 +9,8 @@ half-written because the library writes outputs atomically.
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +85,11 @@ def main(
     ] = False,
 ) -> None:
     """Tell bone flare from true bone progression in oncology timepoint tables."""
+    # MLflow's INFO lines (creating tables, validating the input example) are not for
+    # this command's reader; its warnings and errors still show. MLflow reads the variable
+    # when it is imported (later, by the command); a level the user set is kept.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
 
 
 #: ``--model`` of every command that uses a trained model

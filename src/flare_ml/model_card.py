@@ -28,6 +28,7 @@ import pandas as pd
 from flare_ml import __version__
 from flare_ml.bundle import SYNTHETIC_CAVEAT
 from flare_ml.data import contract as c
+from flare_ml.evaluation.subgroups import SMALL_N_CLASS, SMALL_N_ROWS, is_small_n
 from flare_ml.explain import SIGNALS
 from flare_ml.site_calibration import SITE_CALIBRATED, TRANSPORTED
 
@@ -44,8 +45,8 @@ __all__ = [
 
 MODEL = "xgboost"
 ORACLE = "oracle"
-#: subgroup levels with fewer index assessments of either class than this are flagged
-SMALL_CLASS_N = 20
+#: how a small subgroup level is flagged (same rule as the report)
+SMALL_N_NOTE = "small n"
 #: text of the checklist's reference, as the card states it
 CHECKLIST = (
     "TRIPOD+AI (Collins GS et al., BMJ 2024;385:e078378), 2024 checklist; item numbers "
@@ -373,8 +374,8 @@ def subgroup_table(ev: Any) -> pd.DataFrame:
     """The model's metrics by cancer type and therapy class, with intervals and n flags.
 
     Intervals are shown where the evaluation computed them (``<metric>_ci_low`` and
-    ``<metric>_ci_high`` columns, or ``ci_low``/``ci_high`` for AUROC); levels with
-    fewer than :data:`SMALL_CLASS_N` index assessments of either class are flagged.
+    ``<metric>_ci_high`` columns, or ``ci_low``/``ci_high`` for AUROC); small levels
+    (:func:`~flare_ml.evaluation.subgroups.is_small_n`, as in the report) are flagged.
     """
     sub = ev.subgroups
     if not len(sub):
@@ -402,8 +403,8 @@ def subgroup_table(ev: Any) -> pd.DataFrame:
             low = r.get(f"{metric}_ci_low", r.get("ci_low") if metric == "auroc" else np.nan)
             high = r.get(f"{metric}_ci_high", r.get("ci_high") if metric == "auroc" else np.nan)
             row[name] = _ci_text(float(r[metric]), float(low), float(high))
-        small = min(n_flare, n_prog) < SMALL_CLASS_N
-        row["note"] = f"small n (<{SMALL_CLASS_N} of a class)" if small else ""
+        small = is_small_n(int(r["n"]), n_flare, n_prog)
+        row["note"] = SMALL_N_NOTE if small else ""
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -623,8 +624,8 @@ def model_card(
         thresholds_line = (
             f" With the shipped thresholds, flare is in the set when p_flare >= "
             f"{1 - t['flare']:.3f} and progression when p_flare <= {t['progression']:.3f}; "
-            f"`decision = flare` needs p_flare >= {bundle.threshold:.3f} and above "
-            f"{t['progression']:.3f}."
+            f"so `decision = flare` when p_flare >= {bundle.threshold:.3f} (progression "
+            "outside the set and flare in it)."
         )
     signal_rows = pd.DataFrame(
         [
@@ -643,7 +644,8 @@ def model_card(
         [
             {
                 "column": "`p_flare`",
-                "what it is": "calibrated probability that the new bone lesions are a flare",
+                "what it is": "the model's probability that the new bone lesions are a flare "
+                "(after the probability calibration chosen in training, possibly none)",
                 "how to act on it": "read with the decision, not alone; not a threshold to "
                 "pick at the bedside",
             },
@@ -942,7 +944,8 @@ def model_card(
         f"{_item('14')} No fairness intervention. Performance is reported by cancer type "
         "and therapy class, the only grouping variables of the data contract, with 95% "
         "intervals where computed. Levels with fewer than "
-        f"{SMALL_CLASS_N} index assessments of either class are flagged 'small n'; levels "
+        f"{SMALL_N_ROWS} index assessments or fewer than {SMALL_N_CLASS} of either class "
+        "are flagged 'small n' (as in the report); levels "
         "below the evaluation's minimum size have counts only (metrics shown as -).",
         "",
         f"{_item('3c')} {_UNFILLED['3c']}.",

@@ -490,7 +490,10 @@ def _sentence(label: str, ev: Any, tables: list[Any], mark: Mark) -> str:
     if _is_training(label):
         role = "training, out-of-fold"
     name = _capitalised(_short(label).removesuffix(" (out-of-fold)"))
-    counts = f"{ev.n_patients} patients, {ev.n} index assessments, {ev.n_flare} flares"
+    counts = (
+        f"{ev.n} index assessments of {ev.n_patients} patients with new bone lesions, "
+        f"{ev.n_flare} flares"
+    )
     model = _model(ev)
     parts = [
         f"{name} ({role}; {counts}): " if mark is _plain else f"<b>{esc(name)}</b> ",
@@ -827,7 +830,7 @@ def write_training_report(result: Any, out_dir: str | Path) -> WrittenReport:
         "calibrated on training patients (as shipped), and with thresholds recalibrated on "
         "the cohort's own labelled patients (<code>flare-ml calibrate</code>; cross-fitted, "
         "no patient calibrates their own set). Coverage is guaranteed only for patients "
-        "exchangeable with the calibration patients.</p>" + _table_html(coverage)
+        "exchangeable with the calibration patients.</p>" + _table_html(coverage_display(coverage))
     )
     for label in order:
         cohort = by_label[label]
@@ -942,6 +945,31 @@ def decision_section(tables: list[Any]) -> tuple[str, str]:
     return "".join(parts), "\n".join(md) + "\n"
 
 
+def coverage_display(coverage: pd.DataFrame) -> pd.DataFrame:
+    """A coverage table with readable headers and the uncertain share in percent.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"cohort": ["x"], "coverage_flare": [0.9],
+    ...                       "uncertain_fraction": [0.18]})
+    >>> coverage_display(frame).columns.tolist(), coverage_display(frame).iloc[0, 2]
+    (['cohort', 'flare covered', 'uncertain'], '18.0%')
+
+    """
+    names = {
+        "target_flare": "target flare",
+        "target_progression": "target progression",
+        "coverage": "covered (all)",
+        "coverage_flare": "flare covered",
+        "coverage_progression": "progression covered",
+        "uncertain_fraction": "uncertain",
+    }
+    frame = coverage.rename(columns=names)
+    if "uncertain" in frame:
+        frame["uncertain"] = frame["uncertain"].map(lambda v: f"{100 * v:.1f}%")
+    return frame
+
+
 def evaluation_coverage_table(
     label: str,
     coverage: dict[str, float] | None,
@@ -1000,7 +1028,8 @@ def write_evaluation_report(
     markdown += headline.to_markdown(index=False) + "\n"
     if coverage is not None and len(coverage):
         sections.append(
-            "<h3>Conformal coverage and uncertain decisions</h3>" + _table_html(coverage)
+            "<h3>Conformal coverage and uncertain decisions</h3>"
+            + _table_html(coverage_display(coverage))
         )
         coverage.to_csv(out / "coverage.csv", index=False)
         markdown += "\n## Conformal coverage\n\n" + coverage.to_markdown(index=False) + "\n"

@@ -277,6 +277,32 @@ class ClassConditionalConformal:
         """
         return decisions_from_sets(self.predict_sets(p_flare))
 
+    def progression_threshold(self) -> float:
+        """Largest P(flare) whose decision is ``progression``: iff ``p <= it``.
+
+        Progression must be in the set (``p <= thresholds_["progression"]``) and flare
+        outside it (``1 - p > thresholds_["flare"]``); ``-inf`` when no P(flare) is
+        decided progression.
+
+        Examples
+        --------
+        >>> cp = ClassConditionalConformal(0.9)
+        >>> cp.thresholds_ = {"flare": 0.4, "progression": 0.7}
+        >>> t = cp.progression_threshold()
+        >>> cp.decide(np.array([t, np.nextafter(t, 1)]))[0].tolist()
+        ['progression', 'uncertain']
+
+        """
+        t_prog, t_flare = self.thresholds_[PROGRESSION], self.thresholds_[FLARE]
+        if not np.isfinite(t_flare) or t_flare >= 1.0 or t_prog < 0.0:
+            return float("-inf")  # flare is in every set, or progression in none
+        cut = float(1.0 - t_flare)  # the largest p in float arithmetic with (1 - p) > t_flare
+        while cut > 0.0 and (1.0 - cut) <= t_flare:
+            cut = float(np.nextafter(cut, -np.inf))
+        while (1.0 - np.nextafter(cut, np.inf)) > t_flare:
+            cut = float(np.nextafter(cut, np.inf))
+        return min(float(t_prog), cut)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state (the budget, thresholds and counts; no calibration case)."""
         return {

@@ -31,7 +31,7 @@ __all__ = [
 #: a subgroup level with fewer index rows than this is flagged ``small_n``
 SMALL_N_ROWS = 30
 #: ... and so is one with fewer than this many flares or progressions
-SMALL_N_CLASS = 10
+SMALL_N_CLASS = 20
 
 #: metrics of a level that get a bootstrap interval (when asked for)
 _WITH_CI = ("auroc", "sensitivity", "specificity")
@@ -65,7 +65,7 @@ def is_small_n(n: int, n_flare: int, n_progression: int) -> bool:
 
     Examples
     --------
-    >>> is_small_n(20, 5, 15), is_small_n(120, 50, 70), is_small_n(200, 195, 5)
+    >>> is_small_n(20, 5, 15), is_small_n(120, 50, 70), is_small_n(200, 185, 15)
     (True, False, True)
 
     """

@@ -660,10 +660,17 @@ def score_file(
         raise ContractError(f"the output '{target}' would overwrite the input; pick another path")
     frames, total, names = _read_frames(source, int(chunk_rows), read_options)
     bundle = resolve_bundle(model_uri_or_bundle)
+    digest = bundle.digest()
     if max_progression_called_flare is not None:
         bundle = _with_progression_budget(bundle, max_progression_called_flare)
     summary = ScoreSummary(output=target, columns=column_report(names), budget=bundle.budget)
-    info = score_metadata(bundle, summary, metadata() if callable(metadata) else metadata)
+    info = score_metadata(
+        bundle,
+        summary,
+        metadata() if callable(metadata) else metadata,
+        digest=digest,
+        tightened=max_progression_called_flare is not None,
+    )
     decisions: dict[str, int] = {}
     writer = _Writer(target, info)
     try:
@@ -741,9 +748,17 @@ def _count_outcomes(
 
 
 def score_metadata(
-    bundle: FlareModelBundle, summary: ScoreSummary, extra: dict[str, Any] | None = None
+    bundle: FlareModelBundle,
+    summary: ScoreSummary,
+    extra: dict[str, Any] | None = None,
+    *,
+    digest: str | None = None,
+    tightened: bool = False,
 ) -> dict[str, Any]:
     """What a scores file records about how it was made (no patient data).
+
+    ``digest`` identifies the model as loaded (before a budget was tightened at scoring
+    time, which ``tightened`` records).
 
     Examples
     --------
@@ -752,28 +767,36 @@ def score_metadata(
     ['decision_policy', 'flare_ml_version', 'model', 'output', 'scored_at']
 
     """
-    policy: dict[str, Any] = {"kind": "threshold", "threshold": bundle.threshold}
+    policy: dict[str, Any] = {
+        "kind": "threshold",
+        "flare_when_p_flare_at_least": bundle.threshold,
+        "progression_otherwise": True,
+    }
     if bundle.conformal is not None:
+        budget = bundle.conformal.budget
         policy = {
-            "kind": "class-conditional conformal",
-            **bundle.conformal.budget.to_dict(),
-            "statement": bundle.conformal.budget.describe()
-            + " (on patients like the calibration patients)",
-            "conformal_thresholds": bundle.conformal.thresholds_,
-            "decision_flare_when_p_flare_at_least": bundle.threshold,
+            "kind": "class-conditional conformal prediction sets",
+            **budget.to_dict(),
+            "budget_source": "tightened at scoring time" if tightened else "the model's",
+            "statement": budget.describe() + " (on patients like the calibration patients)",
+            "flare_when_p_flare_at_least": bundle.threshold,
+            "progression_when_p_flare_at_most": bundle.conformal.progression_threshold(),
+            "uncertain_otherwise": True,
             "calibrated_on": bundle.metadata.get("conformal_calibration", "training"),
         }
-        site = bundle.metadata.get("site_calibration")
-        if isinstance(site, dict):
-            policy["site"] = site.get("label")
+    model: dict[str, Any] = {
+        "digest": digest or bundle.digest(),
+        "training": bundle.metadata.get("training_label"),
+        **(extra or {}),
+    }
+    site = bundle.metadata.get("site_calibration")
+    if isinstance(site, dict):
+        model["recalibrated_on_site"] = site.get("label")
+        model["recalibrated_from"] = site.get("base_model")
     return {
         "flare_ml_version": __version__,
         "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "output": summary.output.name,
-        "model": {
-            "digest": bundle.digest(),
-            "training": bundle.metadata.get("training_label"),
-            **(extra or {}),
-        },
+        "model": model,
         "decision_policy": policy,
     }

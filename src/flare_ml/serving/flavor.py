@@ -271,16 +271,17 @@ def log_model(
         bundle.mkdir()
         for path in sorted(bundle_dir.glob("*.json")):
             (bundle / path.name).write_bytes(path.read_bytes())
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(code / "serving" / PYFUNC_CODE.name),
-            artifacts={"bundle": str(bundle)},
-            code_paths=[str(code)],
-            signature=model_signature(),
-            input_example=input_example(),
-            pip_requirements=model_requirements(),
-            registered_model_name=registered_model_name,
-        )
+        with quiet_artifact_downloads():  # MLflow reloads the model to check the example
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(code / "serving" / PYFUNC_CODE.name),
+                artifacts={"bundle": str(bundle)},
+                code_paths=[str(code)],
+                signature=model_signature(),
+                input_example=input_example(),
+                pip_requirements=model_requirements(),
+                registered_model_name=registered_model_name,
+            )
     version = getattr(info, "registered_model_version", None)
     if registered_model_name and version is not None:
         describe_registered_version(
