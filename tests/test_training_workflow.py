@@ -225,7 +225,10 @@ def test_report_opens_with_one_sentence_per_cohort_and_the_budget_verdicts(works
     estimated = subgroups[subgroups["auroc"].notna()]
     for metric in ("auroc", "sensitivity", "specificity"):
         assert estimated[f"{metric}_ci_low"].notna().all(), metric
-    small = (subgroups["n"] < 30) | (subgroups[["n_flare", "n_progression"]].min(axis=1) < 10)
+    from flare_ml.evaluation.subgroups import SMALL_N_CLASS, SMALL_N_ROWS
+
+    fewest = subgroups[["n_flare", "n_progression"]].min(axis=1)
+    small = (subgroups["n"] < SMALL_N_ROWS) | (fewest < SMALL_N_CLASS)
     assert (subgroups["small_n"] == small).all() and small.any()
     assert "<td>small n" in page
     # worked patients of the external cohort, drawn as timelines
