@@ -93,3 +93,66 @@ def test_in_sample_coverage_is_at_least_the_target(p, coverage, seed):
     for cls, key in ((1, "coverage_flare"), (0, "coverage_progression")):
         if (y == cls).any():
             assert report[key] >= coverage - 1e-12
+
+
+# --- the error budget drives the decision, and the operating point is the decision -----
+from flare_ml.decision_policy import ErrorBudget  # noqa: E402
+from flare_ml.evaluation import classification_metrics, decision_table  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    a=st.sampled_from([0.01, 0.02, 0.05, 0.1, 0.2]),
+    b=st.sampled_from([0.01, 0.05, 0.1, 0.2]),
+)
+def test_decision_thresholds_are_exactly_the_decision_column(seed, a, b):
+    p_cal, y_cal = _exchangeable(600, seed)
+    cp = ClassConditionalConformal.from_budget(ErrorBudget(a, b)).fit(p_cal, y_cal)
+    rng = np.random.default_rng(seed + 1)
+    # new values, the calibration values themselves and their float neighbours
+    p = np.concatenate(
+        [rng.uniform(size=300), p_cal, np.nextafter(p_cal, 2), np.nextafter(p_cal, -1)]
+    )
+    p = np.clip(p, 0, 1)
+    decision, _ = cp.decide(p)
+    assert ((decision == "flare") == (p >= cp.flare_threshold())).all()
+    assert ((decision == "progression") == (p <= cp.progression_threshold())).all()
+
+
+def test_metrics_at_the_flare_threshold_are_the_decision_tables_rates():
+    p_cal, y_cal = _exchangeable(3000, seed=5)
+    p, y = _exchangeable(4000, seed=6)
+    budget = ErrorBudget(0.05, 0.10)
+    cp = ClassConditionalConformal.from_budget(budget).fit(p_cal, y_cal)
+    table = decision_table(y, cp.decide(p)[0], budget)
+    metrics = classification_metrics(y, p, threshold=cp.flare_threshold())
+    rates = table.rates()
+    assert metrics["progression_called_flare"] == pytest.approx(
+        rates.loc["progressions called flare", "rate"]
+    )
+    # on exchangeable data the budget is kept (up to sampling error)
+    assert rates.loc["progressions called flare", "rate"] <= 0.05 + 0.015
+    assert rates.loc["flares called progression", "rate"] <= 0.10 + 0.025
+
+
+def test_a_tighter_budget_decides_flare_less_often_without_refitting():
+    p_cal, y_cal = _exchangeable(4000, seed=7)
+    cp = ClassConditionalConformal.from_budget(ErrorBudget(0.05, 0.10)).fit(p_cal, y_cal)
+    strict = cp.with_budget(ErrorBudget(0.02, 0.10))
+    assert strict.flare_threshold() > cp.flare_threshold()
+    assert strict.thresholds_["flare"] == cp.thresholds_["flare"]  # the other class is kept
+    refit = ClassConditionalConformal.from_budget(ErrorBudget(0.02, 0.10)).fit(p_cal, y_cal)
+    assert strict.thresholds_ == refit.thresholds_  # a grid budget is the exact quantile
+    between = cp.with_budget(ErrorBudget(0.0234, 0.10))  # rounds down to the 2% grid point
+    assert between.thresholds_ == strict.thresholds_
+    with pytest.raises(ValueError, match="below the smallest"):
+        cp.with_budget(ErrorBudget(0.001, 0.10))
+    again = ClassConditionalConformal.from_dict(json.loads(json.dumps(cp.to_dict())))
+    assert again.with_budget(ErrorBudget(0.02, 0.10)).thresholds_ == strict.thresholds_
+
+
+@pytest.mark.parametrize("share", [0, 0.5, 0.7, -0.1, True])
+def test_a_budget_outside_zero_to_a_half_is_refused(share):
+    with pytest.raises(ValueError, match=r"strictly between 0 and 0\.5"):
+        ErrorBudget(max_progression_called_flare=share)
