@@ -371,3 +371,57 @@ def test_scoring_without_alp_says_so(tmp_path):
 
 def _write(folder):
     return write_table(scoring_cohort(), folder / "with_alp.csv")
+
+
+def test_score_joins_a_lab_table_like_validate(tmp_path):
+    from flare_ml.data import attach_alp
+    from flare_ml.simulate import simulate_cohort
+
+    cohort = simulate_cohort(150, site="nordic", seed=41)
+    source = write_table(cohort.timepoints.drop(columns=["alp_u_l"]), tmp_path / "no_alp.csv")
+    labs = write_table(cohort.labs, tmp_path / "labs.csv")
+    out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(bundle_copy(tmp_path / "model")),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--labs",
+            str(labs),
+            "--window-days",
+            "30",
+            "--chunk-rows",
+            "300",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "alp_u_l' is absent" not in " ".join(result.output.split())
+    joined = attach_alp(load_timepoints(source), cohort.labs, window_days=30)
+    expected = small_bundle().predict(joined)
+    expected["assessment_date"] = expected["assessment_date"].dt.strftime("%Y-%m-%d")
+    _assert_same(_read_output(out), expected)
+    # an unusable lab table is refused before anything is written
+    bad = cohort.labs.copy()
+    bad["unit"] = "mmol/L"
+    bad_path = write_table(bad, tmp_path / "bad_labs.csv")
+    refused = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(bundle_copy(tmp_path / "model2")),
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "never.csv"),
+            "--labs",
+            str(bad_path),
+        ],
+    )
+    assert refused.exit_code == 2
+    assert "mmol/L" in refused.output and not (tmp_path / "never.csv").exists()

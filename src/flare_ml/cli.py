@@ -170,6 +170,22 @@ DayfirstOption = Annotated[
 DecimalOption = Annotated[
     str, typer.Option("--decimal", help="Decimal mark of numbers, e.g. ',' for 123,5.")
 ]
+LabsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--labs",
+        help="Long lab table (patient_id, sample_date, test, value, unit); its ALP samples "
+        "replace alp_u_l.",
+    ),
+]
+WindowDaysOption = Annotated[
+    int,
+    typer.Option(
+        "--window-days",
+        callback=_at_least(0),  # not min=0: see MaxProgressionCalledFlare
+        help="Oldest ALP sample used, in days before (0 or more).",
+    ),
+]
 ColumnsOption = Annotated[
     Path | None,
     typer.Option(
@@ -197,14 +213,8 @@ def _print_notices(notices: list[str]) -> None:
 @user_errors_exit_2
 def validate(
     path: Annotated[Path, typer.Argument(help="Timepoint table (.csv, .csv.gz, .parquet or .pq).")],
-    labs: Annotated[
-        Path | None,
-        typer.Option("--labs", help="Long lab table (patient_id, sample_date, test, value, unit)."),
-    ] = None,
-    window_days: Annotated[
-        int,
-        typer.Option("--window-days", min=0, help="Oldest ALP sample used, in days before."),
-    ] = 30,
+    labs: LabsOption = None,
+    window_days: WindowDaysOption = 30,
     sep: SepOption = None,
     date_format: DateFormatOption = None,
     dayfirst: DayfirstOption = False,
@@ -617,6 +627,8 @@ def score(
     dayfirst: DayfirstOption = False,
     decimal: DecimalOption = ".",
     columns: ColumnsOption = None,
+    labs: LabsOption = None,
+    window_days: WindowDaysOption = 30,
     max_progression_called_flare: MaxProgressionCalledFlare = None,
 ) -> None:
     """Write p_flare, decision, prediction set and reasons for every index row.
@@ -644,6 +656,8 @@ def score(
             progress=_RichProgress(bar),
             read_options=options,
             max_progression_called_flare=max_progression_called_flare,
+            labs_path=labs,
+            window_days=window_days,
         )
     _print_notices(summary.notices)
     console.print(summary.to_rich_table(title=f"{escape(input.name)}: scored"))

@@ -24,7 +24,13 @@ import pandas as pd
 import flare_ml.timeline as tl
 from flare_ml import report, tracking
 from flare_ml.bundle import MANIFEST, FlareModelBundle
-from flare_ml.data import ReadOptions, index_row_mask, read_timepoints, write_table
+from flare_ml.data import (
+    ReadOptions,
+    index_row_mask,
+    read_lab_table,
+    read_timepoints,
+    write_table,
+)
 from flare_ml.data import contract as c
 from flare_ml.data.fingerprint import data_fingerprint
 from flare_ml.decision_policy import ErrorBudget
@@ -138,6 +144,8 @@ def score(
     progress: Callable[[str, int, int | None], None] | None = None,
     read_options: ReadOptions | None = None,
     max_progression_called_flare: float | None = None,
+    labs_path: str | Path | None = None,
+    window_days: int = 30,
 ) -> Any:
     """Score every index row of a cohort file in chunks of whole patients; write them.
 
@@ -164,6 +172,11 @@ def score(
         Decide with this share of true progressions called flare instead of the model's
         (for example 0.02 to tighten the default 5%); the model's share of flares called
         progression is kept.
+    labs_path : str or Path, optional
+        A long lab table whose ALP samples replace ``alp_u_l`` (as-of join within
+        ``window_days``), as ``flare-ml validate --labs`` does.
+    window_days : int, default 30
+        How old an ALP sample may be, in days before the assessment.
 
     Returns
     -------
@@ -180,6 +193,9 @@ def score(
     {'flare': 812, 'progression': 1420, 'uncertain': 301}
 
     """
+    labs = None
+    if labs_path is not None:
+        labs = read_lab_table(ensure_exists(labs_path))
     return score_file(
         model_uri,
         ensure_exists(input_path),
@@ -194,6 +210,9 @@ def score(
             if isinstance(model_uri, str)
             else None
         ),
+        labs=labs,
+        window_days=window_days,
+        labs_source=None if labs_path is None else str(labs_path),
     )
 
 

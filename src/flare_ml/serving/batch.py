@@ -26,6 +26,7 @@ columns are reported in :attr:`ScoreSummary.ignored_columns`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import json
 import os
@@ -42,11 +43,18 @@ from rich.table import Table
 
 from flare_ml import __version__
 from flare_ml.bundle import OUTPUT_COLUMNS, FlareModelBundle
-from flare_ml.data import ReadOptions, apply_read_options, table_format, validate_timepoints
+from flare_ml.data import (
+    ReadOptions,
+    apply_read_options,
+    attach_alp,
+    table_format,
+    validate_timepoints,
+)
 from flare_ml.data import contract as c
 from flare_ml.data._parse import parse_text_id, plural
 from flare_ml.data.columns import ColumnReport, column_report, contract_name
 from flare_ml.data.io import csv_delimiter
+from flare_ml.data.labs import extract_alp
 from flare_ml.data.rules import first_reappearance, not_grouped_error, table_violations
 from flare_ml.decision_policy import ErrorBudget
 from flare_ml.errors import ContractError, FlareMLError, Violation
@@ -582,6 +590,9 @@ def score_file(
     read_options: ReadOptions | None = None,
     max_progression_called_flare: float | None = None,
     metadata: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+    labs: pd.DataFrame | None = None,
+    window_days: int = 30,
+    labs_source: str | None = None,
 ) -> ScoreSummary:
     """Score every index row of a cohort file, streaming in chunks of whole patients.
 
@@ -615,6 +626,15 @@ def score_file(
         Decide with this share of true progressions called flare instead of the model's
         (:meth:`~flare_ml.bundle.FlareModelBundle.with_budget`; the model's share of flares
         called progression is kept), e.g. 0.02 to tighten the default 5%.
+    labs : DataFrame, optional
+        A long lab table (:func:`flare_ml.data.read_lab_table`): each chunk's
+        ``alp_u_l`` is replaced by the latest ALP sample at or before each assessment
+        within ``window_days`` (:func:`flare_ml.data.attach_alp`), as ``flare-ml validate
+        --labs`` does. Its ALP rows are checked before anything is scored.
+    window_days : int, default 30
+        How old an ALP sample may be, in days before the assessment.
+    labs_source : str, optional
+        Where the lab table came from, named in messages and the metadata file.
     metadata : dict or callable, optional
         Extra JSON-ready facts for the metadata file (the model URI and its registered
         version, for example), or a function returning them, called once the model is
@@ -659,15 +679,25 @@ def score_file(
     if target.exists() and source.exists() and target.resolve() == source.resolve():
         raise ContractError(f"the output '{target}' would overwrite the input; pick another path")
     frames, total, names = _read_frames(source, int(chunk_rows), read_options)
+    lab_ids = None
+    if labs is not None:
+        extract_alp(labs, source=labs_source)  # an unusable lab table is refused before scoring
+        lab_ids = labs[c.PATIENT_ID].astype(str).str.strip()
     bundle = resolve_bundle(model_uri_or_bundle)
     digest = bundle.digest()
     if max_progression_called_flare is not None:
         bundle = _with_progression_budget(bundle, max_progression_called_flare)
-    summary = ScoreSummary(output=target, columns=column_report(names), budget=bundle.budget)
+    columns = column_report(names)
+    if labs is not None:  # ALP comes from the lab table, so it is not absent
+        columns = dataclasses.replace(
+            columns, absent=tuple(x for x in columns.absent if x != c.ALP_U_L)
+        )
+    summary = ScoreSummary(output=target, columns=columns, budget=bundle.budget)
+    extra = metadata() if callable(metadata) else dict(metadata or {})
     info = score_metadata(
         bundle,
         summary,
-        metadata() if callable(metadata) else metadata,
+        extra,
         digest=digest,
         tightened=max_progression_called_flare is not None,
     )
@@ -676,6 +706,9 @@ def score_file(
     try:
         for chunk in iter_patient_chunks(frames, str(source)):
             table = validate_timepoints(chunk, source=str(source))
+            if labs is not None and lab_ids is not None:
+                mine = labs[lab_ids.isin(table[c.PATIENT_ID].astype(str)).to_numpy()]
+                table = attach_alp(table, mine, window_days=window_days, source=labs_source)
             predictions = bundle.predict(table, with_reasons=with_reasons)
             _count_outcomes(summary.outcome_counts, table, predictions)
             writer.write(predictions)
