@@ -24,7 +24,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,8 @@ ACROSS_SITES = "across sites (leave-sites-out out-of-fold; quantile of per-site 
 
 
 class PriorBuildConfig(StrictModel):
+    """How many worlds, how large, their seeds, and the across-sites calibration."""
+
     sites: Annotated[int, Field(ge=2)] = 100
     patients_per_site: Annotated[int, Field(ge=50)] = 500
     seed: int = 1000
@@ -68,6 +70,8 @@ class PriorBuildConfig(StrictModel):
 
 
 class PriorMeasureConfig(StrictModel):
+    """Where the prior is measured (seeds never used in the build)."""
+
     shipped_sites: list[str] = ["default", "community", "nordic", "thoracic"]
     shipped_patients: Annotated[int, Field(ge=50)] = 2000
     shipped_seed: int = 90000
@@ -97,7 +101,9 @@ class PriorConfig(StrictModel):
     @model_validator(mode="after")
     def _disjoint_seeds(self) -> PriorConfig:
         build = set(range(self.build.seed, self.build.seed + self.build.sites))
-        measure = set(range(self.measure.random_seed, self.measure.random_seed + self.measure.random_sites))
+        measure = set(
+            range(self.measure.random_seed, self.measure.random_seed + self.measure.random_sites)
+        )
         if build & measure:
             raise ValueError("measure.random_seed: the measured worlds must not reuse build seeds")
         return self
@@ -321,7 +327,9 @@ def build_prior(config: PriorConfig | None = None, progress: Progress = no_progr
     features = pd.concat([co.features for co in cohorts])
     y = np.concatenate([co.y for co in cohorts if co.y is not None])
     patients = np.concatenate([co.patient_ids for co in cohorts])
-    sites = np.concatenate([np.full(len(co.y), i) for i, co in enumerate(cohorts) if co.y is not None])
+    sites = np.concatenate(
+        [np.full(len(co.y), i) for i, co in enumerate(cohorts) if co.y is not None]
+    )
     featurizer.fit(cohorts[0].timepoints)
     simulated = time.perf_counter()
 

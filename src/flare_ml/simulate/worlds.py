@@ -108,7 +108,10 @@ class SiteRanges(StrictModel):
             raise ValueError("jitter fractions must stay below 0.5 of the interval")
         if self.label_noise.high >= 0.5 or self.label_noise.low < 0:
             raise ValueError("label_noise must stay within [0, 0.5)")
-        for name, r in {"lab_missing_fraction": self.lab_missing_fraction, **self.missingness}.items():
+        for name, r in {
+            "lab_missing_fraction": self.lab_missing_fraction,
+            **self.missingness,
+        }.items():
             if r.low < 0 or r.high > 1:
                 raise ValueError(f"{name} must stay within [0, 1]")
         return self
