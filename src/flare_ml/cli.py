@@ -840,7 +840,12 @@ def prior_measure(
 
     Sites and seeds come from the config's `measure` block (never used in the build).
     """
-    from flare_ml.prior import load_prior_config, measure_prior, measurement_frame
+    from flare_ml.prior import (
+        load_prior_config,
+        measure_prior,
+        measurement_frame,
+        measurement_summary,
+    )
     from flare_ml.serving.flavor import load_bundle
 
     bundle = load_bundle(model)
@@ -849,8 +854,9 @@ def prior_measure(
     frame = measurement_frame(results)
     if out is not None:
         frame.to_csv(out, index=False)
-    console.print(frame.to_string(index=False))
-    met = int(frame.iloc[:, -1].sum())
+    console.print(frame.to_string(index=False), soft_wrap=True)
+    console.print(measurement_summary(frame).T.to_string(), soft_wrap=True)
+    met = int(frame["both >= 0.88"].sum())
     console.print(
         f"{met} of {len(frame)} sites reach per-class coverage >= 0.88 "
         "(SYNTHETIC cohorts; not for clinical use)"

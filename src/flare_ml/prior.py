@@ -443,6 +443,7 @@ class SiteMeasurement:
     coverage_progression: float
     uncertain_fraction: float
     table: DecisionTable
+    pooled: dict[str, float] = field(default_factory=dict)
 
     def meets(self, target: float = 0.88) -> bool:
         """Whether both classes reach ``target`` coverage."""
@@ -450,7 +451,12 @@ class SiteMeasurement:
 
 
 def measure_at(bundle: FlareModelBundle, cohort: PreparedCohort, kind: str) -> SiteMeasurement:
-    """Score a labelled cohort with a bundle and measure its per-class coverage and decisions."""
+    """Score a labelled cohort with a bundle and measure its per-class coverage and decisions.
+
+    When the bundle records the thresholds one pooled calibration would have given
+    (``metadata["prior"]["pooled_thresholds"]``), their coverage is measured too
+    (:attr:`SiteMeasurement.pooled`), for comparison only.
+    """
     from flare_ml.uncertainty import coverage_report
 
     assert cohort.y is not None and bundle.conformal is not None
@@ -458,6 +464,12 @@ def measure_at(bundle: FlareModelBundle, cohort: PreparedCohort, kind: str) -> S
     sets = bundle.conformal.predict_sets(p)
     report = coverage_report(sets, cohort.y)
     decisions = bundle.decide(p)[0]
+    pooled: dict[str, float] = {}
+    recorded = bundle.metadata.get("prior", {}).get("pooled_thresholds")
+    if recorded:
+        alternative = ClassConditionalConformal(bundle.conformal.coverage)
+        alternative.thresholds_ = {k: float(v) for k, v in recorded.items()}
+        pooled = coverage_report(alternative.predict_sets(p), cohort.y)
     return SiteMeasurement(
         site=cohort.label,
         kind=kind,
@@ -467,6 +479,7 @@ def measure_at(bundle: FlareModelBundle, cohort: PreparedCohort, kind: str) -> S
         coverage_progression=report["coverage_progression"],
         uncertain_fraction=report["uncertain_fraction"],
         table=decision_table(cohort.y, decisions, bundle.budget, cohort=cohort.label),
+        pooled=pooled,
     )
 
 
@@ -526,21 +539,68 @@ def measurement_frame(results: list[SiteMeasurement], target: float = 0.88) -> p
     rows = []
     for r in results:
         counts = r.table.counts
-        rows.append(
-            {
-                "site": r.site,
-                "kind": r.kind,
-                "index rows": r.n_index_rows,
-                "flares": r.n_flare,
-                "coverage flare": round(r.coverage_flare, 3),
-                "coverage progression": round(r.coverage_progression, 3),
-                "uncertain": round(r.uncertain_fraction, 3),
-                "progressions called flare": int(counts.loc["flare", PROGRESSION]),
-                "flares called progression": int(counts.loc["progression", FLARE]),
-                f"both >= {target}": r.meets(target),
-            }
-        )
+        n_progression = r.n_index_rows - r.n_flare
+        row = {
+            "site": r.site,
+            "kind": r.kind,
+            "index rows": r.n_index_rows,
+            "flares": r.n_flare,
+            "coverage flare": round(r.coverage_flare, 3),
+            "coverage progression": round(r.coverage_progression, 3),
+            "uncertain": round(r.uncertain_fraction, 3),
+            "progressions called flare": round(
+                int(counts.loc["flare", PROGRESSION]) / max(n_progression, 1), 3
+            ),
+            "flares called progression": round(
+                int(counts.loc["progression", FLARE]) / max(r.n_flare, 1), 3
+            ),
+            f"both >= {target}": r.meets(target),
+        }
+        if r.pooled:
+            row.update(
+                {
+                    "pooled coverage flare": round(r.pooled["coverage_flare"], 3),
+                    "pooled coverage progression": round(r.pooled["coverage_progression"], 3),
+                    "pooled uncertain": round(r.pooled["uncertain_fraction"], 3),
+                    f"pooled both >= {target}": min(
+                        r.pooled["coverage_flare"], r.pooled["coverage_progression"]
+                    )
+                    >= target,
+                }
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def measurement_summary(frame: pd.DataFrame, target: float = 0.88) -> pd.DataFrame:
+    """Per site type: sites, share reaching ``target`` on both classes, worst and median.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"kind": ["random", "random"], "coverage flare": [0.9, 0.8],
+    ...                       "coverage progression": [0.95, 0.97], "uncertain": [0.3, 0.4],
+    ...                       "progressions called flare": [0.02, 0.03],
+    ...                       "flares called progression": [0.05, 0.1]})
+    >>> float(measurement_summary(frame).loc["random", "share of sites both >= 0.88"])
+    0.5
+
+    """
+    prefixes = [""] + (["pooled "] if "pooled coverage flare" in frame else [])
+    rows = {}
+    for kind, group in [*frame.groupby("kind", sort=False), ("all", frame)]:
+        row: dict[str, float] = {"sites": len(group)}
+        for pre in prefixes:
+            flare, prog = group[f"{pre}coverage flare"], group[f"{pre}coverage progression"]
+            row[f"{pre}share of sites both >= {target}"] = float(
+                (np.minimum(flare, prog) >= target).mean()
+            )
+            row[f"{pre}min coverage flare"] = float(flare.min())
+            row[f"{pre}min coverage progression"] = float(prog.min())
+            row[f"{pre}median uncertain"] = float(group[f"{pre}uncertain"].median())
+        for name in ("progressions called flare", "flares called progression"):
+            row[f"median {name}"] = float(group[name].median())
+        rows[kind] = row
+    return pd.DataFrame(rows).T
 
 
 __all__ = [
@@ -557,6 +617,7 @@ __all__ = [
     "measure_at",
     "measure_prior",
     "measurement_frame",
+    "measurement_summary",
     "prior_digest",
     "software_versions",
     "world_cohort",
