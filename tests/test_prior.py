@@ -224,3 +224,29 @@ def test_build_prior_pools_sites_and_groups_folds_by_site(monkeypatch):
     assert sorted(s for fold in held_out_sites for s in fold) == [0, 1, 2]  # one site a fold
     assert built.bundle.metadata["config_digest"] == prior_digest(small)
     assert built.n_patients == 270
+
+
+def test_prior_build_and_measure_commands(tmp_path):
+    def shrink(d):
+        d["build"].update(sites=3, patients_per_site=80, site_folds=3)
+        d["model"].update(n_candidates=1, n_estimators_max=10)
+        d["measure"].update(
+            shipped_sites=["nordic"], shipped_patients=100, random_sites=1, random_patients=100
+        )
+
+    config = _copy(PRIOR_CONFIG_PATH, tmp_path / "tiny.yaml", shrink)
+    out = tmp_path / "tiny_prior"
+    built = CliRunner().invoke(app, ["prior", "build", "--config", str(config), "--out", str(out)])
+    assert built.exit_code == 0, built.output
+    digest = prior_digest(config_path=config)
+    assert digest in built.output and digest != prior_digest()
+    assert json.loads((out / MANIFEST).read_text())["metadata"]["config_digest"] == digest
+    measured = CliRunner().invoke(
+        app,
+        ["prior", "measure", "--model", str(out), "--config", str(config),
+         "--out", str(tmp_path / "m.csv")],
+    )  # fmt: skip
+    assert measured.exit_code == 0, measured.output
+    frame = pd.read_csv(tmp_path / "m.csv")
+    assert list(frame["kind"]) == ["shipped", "random"]
+    assert frame["coverage flare"].between(0, 1).all()
