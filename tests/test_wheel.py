@@ -3,9 +3,11 @@
 Builds the wheel from the repository, installs it without dependencies into a folder that
 shadows the editable install (it comes first on ``PYTHONPATH``), and runs the command line
 from a directory outside the repository: simulate a cohort, validate it, train a small
-model on a reduced config, and score with that model. A config or data file missing from
-the wheel's package data (as when the configs were only a symlink into the repository)
-fails here, as it would for anyone installing flare-ml from an index.
+model on a reduced config, and score with that model; and score with the literature
+prior shipped in the wheel (``--model prior``: no training, no tracking store). A config,
+prior or data file missing from the wheel's package data (as when the configs were only a
+symlink into the repository) fails here, as it would for anyone installing flare-ml from
+an index.
 
 It runs as its own step (``make test-wheel``, which ``.ci/run`` runs after ``make test``)
 because building, installing and training from a fresh process takes about 30 s.
@@ -58,14 +60,16 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     return {"wheel": wheel, "target": target, "work": work}
 
 
-def _flare_ml(installed: dict[str, Path], *args: str) -> subprocess.CompletedProcess[str]:
+def _flare_ml(
+    installed: dict[str, Path], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``flare-ml`` with the wheel's package first on the path, outside the repository."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PYTHONPATH"] = str(installed["target"])
     code = "import sys; from flare_ml.cli import app; sys.argv[0] = 'flare-ml'; app()"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
-        cwd=installed["work"], env=env, capture_output=True, text=True, check=False,
+        cwd=cwd or installed["work"], env=env, capture_output=True, text=True, check=False,
         timeout=600,
     )  # fmt: skip
 
@@ -138,3 +142,34 @@ def test_simulate_validate_train_score_from_the_wheel(installed):
     assert len(scores) == n_index > 0
     assert scores["p_flare"].between(0, 1).all()
     assert set(scores["decision"]) <= {"flare", "progression", "uncertain"}
+
+
+def test_wheel_ships_the_prior(installed):
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    shipped = sorted(
+        p.relative_to(REPO / "src").as_posix()
+        for p in (REPO / "src" / "flare_ml" / "priors").rglob("*.json")
+    )
+    assert shipped and sorted(n for n in names if n.startswith("flare_ml/priors/")) == shipped
+
+
+def test_score_with_the_prior_from_the_wheel(installed):
+    work = installed["work"] / "prior"
+    work.mkdir()
+    simulated = _flare_ml(
+        installed, "simulate", "--patients", "40", "--site", "nordic", "--seed", "7",
+        "--out", "cohort.csv", cwd=work,
+    )  # fmt: skip
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    scored = _flare_ml(
+        installed, "score", "--model", "prior", "--input", "cohort.csv",
+        "--output", "scores.csv", cwd=work,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    scores = pd.read_csv(work / "scores.csv")
+    assert len(scores) > 0
+    assert set(scores["decision"]) <= {"flare", "progression", "uncertain"}
+    assert scores["reasons"].str.len().gt(0).all()
+    # no training, no tracking store: nothing MLflow in the working directory
+    assert not (work / "mlflow.db").exists()
+    assert not list(work.glob("mlruns*"))

@@ -43,6 +43,8 @@ from flare_ml.train_config import DEFAULT_TRACKING_URI
 
 PYFUNC_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+#: the model URI of the literature prior shipped in the package (flare_ml.prior.PRIOR_DIR)
+PRIOR_MODEL = "prior"
 
 
 def configure_tracking(uri: str | None = None) -> str:
@@ -93,6 +95,8 @@ def _sqlite_path(store: str) -> Path | None:
 def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBundle:
     """Load the JSON bundle behind a model URI, an MLflow model folder or a bundle folder.
 
+    ``prior`` (:data:`PRIOR_MODEL`) is the literature prior shipped in the package; it
+    needs no tracking store (a bundle folder of that name in the working directory wins).
     MLflow's artifact download progress is silenced while loading
     (:func:`quiet_artifact_downloads`).
 
@@ -105,6 +109,10 @@ def load_bundle(model_uri: str, tracking_uri: str | None = None) -> FlareModelBu
     path = Path(model_uri)
     if (path / MANIFEST).exists():
         return FlareModelBundle.load(path)
+    if model_uri == PRIOR_MODEL:
+        from flare_ml.prior import load_prior
+
+        return load_prior()
     store = configure_tracking(tracking_uri)
     local_store = _sqlite_path(store)
     if local_store is not None and not local_store.exists():
