@@ -250,3 +250,19 @@ def test_prior_build_and_measure_commands(tmp_path):
     frame = pd.read_csv(tmp_path / "m.csv")
     assert list(frame["kind"]) == ["shipped", "random"]
     assert frame["coverage flare"].between(0, 1).all()
+
+
+def test_evaluate_reads_every_rule_at_its_own_decision(tmp_path, monkeypatch):
+    """A model that records no rule thresholds (the prior) still reads each rule at its own."""
+    from flare_ml.rules import make_rules
+    from flare_ml.workflows import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    data = write_table(
+        simulate_cohort(200, site="community", seed=77).timepoints, tmp_path / "c.csv"
+    )
+    result = evaluate(PRIOR_MODEL, data, n_resamples=0)
+    summary = result["evaluation"].summary_table(formatted=False).set_index("scorer")
+    for name, rule in make_rules(None).items():
+        assert float(summary.loc[name, "threshold"]) == float(rule.decision_threshold), name
+    assert not (tmp_path / "mlflow.db").exists()

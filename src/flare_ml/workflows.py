@@ -266,8 +266,13 @@ def evaluate(
         for name, rule in make_rules(bundle.metadata.get("rules")).items()
     }
     scores = score_cohort_bundle(cohort, bundle, rules)
-    thresholds = dict(bundle.metadata.get("thresholds", {}))
-    thresholds.setdefault("xgboost", bundle.threshold)
+    # the model at its decision, each rule at its own decision, the oracle where training
+    # read it (0.5 when the model records none)
+    thresholds = {
+        **dict(bundle.metadata.get("thresholds", {})),
+        **{name: float(rule.decision_threshold) for name, rule in rules.items()},
+        "xgboost": bundle.threshold,
+    }
     ev = evaluate_scores(
         cohort.y,
         scores,
