@@ -243,14 +243,15 @@ def site_data(prior: FlareModelBundle, table: pd.DataFrame, min_patients: int = 
     >>> table = simulate_cohort(20, seed=1).timepoints.drop(columns="outcome")
     >>> site_data(bundle, table)  # doctest: +SKIP
     Traceback (most recent call last):
-    FlareMLError: the site's table has no 'outcome' column ...
+    FlareMLError: the site's table records no outcome ...
 
     """
-    if c.OUTCOME not in {str(name).strip().lower() for name in table.columns}:
+    names = {str(name).strip().lower(): name for name in table.columns}
+    if c.OUTCOME not in names or table[names[c.OUTCOME]].isna().all():
         raise FlareMLError(
-            "the site's table has no 'outcome' column: adaptation needs the recorded "
-            "outcome ('flare' or 'progression') of every index row (imaging with "
-            "new_bone_lesions > 0)"
+            "the site's table records no outcome (its 'outcome' column is absent or "
+            "empty): adaptation needs the recorded outcome ('flare' or 'progression') of "
+            "every index row (imaging with new_bone_lesions > 0)"
         )
     cohort = prepare_cohort(table, prior.featurizer, "site")
     assert cohort.y is not None
@@ -609,6 +610,37 @@ class Adaptation:
     conformal_choices: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def summary(self) -> pd.DataFrame:
+        """The cross-validation table as text, one row per candidate (for printing).
+
+        Columns: ``candidate``, ``log loss`` (mean ± standard error), ``vs best`` (excess
+        over the best ± its standard error), ``AUROC``, ``Brier``, ``cal. slope``,
+        ``cal. intercept`` and ``chosen`` (an arrow on the chosen row).
+
+        Examples
+        --------
+        >>> result.summary().columns.tolist()[:3]  # doctest: +SKIP
+        ['candidate', 'log loss', 'vs best']
+
+        """
+        t = self.table
+        shown = pd.DataFrame({"candidate": t.index.to_list()})
+        shown["log loss"] = [
+            f"{m:.4f} ± {se:.4f}" for m, se in t[["log_loss", "log_loss_se"]].to_numpy()
+        ]
+        shown["vs best"] = [
+            f"{m:+.4f} ± {se:.4f}" for m, se in t[["vs_best", "vs_best_se"]].to_numpy()
+        ]
+        for column, name in (
+            ("auroc", "AUROC"),
+            ("brier", "Brier"),
+            ("calibration_slope", "cal. slope"),
+            ("calibration_intercept", "cal. intercept"),
+        ):
+            shown[name] = [f"{v:.3f}" for v in t[column]]
+        shown["chosen"] = ["<-" if k == self.chosen else "" for k in t.index]
+        return shown
 
 
 def _select_and_fit(
