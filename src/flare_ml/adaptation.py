@@ -450,7 +450,7 @@ def corrected_se(values: np.ndarray, folds: int) -> float:
     Examples
     --------
     >>> round(corrected_se(np.array([0.1, 0.3, 0.2, 0.4]), folds=2), 4)
-    0.1369
+    0.1443
 
     """
     values = np.asarray(values, dtype=float)
