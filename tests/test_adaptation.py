@@ -442,3 +442,36 @@ def test_site_data_counts_patients_and_refuses_missing_outcomes(site_table):
     unlabelled.loc[index_rows[index_rows].index[:3], "outcome"] = None
     with pytest.raises(FlareMLError, match="outcome"):
         site_data(small_bundle(), unlabelled)
+
+
+def test_evaluate_and_calibrate_take_the_adapted_model(site, site_table, tmp_path):
+    from flare_ml.workflows import calibrate, evaluate
+
+    bundle = _updated_bundles(site)["residual_boosting"]
+    folder = bundle.save(tmp_path / "model")
+    write_table(site_table, tmp_path / "site.csv")
+    result = evaluate(str(folder), tmp_path / "site.csv", n_resamples=0)
+    np.testing.assert_array_equal(
+        result["predictions"]["p_flare"].to_numpy(),
+        bundle.predict(site_table)["p_flare"].to_numpy(),
+    )
+    outcome = calibrate(str(folder), tmp_path / "site.csv", tmp_path / "recalibrated")
+    again = FlareModelBundle.load(outcome.bundle_dir)
+    assert again.update is not None and again.update.residual is not None
+    np.testing.assert_array_equal(
+        again.proba_from_features(site.features), bundle.proba_from_features(site.features)
+    )
+
+
+@pytest.mark.parametrize("method", ["none", "sigmoid", "isotonic"])
+def test_contributions_are_exact_whatever_the_priors_calibrator(method, site):
+    """The calibrator's secant slope carries the booster's SHAP values onto its log-odds."""
+    prior = small_bundle()
+    calibrator = ProbabilityCalibrator(method).fit(prior.raw_proba(site.features), site.y)
+    bundle = dataclasses.replace(
+        prior, calibrator=calibrator, update=MarginUpdate("intercept_slope", 0.3, 0.7)
+    )
+    parts = bundle.contributions(site.features)
+    margin = bundle.margin_from_features(site.features)
+    np.testing.assert_allclose(parts.sum(axis=1), margin, rtol=0, atol=1e-4)
+    assert np.ptp(parts[BASE_VALUE]) < 1e-4
