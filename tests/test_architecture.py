@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("flare_ml.evaluation",),
     ("flare_ml.bundle",),
     ("flare_ml.site_calibration",),
-    ("flare_ml.training", "flare_ml.prior"),
+    ("flare_ml.training", "flare_ml.prior", "flare_ml.adaptation"),
     ("flare_ml.plots", "flare_ml.timeline", "flare_ml.serving", "flare_ml.spark"),
     ("flare_ml.tracking",),
     ("flare_ml.report", "flare_ml.model_card"),

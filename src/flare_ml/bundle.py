@@ -10,6 +10,11 @@ clinical words. It is written as JSON only, never
 pickle, so loading a model never runs stored code; the MLflow pyfunc model, batch scoring,
 Spark and the scores that training reports for external cohorts all go through this one
 class, so their answers agree (``tests/test_scoring_parity.py`` checks it).
+
+A bundle adapted to a site (``flare-ml adapt``, :mod:`flare_ml.adaptation`) is the prior
+model's parts plus a :class:`MarginUpdate` on the prior's log-odds (an intercept, an
+intercept and slope, or a shallow residual booster), stored as two more JSON files; it
+scores, explains and serves through the same methods (docs/adapt.md).
 """
 
 from __future__ import annotations
@@ -34,7 +39,11 @@ from flare_ml.features import TimepointFeaturizer
 from flare_ml.models import booster_input
 from flare_ml.uncertainty import ClassConditionalConformal, ErrorBudget
 
-FORMAT_VERSION = 1
+#: format of bundles with a site update (:class:`MarginUpdate`); bundles without one are
+#: still written as format 1, which every earlier flare-ml reads
+FORMAT_VERSION = 2
+#: the formats :meth:`FlareModelBundle.load` reads
+SUPPORTED_FORMATS = (1, 2)
 #: below this many feature rows XGBoost runs single-threaded (see ``_booster_for``)
 SMALL_BATCH_ROWS = 1024
 MANIFEST = "manifest.json"
@@ -42,6 +51,20 @@ BOOSTER_FILE = "booster.json"
 FEATURIZER_FILE = "featurizer.json"
 CALIBRATOR_FILE = "calibrator.json"
 CONFORMAL_FILE = "conformal.json"
+UPDATE_FILE = "update.json"
+UPDATE_BOOSTER_FILE = "update_booster.json"
+#: the kinds of :class:`MarginUpdate`
+UPDATE_KINDS = ("intercept", "intercept_slope", "residual_boosting")
+#: the prior's P(flare) is clipped to [eps, 1 - eps] before its logit (its margin)
+PRIOR_LOGIT_EPS = 1e-6
+#: below this absolute sum of a row's prior SHAP values, the calibrator's slope at the
+#: base value scales them (see :meth:`FlareModelBundle.contributions`)
+_SMALL_SHAP_SUM = 1e-4
+#: column names of :meth:`FlareModelBundle.contributions`
+BASE_VALUE = "base value"
+SITE_RECALIBRATION = "site recalibration"
+PRIOR_PREFIX = "prior: "
+SITE_PREFIX = "site: "
 #: output columns of :meth:`FlareModelBundle.predict`
 OUTPUT_COLUMNS = (
     c.PATIENT_ID,
@@ -55,6 +78,89 @@ SYNTHETIC_CAVEAT = (
     "Trained on synthetic cohorts from the flare-ml simulator; not validated on patients "
     "and not for clinical use."
 )
+
+
+def prior_logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds of P(flare), clipped to [PRIOR_LOGIT_EPS, 1 - PRIOR_LOGIT_EPS] (float64).
+
+    Examples
+    --------
+    >>> prior_logit(np.array([0.5, 1.0])).round(2).tolist()
+    [0.0, 13.82]
+
+    """
+    q = np.clip(np.asarray(p, dtype=np.float64), PRIOR_LOGIT_EPS, 1.0 - PRIOR_LOGIT_EPS)
+    return np.log(q) - np.log1p(-q)
+
+
+def _expit(margin: np.ndarray) -> np.ndarray:
+    """The logistic function (float64)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(margin, dtype=np.float64)))
+
+
+@dataclass
+class MarginUpdate:
+    """A site's update of a prior model, on the prior's log-odds (its margin).
+
+    The adapted log-odds of flare are ``intercept + slope * m + r(x)``, where ``m`` is
+    the logit of the prior's calibrated P(flare) (:func:`prior_logit`) and ``r(x)`` the
+    margin of the residual booster (zero without one): recalibration in the large
+    (``intercept``), logistic recalibration (``intercept_slope``) or residual boosting on
+    the site's features with the prior's margin as offset (``residual_boosting``).
+
+    Parameters
+    ----------
+    kind : {"intercept", "intercept_slope", "residual_boosting"}
+        Which update (:data:`UPDATE_KINDS`).
+    intercept, slope : float
+        The recalibration ``a`` and ``b`` (0 and 1 leave the prior as is).
+    residual : xgboost.Booster, optional
+        Trees fitted with ``base_score`` 0.5 (margin 0), so that their margin without a
+        ``base_margin`` is the correction alone; None for zero rounds.
+
+    Examples
+    --------
+    >>> update = MarginUpdate("intercept", intercept=0.5)
+    >>> update.margin(np.array([0.0, 1.0]), np.zeros(2)).tolist()
+    [0.5, 1.5]
+    >>> MarginUpdate.from_dict(update.to_dict()) == update
+    True
+
+    """
+
+    kind: str
+    intercept: float = 0.0
+    slope: float = 1.0
+    residual: xgb.Booster | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in UPDATE_KINDS:
+            raise ValueError(f"update kind must be one of {UPDATE_KINDS}, got {self.kind!r}")
+        if self.residual is not None and self.kind != "residual_boosting":
+            raise ValueError(f"a {self.kind} update has no residual booster")
+
+    def margin(self, prior_margin: np.ndarray, residual_margin: np.ndarray) -> np.ndarray:
+        """Adapted log-odds from the prior's log-odds and the residual booster's margin."""
+        return self.intercept + self.slope * prior_margin + residual_margin
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state (the residual booster is saved as its own JSON file)."""
+        return {
+            "kind": self.kind,
+            "intercept": float(self.intercept),
+            "slope": float(self.slope),
+            "residual_rounds": 0 if self.residual is None else self.residual.num_boosted_rounds(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any], residual: xgb.Booster | None = None) -> MarginUpdate:
+        """Rebuild an update from :meth:`to_dict` output and its residual booster."""
+        return cls(
+            kind=str(state["kind"]),
+            intercept=float(state["intercept"]),
+            slope=float(state["slope"]),
+            residual=residual,
+        )
 
 
 def _joined_reasons(
@@ -91,6 +197,9 @@ class FlareModelBundle:
         How many reasons to give per index assessment.
     metadata : dict
         Free-form JSON metadata (training fingerprint, config digest, versions).
+    update : MarginUpdate, optional
+        A site's update on top of the log-odds of ``booster`` + ``calibrator`` (the
+        prior); None for a model used as trained.
 
     Examples
     --------
@@ -114,6 +223,7 @@ class FlareModelBundle:
     conformal: ClassConditionalConformal | None = None
     top_reasons: int = 3
     metadata: dict[str, Any] = field(default_factory=dict)
+    update: MarginUpdate | None = None
 
     def __post_init__(self) -> None:
         self.featurizer = TimepointFeaturizer(**self.featurizer_params)  # learns nothing
@@ -137,21 +247,24 @@ class FlareModelBundle:
             nthread=1 if len(features) < SMALL_BATCH_ROWS else -1,
         )
 
-    def _booster_for(self, n_rows: int) -> xgb.Booster:
+    def _booster_for(self, n_rows: int, booster: xgb.Booster | None = None) -> xgb.Booster:
         """The booster, or a single-threaded copy of it for fewer than SMALL_BATCH_ROWS rows.
 
         Waking a team of OpenMP threads costs more than predicting a few rows (a REST
         request of one patient), and far more on a busy machine; a separate copy keeps
-        the setting thread-safe for concurrent requests.
+        the setting thread-safe for concurrent requests. ``booster`` picks another
+        booster of the bundle (the update's residual trees); default :attr:`booster`.
         """
+        booster = self.booster if booster is None else booster
         if n_rows >= SMALL_BATCH_ROWS:
-            return self.booster
-        cached = self.__dict__.get("_single_thread")
-        if cached is None or cached[0] is not self.booster:
-            single = self.booster.copy()
+            return booster
+        copies = self.__dict__.setdefault("_single_thread", {})
+        cached = copies.get(id(booster))
+        if cached is None or cached[0] is not booster:
+            single = booster.copy()
             single.set_param({"nthread": 1})
-            cached = (self.booster, single)
-            self.__dict__["_single_thread"] = cached
+            cached = (booster, single)
+            copies[id(booster)] = cached
         return cached[1]
 
     def raw_proba(self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None) -> np.ndarray:
@@ -172,7 +285,8 @@ class FlareModelBundle:
         Every P(flare) of the model goes through here: :meth:`score_columns` (hence
         :meth:`predict`, the pyfunc model, batch scoring, Spark and the REST server) and
         the scores that training reports for external cohorts. ``matrix`` reuses a
-        DMatrix of ``features``.
+        DMatrix of ``features``. With a site :attr:`update` it is the logistic function
+        of :meth:`margin_from_features`.
 
         Examples
         --------
@@ -185,7 +299,160 @@ class FlareModelBundle:
         (True, True)
 
         """
+        if self.update is None:
+            return self._prior_proba(features, matrix)
+        return _expit(self.margin_from_features(features, matrix))
+
+    def _prior_proba(self, features: pd.DataFrame, matrix: xgb.DMatrix | None) -> np.ndarray:
+        """P(flare) of :attr:`booster` and :attr:`calibrator` (the prior of an update)."""
         return np.clip(self.calibrator.transform(self.raw_proba(features, matrix)), 0.0, 1.0)
+
+    def _residual_margin(self, n_rows: int, matrix: xgb.DMatrix) -> np.ndarray:
+        """Margin of the update's residual trees (zeros without them)."""
+        residual = self.update.residual if self.update is not None else None
+        if residual is None:
+            return np.zeros(n_rows)
+        booster = self._booster_for(n_rows, residual)
+        return booster.predict(matrix, output_margin=True).astype(np.float64)
+
+    def margin_from_features(
+        self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None
+    ) -> np.ndarray:
+        """Log-odds of flare of each feature row: what :meth:`contributions` add up to.
+
+        Without an update, the logit of P(flare) (:func:`prior_logit`); with one, the
+        adapted margin ``a + b * prior_logit(prior P(flare)) + residual(x)`` whose
+        logistic function is P(flare).
+
+        Examples
+        --------
+        >>> from flare_ml.simulate import simulate_cohort
+        >>> from flare_ml.training import fit_bundle
+        >>> table = simulate_cohort(300, seed=3).timepoints
+        >>> bundle = fit_bundle(table, n_candidates=1, outer_folds=None)
+        >>> shifted = dataclasses.replace(bundle, update=MarginUpdate("intercept", 1.0))
+        >>> feats = bundle.features(table)
+        >>> diff = shifted.margin_from_features(feats) - bundle.margin_from_features(feats)
+        >>> bool(np.allclose(diff, 1.0))
+        True
+
+        """
+        if len(features) == 0:
+            return np.empty(0)
+        if matrix is None:
+            matrix = self._matrix(features)
+        margin = prior_logit(self._prior_proba(features, matrix))
+        if self.update is None:
+            return margin
+        return self.update.margin(margin, self._residual_margin(len(features), matrix))
+
+    def _prior_slope(
+        self, contrib_sum: np.ndarray, bias: float, prior_margin: np.ndarray
+    ) -> tuple[np.ndarray, float]:
+        """Per row, the factor that maps the booster's SHAP values onto the prior's margin.
+
+        The prior's margin is ``g(booster margin)`` for the calibrator's monotone map
+        ``g``; the factor is the secant slope ``(g(m) - g(bias)) / (m - bias)`` (exactly
+        ``a`` for a sigmoid calibrator, 1 without one), or ``g``'s slope at the bias for
+        a row whose SHAP values add up to almost nothing. Returns the factors and
+        ``g(bias)``, the base value.
+        """
+        base = float(prior_logit(self.calibrator.transform(_expit(np.array([bias]))))[0])
+        h = 1e-3
+        ends = prior_logit(self.calibrator.transform(_expit(np.array([bias - h, bias + h]))))
+        local = float(ends[1] - ends[0]) / (2 * h)
+        small = np.abs(contrib_sum) < _SMALL_SHAP_SUM
+        with np.errstate(divide="ignore", invalid="ignore"):
+            secant = (prior_margin - base) / contrib_sum
+        return np.where(small, local, secant), base
+
+    def contributions(
+        self, features: pd.DataFrame, matrix: xgb.DMatrix | None = None
+    ) -> pd.DataFrame:
+        """Exact additive explanation of :meth:`margin_from_features`, by clinical signal.
+
+        XGBoost's TreeSHAP values of :attr:`booster` (``pred_contribs``, computed without
+        any ``base_margin``) are summed per clinical signal
+        (:data:`flare_ml.explain.SIGNALS`) and carried onto the prior's calibrated
+        log-odds by the calibrator's secant slope (:meth:`_prior_slope`). Without an
+        update the columns are the signals and ``base value``; with one, the prior's
+        signals (``prior: <signal>``, times the update's slope), the residual trees'
+        own TreeSHAP values (``site: <signal>``, computed without the prior's margin as
+        ``base_margin``, whose bias XGBoost gets wrong), ``site recalibration`` (the
+        update's constant: ``a + (b - 1) * base value`` plus the residual trees' bias)
+        and ``base value`` (the prior's log-odds at its booster's expected margin).
+        Each row adds up to :meth:`margin_from_features` (to rounding); the ``base
+        value`` is the same for every row up to a remainder below 1e-4 (rows whose
+        prior SHAP values add up to less than 1e-4 in total).
+
+        Returns
+        -------
+        DataFrame
+            One row per feature row (same index), one column per part, in log-odds of
+            flare.
+
+        Examples
+        --------
+        >>> from flare_ml.simulate import simulate_cohort
+        >>> from flare_ml.training import fit_bundle
+        >>> table = simulate_cohort(300, seed=3).timepoints
+        >>> bundle = fit_bundle(table, n_candidates=1, outer_folds=None)
+        >>> adapted = dataclasses.replace(bundle, update=MarginUpdate("intercept_slope", 0.3, 0.8))
+        >>> feats = bundle.features(table)
+        >>> parts = adapted.contributions(feats)
+        >>> bool(np.allclose(parts.sum(axis=1), adapted.margin_from_features(feats), atol=1e-6))
+        True
+        >>> parts.columns[0], parts.columns[-1]
+        ('prior: time since treatment start', 'base value')
+
+        """
+        names, prior_signals, site_signals, constant, base = self._parts(features, matrix)
+        index = features.index
+        if self.update is None:
+            frame = pd.DataFrame(prior_signals, index=index, columns=names)
+        else:
+            frame = pd.concat(
+                [
+                    pd.DataFrame(
+                        prior_signals, index=index, columns=[PRIOR_PREFIX + n for n in names]
+                    ),
+                    pd.DataFrame(
+                        site_signals, index=index, columns=[SITE_PREFIX + n for n in names]
+                    ),
+                ],
+                axis=1,
+            )
+            frame[SITE_RECALIBRATION] = constant
+        frame[BASE_VALUE] = base
+        return frame
+
+    def _parts(
+        self, features: pd.DataFrame, matrix: xgb.DMatrix | None
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Signal names, prior and site signal sums, the update's constant, base values."""
+        n = len(features)
+        if matrix is None:
+            matrix = self._matrix(features)
+        values = self._booster_for(n).predict(matrix, pred_contribs=True).astype(np.float64)
+        names, sums = signal_sums(values[:, :-1], self.feature_names)
+        contrib_sum = values[:, :-1].sum(axis=1)
+        prior_margin = prior_logit(self._prior_proba(features, matrix))
+        bias = float(values[0, -1]) if n else 0.0
+        scale, base = self._prior_slope(contrib_sum, bias, prior_margin)
+        remainder = prior_margin - base - scale * contrib_sum
+        update = self.update
+        slope = 1.0 if update is None else update.slope
+        prior_signals = sums * (slope * scale)[:, None]
+        site_signals = np.zeros_like(prior_signals)
+        constant = np.zeros(n)
+        if update is not None:
+            constant += update.intercept + (update.slope - 1.0) * base
+            if update.residual is not None:
+                residual = self._booster_for(n, update.residual)
+                site = residual.predict(matrix, pred_contribs=True).astype(np.float64)
+                site_signals = signal_sums(site[:, :-1], self.feature_names)[1]
+                constant += site[:, -1]
+        return names, prior_signals, site_signals, constant, base + slope * remainder
 
     @property
     def budget(self) -> ErrorBudget | None:
@@ -249,12 +516,19 @@ class FlareModelBundle:
         """Top reasons of each feature row, joined by ``"; "``.
 
         The same text as :func:`flare_ml.explain.reasons` on the exact TreeSHAP values of
-        :func:`flare_ml.explain.shap_contributions` (same describers, same order), built
+        :func:`flare_ml.explain.shap_contributions` (same describers, same order); with
+        a site update, on the signals of :meth:`contributions`, the prior's and the
+        site's part of each signal added (the update's constant is no reason). Built
         from plain dict rows instead of one pandas Series per row, which makes it several
         times faster on large batches. ``matrix`` reuses a DMatrix of ``features``.
         """
         if len(features) == 0:
             return []
+        if self.update is not None:  # the prior's and the site's part of each signal
+            names, prior_signals, site_signals, _, _ = self._parts(features, matrix)
+            return _joined_reasons(
+                features, (names, prior_signals + site_signals), self.top_reasons
+            )
         booster = self._booster_for(len(features))
         values = booster.predict(
             self._matrix(features) if matrix is None else matrix, pred_contribs=True
@@ -321,8 +595,13 @@ class FlareModelBundle:
         (folder / CALIBRATOR_FILE).write_text(json.dumps(self.calibrator.to_dict()))
         if self.conformal is not None:
             (folder / CONFORMAL_FILE).write_text(json.dumps(self.conformal.to_dict(), indent=2))
+        if self.update is not None:
+            (folder / UPDATE_FILE).write_text(json.dumps(self.update.to_dict(), indent=2))
+            if self.update.residual is not None:
+                raw = bytes(self.update.residual.save_raw("json"))
+                (folder / UPDATE_BOOSTER_FILE).write_bytes(raw)
         manifest = {
-            "format_version": FORMAT_VERSION,
+            "format_version": 1 if self.update is None else FORMAT_VERSION,
             "flare_ml_version": __version__,
             "xgboost_version": xgb.__version__,
             "feature_names": self.feature_names,
@@ -372,10 +651,19 @@ class FlareModelBundle:
         """Read a bundle written by :meth:`save` (JSON only; nothing is unpickled)."""
         folder = Path(folder)
         manifest = json.loads((folder / MANIFEST).read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in SUPPORTED_FORMATS:
             raise ValueError(
                 f"model bundle format {manifest.get('format_version')} is not supported "
-                f"by flare-ml {__version__} (expects {FORMAT_VERSION})"
+                f"by flare-ml {__version__} (reads formats {SUPPORTED_FORMATS})"
+            )
+        update = None
+        if manifest["format_version"] >= 2:  # a bundle with a site update
+            residual = None
+            if (folder / UPDATE_BOOSTER_FILE).exists():
+                residual = xgb.Booster()
+                residual.load_model(bytearray((folder / UPDATE_BOOSTER_FILE).read_bytes()))
+            update = MarginUpdate.from_dict(
+                json.loads((folder / UPDATE_FILE).read_text()), residual
             )
         conformal_path = folder / CONFORMAL_FILE
         conformal = (
@@ -396,4 +684,5 @@ class FlareModelBundle:
             conformal=conformal,
             top_reasons=int(manifest.get("top_reasons", 3)),
             metadata=manifest.get("metadata", {}),
+            update=update,
         )

@@ -592,6 +592,70 @@ def calibrate(
 
 @app.command()
 @user_errors_exit_2
+def adapt(
+    *,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="The site's labelled timepoint table (outcome on every index row)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the adapted model.")],
+    prior: Annotated[
+        str,
+        typer.Option(
+            "--prior",
+            help="The model to adapt: `prior` (the shipped literature prior) or any model "
+            "URI, MLflow model folder or bundle folder that --model takes.",
+        ),
+    ] = "prior",
+    register: Annotated[
+        str | None,
+        typer.Option("--register", help="Also log to MLflow and register under this name."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every fold and fit.")] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a model folder already at --out.")
+    ] = False,
+) -> None:
+    """Adapt a prior model to a site's own labelled patients.
+
+    Compares, by patient-grouped repeated cross-validation on the site, the prior as is,
+    recalibration (intercept; intercept and slope), residual boosting on the prior's
+    log-odds and a full refit; keeps the simplest within one standard error of the best
+    log loss; prints the table and the choice, and writes the adapted model folder
+    (usable with --model anywhere). Its decision thresholds are cross-conformal on the
+    site (docs/adapt.md).
+    """
+    from flare_ml.workflows import adapt as run_adapt
+
+    outcome = run_adapt(prior, data, out, register_as=register, seed=seed, overwrite=force)
+    result = outcome.adaptation
+    counts = result.counts
+    _print_table(
+        result.summary(),
+        f"Site adaptation on {outcome.label} ({counts['patients']} patients, "
+        f"{counts['index_rows']} index rows, {counts['flares']} flares): patient-grouped "
+        "cross-validation (SYNTHETIC unless you supplied real data)",
+    )
+    console.print(f"chosen      {result.chosen}: {result.reason}")
+    bundle = result.bundle
+    console.print(
+        f"thresholds  cross-conformal on the site ({len(result.conformal_choices)} folds; "
+        f"the procedure chose {', '.join(result.conformal_choices)}); "
+        f"{bundle.conformal.budget.describe()}"
+    )
+    console.print(f"time        {result.seconds:.1f} s")
+    console.print(f"model       {outcome.bundle_dir}")
+    model_ref = str(outcome.bundle_dir)
+    if outcome.model_uri:
+        model_ref = outcome.model_uri
+        console.print(f"registered  {outcome.model_uri}")
+    console.print(f"score with  flare-ml score --model {model_ref} --input ... --output ...")
+
+
+@app.command()
+@user_errors_exit_2
 def score(
     *,
     model: ModelOption = DEFAULT_MODEL,

@@ -23,6 +23,7 @@ import pandas as pd
 
 import flare_ml.timeline as tl
 from flare_ml import report, tracking
+from flare_ml.adaptation import Adaptation, AdaptSettings, adapt_bundle
 from flare_ml.bundle import MANIFEST, FlareModelBundle
 from flare_ml.data import (
     ReadOptions,
@@ -54,6 +55,8 @@ from flare_ml.training import (
 
 #: how ``evaluate``'s decision tables name the model's own (shipped or site) thresholds
 MODEL_THRESHOLDS = "model's thresholds"
+#: the model URI of the literature prior shipped with the package (``adapt``'s default)
+PRIOR_URI = "prior"
 
 
 @dataclass
@@ -424,6 +427,128 @@ def calibrate(
         version = str(getattr(info, "registered_model_version", "") or "")
         model_uri_out = f"models:/{register_as}/{version}" if version else info.model_uri
     return CalibrateOutcome(site, out, model_uri_out, version)
+
+
+@dataclass
+class AdaptOutcome:
+    """What ``flare-ml adapt`` produced and where it is."""
+
+    adaptation: Adaptation
+    label: str
+    bundle_dir: Path
+    model_uri: str | None
+    registered_version: str | None
+
+
+def adapt(
+    prior_uri: str,
+    data_path: str | Path,
+    output_dir: str | Path,
+    *,
+    register_as: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    settings: AdaptSettings | None = None,
+) -> AdaptOutcome:
+    """Adapt a prior model to a site's labelled patients; save (and register) the result.
+
+    Chooses by patient-grouped repeated cross-validation how far to update the prior
+    (none, intercept, intercept and slope, residual boosting or a full refit;
+    :func:`flare_ml.adaptation.adapt_bundle`) and writes the adapted model, an ordinary
+    model folder, to ``output_dir``: staged in a temporary folder beside it and renamed
+    when complete, so a failure leaves nothing behind. An existing model folder there is
+    replaced only with ``overwrite``, and never when it is the prior. With
+    ``register_as`` it is also logged to MLflow and registered under that name.
+
+    Parameters
+    ----------
+    prior_uri : str
+        Any model URI that ``score`` accepts; ``"prior"`` is the shipped literature
+        prior.
+    data_path : str or Path
+        The site's labelled timepoint table (an outcome on every index row).
+    output_dir : str or Path
+        Folder for the adapted model.
+    register_as : str, optional
+        Registered model name in MLflow.
+    seed : int, default 0
+        Seed of every fold and fit (the same seed and data give the same model).
+    overwrite : bool, default False
+        Replace a model folder already at ``output_dir``.
+    settings : AdaptSettings, optional
+        Folds, repeats and candidates (default :class:`AdaptSettings` with ``seed``).
+
+    Raises
+    ------
+    FlareMLError
+        A missing input, a table without outcomes or with too few labelled patients, a
+        prior that cannot be loaded, or an output folder that is not free.
+
+    Examples
+    --------
+    >>> outcome = adapt("prior", "site.csv", "outputs/site-model")  # doctest: +SKIP
+    >>> outcome.adaptation.chosen  # doctest: +SKIP
+    'intercept'
+
+    """
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()):
+        if not (out / MANIFEST).exists():
+            raise FlareMLError(
+                f"--out {out} exists and is not a flare-ml model folder; choose a new folder"
+            )
+        if Path(prior_uri).exists() and out.resolve() == Path(prior_uri).resolve():
+            raise FlareMLError(f"--out {out} is the prior being adapted; choose a new folder")
+        if not overwrite:
+            raise FlareMLError(
+                f"--out {out} already holds a model; choose a new folder or pass --force to "
+                "replace it"
+            )
+    source = ensure_exists(data_path)
+    try:
+        prior = load_bundle(prior_uri)
+    except FlareMLError as exc:
+        if prior_uri != PRIOR_URI:
+            raise
+        raise FlareMLError(
+            f"the shipped literature prior ({PRIOR_URI!r}) cannot be loaded here ({exc}); "
+            "pass --prior with a model URI or a model folder to adapt"
+        ) from None
+    table, _, label = load_cohort_source(path=source)
+    settings = settings or AdaptSettings(seed=seed)
+    adaptation = adapt_bundle(prior, table, settings, label=label, prior_uri=prior_uri)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
+    try:
+        adaptation.bundle.save(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    model_uri_out = version = None
+    if register_as:
+        configure_tracking()
+        mlflow.set_experiment("flare-ml-site-adaptation")
+        with mlflow.start_run(run_name=f"adapt {label}"):
+            mlflow.log_params(
+                {"prior": prior_uri, "chosen_update": adaptation.chosen, "seed": settings.seed}
+            )
+            mlflow.log_metrics(
+                {
+                    f"cv_{name}_{metric}": float(value)
+                    for name, row in adaptation.table.iterrows()
+                    for metric, value in row.items()
+                    if metric != "chosen" and np.isfinite(value)
+                }
+            )
+            info = log_model(out, register_as)
+        version = str(getattr(info, "registered_model_version", "") or "")
+        model_uri_out = f"models:/{register_as}/{version}" if version else info.model_uri
+    return AdaptOutcome(adaptation, label, out, model_uri_out, version)
 
 
 @dataclass
