@@ -266,3 +266,36 @@ def test_evaluate_reads_every_rule_at_its_own_decision(tmp_path, monkeypatch):
     for name, rule in make_rules(None).items():
         assert float(summary.loc[name, "threshold"]) == float(rule.decision_threshold), name
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_small_site_story_compares_rule_trained_prior_adapted_and_oracle(tmp_path, monkeypatch):
+    from flare_ml.workflows import evaluate, small_site_story
+
+    monkeypatch.chdir(tmp_path)
+    cohort = simulate_cohort(300, site="community", seed=91)
+    external = tmp_path / "external.parquet"
+    from flare_ml.simulate import write_cohort
+
+    write_cohort(cohort, external)  # with its oracle beside it
+    model = bundle_copy(tmp_path / "trained")
+    story = small_site_story(
+        str(model),
+        external,
+        tmp_path / "out",
+        site="community",
+        labelled_patients=120,
+        seed=92,
+        n_resamples=0,
+    )
+    names = story["scorer"].tolist()
+    assert names[0].startswith("best rule") and names[-1].startswith("oracle")
+    assert [n.split(" (")[0] for n in names[1:4]] == [
+        "model trained on another site",
+        "literature prior, out of the box",
+        "prior adapted on 120 labelled patients",
+    ]
+    # the prior's row is what evaluate says of the prior on the same cohort
+    ev = evaluate(PRIOR_MODEL, external, n_resamples=0)["evaluation"]
+    assert story.loc[2, "AUROC"] == f"{ev.estimate('xgboost', 'auroc'):.3f}"
+    assert (tmp_path / "out" / "adapted-community" / MANIFEST).exists()
+    assert not (tmp_path / "mlflow.db").exists()
