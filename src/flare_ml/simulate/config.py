@@ -14,7 +14,8 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import model_validator
 
 from flare_ml.config_io import CONFIG_ROOT, StrictModel, load_config
 from flare_ml.data import contract as c
@@ -117,6 +118,29 @@ class PhaseBernoulli(StrictModel):
     source: str
     pre: dict[str, Probability]
     index: dict[str, Probability]
+    #: cancer-specific index rates that replace ``index`` for that cancer type (a
+    #: cancer-by-finding interaction; empty in the literature biology, and then left out
+    #: of the dump so that configs and digests without it are unchanged)
+    index_by_cancer: dict[str, dict[str, Probability]] = {}
+
+    @field_validator("index_by_cancer")
+    @classmethod
+    def _known_cancers(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        unknown = set(v) - set(c.CANCER_TYPES)
+        if unknown:
+            raise ValueError(f"unknown cancer types {sorted(unknown)}")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _omit_empty(self, handler: SerializerFunctionWrapHandler) -> dict:
+        out = handler(self)
+        if not self.index_by_cancer:
+            out.pop("index_by_cancer", None)
+        return out
+
+    def index_rate(self, cancer: str, course: str) -> float:
+        """Index-scan rate of a course, with the cancer-specific value if any."""
+        return self.index_by_cancer.get(cancer, {}).get(course, self.index[course])
 
 
 class CountMeans(StrictModel):

@@ -225,6 +225,10 @@ def _imaging_findings(
         p = np.where(group == "responder", block.pre["responder"], block.pre["non_responder"])
         for name, val in block.index.items():
             p = np.where(is_index & (idx_name == name), val, p)
+        for cancer, table in block.index_by_cancer.items():  # cancer-specific rates
+            row_cancer = state.cancer[pi] == c.CANCER_TYPES.index(cancer)
+            for name, val in table.items():
+                p = np.where(is_index & (idx_name == name) & row_cancer, val, p)
         if equivocal_p is not None:  # bone findings of an equivocal index scan
             p = np.where(equivocal, equivocal_p, p)
         return rng.random(n) < p

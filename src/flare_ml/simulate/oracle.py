@@ -23,7 +23,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm, poisson
 
 from flare_ml.data import contract as c
-from flare_ml.simulate.config import COURSES, RESPONSES, Biology, SiteProfile
+from flare_ml.simulate.config import COURSES, RESPONSES, Biology, PhaseBernoulli, SiteProfile
 from flare_ml.simulate.generator import (
     ACQUIRED,
     DAYS_PER_MONTH,
@@ -48,12 +48,18 @@ def _log(p: np.ndarray | float) -> np.ndarray:
         return np.log(p)
 
 
-def _bernoulli_loglik(observed: pd.Series, p: float) -> np.ndarray:
+def _bernoulli_loglik(observed: pd.Series, p: float | np.ndarray) -> np.ndarray:
     """Log P(observed) for a Bernoulli finding; 0 where the value is missing (MCAR)."""
     obs = observed.to_numpy(dtype=object)
     is_true = np.array([v is True or v is np.True_ for v in obs])
     is_false = np.array([v is False or v is np.False_ for v in obs])
     return np.where(is_true, _log(p), np.where(is_false, _log(1.0 - p), 0.0))
+
+
+def _index_rates(block: PhaseBernoulli, course: str, cancer_rows: np.ndarray) -> np.ndarray:
+    """Per-row index rate of a Bernoulli finding, cancer-specific rates applied."""
+    rates = np.array([block.index_rate(ca, course) for ca in c.CANCER_TYPES])
+    return rates[cancer_rows]
 
 
 def _log_cdf_interval(
@@ -207,7 +213,7 @@ def compute_oracle(
             obs[c.CLINICAL_DETERIORATION], det.pre[group]
         )
         index_ll = _log(resp_idx[resp_code]) + _bernoulli_loglik(
-            obs[c.CLINICAL_DETERIORATION], det.index[name]
+            obs[c.CLINICAL_DETERIORATION], _index_rates(det, name, cancer_rows)
         )
         if k == FLARE:
             typical_ll = _log(np.array([f.morphology.flare.get(m, 0.0) for m in morph]))
@@ -219,7 +225,9 @@ def compute_oracle(
             )
         for col, block in bone:
             pre_ll = pre_ll + _bernoulli_loglik(obs[col], block.pre[group])
-            typical_ll = typical_ll + _bernoulli_loglik(obs[col], block.index[name])
+            typical_ll = typical_ll + _bernoulli_loglik(
+                obs[col], _index_rates(block, name, cancer_rows)
+            )
         presentation_ll = np.logaddexp(
             _log(1.0 - eq.probability) + typical_ll, _log(eq.probability) + equivocal_ll
         )
