@@ -301,7 +301,8 @@ def _scale_t1(tree: dict[str, Any], factors: dict[str, float]) -> None:
         for k, v in zip(_INDEX_COURSES, new, strict=True):
             course[k][key] = float(v)
     bounce = tree["alp"]["bounce_probability"]
-    bounce.update(scale_bernoulli(dict(bounce), factors["alp_bounce"]))
+    pair = {"flare": bounce["flare"], "other": bounce["other"]}
+    bounce.update(scale_bernoulli(pair, factors["alp_bounce"]))
 
 
 def _shift_prevalence(tree: dict[str, Any], delta: float) -> None:
