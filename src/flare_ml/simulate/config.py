@@ -14,8 +14,13 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
-from pydantic import model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from flare_ml.config_io import CONFIG_ROOT, StrictModel, load_config
 from flare_ml.data import contract as c

@@ -87,6 +87,7 @@ _BERNOULLI = ("progressive_lysis", "known_lesion_sclerosis", "clinical_deteriora
 _INDEX_COURSES = ("flare", "acquired_progression", "primary_progression")
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+_IndexCourse = Literal["flare", "acquired_progression", "primary_progression"]
 
 
 class _World(StrictModel):
@@ -149,7 +150,9 @@ class T3Config(_World):
     flare_onset_sigma: Annotated[float, Field(gt=0)]
     acquired_progression_median_months: Annotated[float, Field(gt=0)]
     acquired_progression_sigma: Annotated[float, Field(gt=0)]
-    alp_course: dict[Literal["flare", "acquired_progression", "primary_progression"], CourseAlpValues]
+    alp_course: dict[
+        Literal["flare", "acquired_progression", "primary_progression"], CourseAlpValues
+    ]
     bounce_probability: dict[Literal["flare", "other"], Probability]
 
 
@@ -330,7 +333,9 @@ def _t2(tree: dict[str, Any], cfg: T2Config) -> dict[str, Any]:
     fnd[inter.finding]["index_by_cancer"] = {inter.cancer: dict(inter.index)}
     morph = fnd["morphology"]
     morph["progression"][cfg.uninformative_morphology_cancer] = dict(morph["flare"])
-    matrix = np.array([[cfg.reporting[t][r] for r in LESION_MORPHOLOGIES] for t in LESION_MORPHOLOGIES])
+    matrix = np.array(
+        [[cfg.reporting[t][r] for r in LESION_MORPHOLOGIES] for t in LESION_MORPHOLOGIES]
+    )
 
     def report(dist: dict[str, float]) -> dict[str, float]:
         reported = np.array([dist[m] for m in LESION_MORPHOLOGIES]) @ matrix
@@ -354,7 +359,9 @@ def _t2(tree: dict[str, Any], cfg: T2Config) -> dict[str, Any]:
 def _t3(tree: dict[str, Any], cfg: T3Config) -> dict[str, Any]:
     tm = tree["timing_months"]
     flare = tm["flare"]
-    flare["median_by_cancer"] = {k: cfg.flare_onset_median_months for k in flare["median_by_cancer"]}
+    flare["median_by_cancer"] = {
+        k: cfg.flare_onset_median_months for k in flare["median_by_cancer"]
+    }
     flare["median_overrides_by_therapy"] = {}
     flare["sigma"] = cfg.flare_onset_sigma
     tm["acquired_progression"]["median"] = cfg.acquired_progression_median_months
@@ -371,9 +378,7 @@ def _t3(tree: dict[str, Any], cfg: T3Config) -> dict[str, Any]:
     }
 
 
-def target_world(
-    kind: str, seed: int, config: TargetWorldsConfig | None = None
-) -> TargetWorld:
+def target_world(kind: str, seed: int, config: TargetWorldsConfig | None = None) -> TargetWorld:
     """Build one target world of a kind from a seed.
 
     Parameters
