@@ -968,8 +968,12 @@ def model_card(
         "thresholds gave there and what the new ones can be expected to give "
         f"(cross-fitted; the '{SITE_CALIBRATED}' rows above are this on each external "
         "cohort). Retraining (`flare-ml train` with the site's data in the config) builds "
-        "a new model and a new card. Site adaptation of the model itself (`adapt`) is "
-        "planned, not built.",
+        "a new model and a new card. `flare-ml adapt --prior <model> --data <site table> "
+        "--out <folder>` updates a model on a site's labelled patients only as far as "
+        "patient-grouped cross-validation supports (none, intercept, intercept and slope, "
+        "residual boosting, full refit; docs/adapt.md), with cross-conformal thresholds for "
+        "the same budget. The package also ships a literature prior (`--model prior`, "
+        "docs/prior.md), built from literature-encoded simulation, not from patients.",
         "",
         _section("Interpretation", ["25"]),
         "",
