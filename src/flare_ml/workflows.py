@@ -408,18 +408,7 @@ def calibrate(
         fingerprint=data_fingerprint(table),
     )
     site.bundle.metadata["site_calibration"]["base_model"] = model_uri
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
-    try:
-        site.bundle.save(staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    save_model_folder(site.bundle, out)
     model_uri_out = version = None
     if register_as:
         configure_tracking()
@@ -523,18 +512,7 @@ def adapt(
     table, _, label = load_cohort_source(path=source)
     settings = settings or AdaptSettings(seed=seed)
     adaptation = adapt_bundle(prior, table, settings, label=label, prior_uri=prior_uri)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
-    try:
-        adaptation.bundle.save(staging)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    save_model_folder(adaptation.bundle, out)
     model_uri_out = version = None
     if register_as:
         configure_tracking()
@@ -737,6 +715,27 @@ def _story_row(name: str, ev: Any, scorer: str) -> dict[str, str]:
     row = m[(m["scorer"] == scorer) & (m["metric"] == "auroc")].iloc[0]
     ci = "" if np.isnan(row["ci_low"]) else f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
     return {"scorer": name, "AUROC": f"{row['estimate']:.3f}{ci}"}
+
+
+def save_model_folder(bundle: FlareModelBundle, out: Path) -> Path:
+    """Write ``bundle`` to ``out`` atomically: staged beside it, renamed when complete.
+
+    A failure leaves nothing behind; an existing folder at ``out`` is replaced (callers
+    decide whether that is allowed). The folder gets the permissions of the umask.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
+    try:
+        bundle.save(staging)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
 
 
 def predictions_frame(bundle: FlareModelBundle, table: pd.DataFrame) -> pd.DataFrame:
