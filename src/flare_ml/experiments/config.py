@@ -28,6 +28,7 @@ from flare_ml.cases import CASES
 from flare_ml.config_io import StrictModel, format_validation_error, read_yaml
 from flare_ml.errors import ConfigError
 from flare_ml.explain import SIGNALS
+from flare_ml.features import FEATURE_NAMES
 from flare_ml.simulate import available_sites
 from flare_ml.simulate.config import SiteProfile, load_site
 from flare_ml.train_config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config
@@ -44,6 +45,8 @@ __all__ = [
     "LiteratureCasesParams",
     "RobustnessCondition",
     "RobustnessParams",
+    "SmallCohortsCell",
+    "SmallCohortsParams",
     "cohort_label",
     "load_experiment",
     "load_params",
@@ -58,6 +61,7 @@ KINDS: tuple[str, ...] = (
     "robustness",
     "literature_cases",
     "coverage",
+    "small_cohorts",
 )
 
 
@@ -453,6 +457,68 @@ class CoverageParams(StrictModel):
         ]
 
 
+#: the small-n baseline's pre-specified features (chosen from the literature's named
+#: signals before any result; docs/sources.md)
+SMALL_N_FEATURES: list[str] = [
+    "days_since_treatment_start",
+    "extraosseous_response_ordinal",
+    "alp_percent_change_from_baseline",
+    "new_lesion_morphology_blastic",
+    "new_extraosseous_lesion_now",
+    "progressive_lysis_now",
+]
+
+
+class SmallCohortsCell(StrictModel):
+    """One target world kind and the site training sizes drawn from it."""
+
+    world: Literal["T0", "T1", "T2", "T3"]
+    sizes: Annotated[list[Annotated[int, Field(ge=20)]], Field(min_length=1)]
+
+    @field_validator("sizes")
+    @classmethod
+    def _ascending(cls, v: list[int]) -> list[int]:
+        if sorted(set(v)) != v:
+            raise ValueError("sizes must be distinct and ascending")
+        return v
+
+
+class SmallCohortsParams(StrictModel):
+    """``kind: small_cohorts``: rule, from-scratch, small-n LR, prior and adapted prior.
+
+    Per world kind, training size and draw: a labelled site sample (T1 cycles through its
+    world seeds) and an evaluation cohort of the same world; every method on the same draw.
+    """
+
+    cells: Annotated[list[SmallCohortsCell], Field(min_length=1)]
+    draws: Annotated[int, Field(ge=1, le=200)] = 30
+    seed: int = 41000
+    eval_patients: Annotated[int, Field(ge=20)] = 2000
+    small_n_features: Annotated[list[str], Field(min_length=1)] = SMALL_N_FEATURES
+    small_n_c: Annotated[float, Field(gt=0)] = 1.0
+    scratch_candidates: Annotated[int, Field(ge=1)] = 2
+    scratch_outer_folds: Annotated[int, Field(ge=2)] = 3
+    adapt_repeats: Annotated[int, Field(ge=1)] = 3
+    workers: Annotated[int, Field(ge=1, le=16)] = 2
+    negative_transfer_margin: Annotated[float, Field(ge=0)] = 0.02
+
+    @field_validator("cells")
+    @classmethod
+    def _unique_worlds(cls, v: list[SmallCohortsCell]) -> list[SmallCohortsCell]:
+        worlds = [c.world for c in v]
+        if len(set(worlds)) != len(worlds):
+            raise ValueError(f"each world kind once, got {worlds}")
+        return v
+
+    @field_validator("small_n_features")
+    @classmethod
+    def _known_features(cls, v: list[str]) -> list[str]:
+        unknown = [f for f in v if f not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; see flare_ml.features.FEATURE_NAMES")
+        return v
+
+
 PARAMS: dict[str, type[StrictModel]] = {
     "headline": HeadlineParams,
     "ablations": AblationParams,
@@ -460,6 +526,7 @@ PARAMS: dict[str, type[StrictModel]] = {
     "robustness": RobustnessParams,
     "literature_cases": LiteratureCasesParams,
     "coverage": CoverageParams,
+    "small_cohorts": SmallCohortsParams,
 }
 
 
@@ -498,7 +565,13 @@ class ExperimentConfig(StrictModel):
     """
 
     kind: Literal[
-        "headline", "ablations", "learning_curve", "robustness", "literature_cases", "coverage"
+        "headline",
+        "ablations",
+        "learning_curve",
+        "robustness",
+        "literature_cases",
+        "coverage",
+        "small_cohorts",
     ]
     experiment_name: Annotated[str, Field(min_length=1)]
     seed: int

@@ -21,6 +21,7 @@ from flare_ml.experiments.kinds import (
     learning_curve,
     literature_cases,
     robustness,
+    small_cohorts,
 )
 from flare_ml.experiments.registry import REGISTRY, compute_for
 
@@ -33,4 +34,5 @@ __all__ = [
     "learning_curve",
     "literature_cases",
     "robustness",
+    "small_cohorts",
 ]

@@ -21,6 +21,7 @@ from flare_ml.experiments.render import (
     learning_curve,
     literature_cases,
     robustness,
+    small_cohorts,
 )
 
 #: kind name -> renderer of that kind's result
@@ -31,6 +32,7 @@ RENDERERS: dict[str, Callable[[Any], KindOutput]] = {
     "robustness": robustness.render,
     "literature_cases": literature_cases.render,
     "coverage": coverage.render,
+    "small_cohorts": small_cohorts.render,
 }
 
 

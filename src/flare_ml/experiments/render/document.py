@@ -27,6 +27,7 @@ TITLES: dict[str, str] = {
     "learning_curve": "Learning curve: training cohort size",
     "robustness": "Robustness: missing ALP, label noise, schedule and case-mix shift",
     "literature_cases": "Literature cases: the model's reading of published courses",
+    "small_cohorts": "Small cohorts: prior, adapted prior and baselines at a site's sizes",
     "coverage": "Conformal coverage across sites: transported vs site-calibrated",
 }
 
