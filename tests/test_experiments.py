@@ -350,3 +350,19 @@ def test_experiment_models_are_scored_through_the_bundle(tmp_path):
     )
     expected = model.predict_proba(cohort.features)[:, 1]
     assert np.allclose(ctx.scores(cohort, bundle)["xgboost"], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        ("learning_curve", {"sizes": [300, 100]}),
+        ("coverage", {"labelled": {"sizes": [100, 100]}}),
+    ],
+)
+def test_experiment_sizes_must_be_distinct_and_ascending(kind, params):
+    from pydantic import ValidationError
+
+    from flare_ml.experiments.config import load_params
+
+    with pytest.raises(ValidationError, match="distinct and ascending"):
+        load_params(kind, params)

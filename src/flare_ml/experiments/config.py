@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     ValidationError,
@@ -268,12 +269,34 @@ class AblationParams(StrictModel):
         return None if v is None else _check_signals(v)
 
 
+def distinct_ascending(sizes: list[int]) -> list[int]:
+    """Refuse sizes that repeat or go down (an experiment grid runs them in order).
+
+    Examples
+    --------
+    >>> distinct_ascending([100, 300])
+    [100, 300]
+
+    """
+    if sorted(set(sizes)) != sizes:
+        raise ValueError("sizes must be distinct and ascending")
+    return sizes
+
+
+#: cohort sizes of an experiment grid: at least one, each of 20 patients or more, ascending
+CohortSizes = Annotated[
+    list[Annotated[int, Field(ge=20)]],
+    Field(min_length=1),
+    AfterValidator(distinct_ascending),
+]
+
+
 class LearningCurveParams(StrictModel):
     """``kind: learning_curve``: nested training cohorts of growing size."""
 
     train_site: str = "default"
     train_seed: int = 11
-    sizes: Annotated[list[Annotated[int, Field(ge=20)]], Field(min_length=1)] = [
+    sizes: CohortSizes = [
         100,
         300,
         1000,
@@ -282,13 +305,6 @@ class LearningCurveParams(StrictModel):
     ]
     replicates: Annotated[int, Field(ge=1, le=10)] = 1
     external: CohortSpec = _default("community", 2000, 2)
-
-    @field_validator("sizes")
-    @classmethod
-    def _ascending(cls, v: list[int]) -> list[int]:
-        if sorted(set(v)) != v:
-            raise ValueError("sizes must be distinct and ascending")
-        return v
 
 
 class RobustnessCondition(StrictModel):
@@ -357,7 +373,11 @@ class LabelledSitePatients(StrictModel):
     """
 
     sites: Annotated[list[str], Field(min_length=1)] = ["community", "nordic"]
-    sizes: Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=1)] = [
+    sizes: Annotated[
+        list[Annotated[int, Field(ge=2)]],
+        Field(min_length=1),
+        AfterValidator(distinct_ascending),
+    ] = [
         100,
         250,
         500,
@@ -372,13 +392,6 @@ class LabelledSitePatients(StrictModel):
     @classmethod
     def _sites(cls, v: list[str]) -> list[str]:
         return _known_sites(v)
-
-    @field_validator("sizes")
-    @classmethod
-    def _ascending(cls, v: list[int]) -> list[int]:
-        if sorted(set(v)) != v:
-            raise ValueError("sizes must be distinct and ascending")
-        return v
 
 
 class CoverageParams(StrictModel):
@@ -473,14 +486,7 @@ class SmallCohortsCell(StrictModel):
     """One target world kind and the site training sizes drawn from it."""
 
     world: Literal["T0", "T1", "T2", "T3"]
-    sizes: Annotated[list[Annotated[int, Field(ge=20)]], Field(min_length=1)]
-
-    @field_validator("sizes")
-    @classmethod
-    def _ascending(cls, v: list[int]) -> list[int]:
-        if sorted(set(v)) != v:
-            raise ValueError("sizes must be distinct and ascending")
-        return v
+    sizes: CohortSizes
 
 
 class SmallCohortsParams(StrictModel):
