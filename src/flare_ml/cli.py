@@ -727,7 +727,6 @@ def score(
     console.print(summary.to_rich_table(title=f"{escape(input.name)}: scored"))
     table = summary.decision_table()
     if table is not None:
-        table.cohort = table.thresholds = ""
         _print_decisions([table], "Decisions against the outcomes recorded in the input")
     elif summary.budget is not None:
         console.print(f"decision policy: {summary.budget.describe()}", highlight=False)

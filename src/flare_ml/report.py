@@ -929,20 +929,14 @@ def decision_rates(tables: list[Any]) -> pd.DataFrame:
     return pd.DataFrame([r for t in tables for r in t.to_records()])
 
 
-def decision_section(tables: list[Any]) -> tuple[str, str]:
-    """HTML and Markdown of decision tables: decisions x outcomes, rates and the verdict."""
-    if not tables:
-        return "", ""
-    parts = ["<h3>Decisions against outcomes</h3>"]
+def decision_markdown(tables: list[Any]) -> str:
+    """Markdown of decision tables: decisions x outcomes and the budget's verdict."""
     md = ["## Decisions against outcomes", ""]
     for t in tables:
         title = f"{_without_role(t.cohort)}: {t.thresholds}"
-        verdict = t.sentence()
         frame = t.to_frame().reset_index()
-        parts.append(f"<h4>{html.escape(title)}</h4><p class='small'>{html.escape(verdict)}</p>")
-        parts.append(_table_html(frame))
-        md += [f"### {title}", "", verdict, "", frame.to_markdown(index=False), ""]
-    return "".join(parts), "\n".join(md) + "\n"
+        md += [f"### {title}", "", t.sentence(), "", frame.to_markdown(index=False), ""]
+    return "\n".join(md) + "\n"
 
 
 def coverage_display(coverage: pd.DataFrame) -> pd.DataFrame:
@@ -1017,8 +1011,7 @@ def write_evaluation_report(
     ]
     markdown = cohort_sentence(cohort.label, ev, tables) + "\n\n"
     if tables:
-        _, md = decision_section(tables)
-        markdown += md
+        markdown += decision_markdown(tables)
         decision_rates(tables).to_csv(out / "decisions.csv", index=False)
     sections.append(_cohort_section(cohort.label, ev, figs))
     if bundle is not None:

@@ -61,8 +61,6 @@ from flare_ml.training import (
 
 #: how ``evaluate``'s decision tables name the model's own (shipped or site) thresholds
 MODEL_THRESHOLDS = "model's thresholds"
-#: the model URI of the literature prior shipped with the package (``adapt``'s default)
-PRIOR_URI = PRIOR_MODEL
 
 
 @dataclass
@@ -503,10 +501,10 @@ def adapt(
     try:
         prior = load_bundle(prior_uri)
     except FlareMLError as exc:
-        if prior_uri != PRIOR_URI:
+        if prior_uri != PRIOR_MODEL:
             raise
         raise FlareMLError(
-            f"the shipped literature prior ({PRIOR_URI!r}) cannot be loaded here ({exc}); "
+            f"the shipped literature prior ({PRIOR_MODEL!r}) cannot be loaded here ({exc}); "
             "pass --prior with a model URI or a model folder to adapt"
         ) from None
     table, _, label = load_cohort_source(path=source)
@@ -677,11 +675,11 @@ def small_site_story(
         simulate_cohort(labelled_patients, site=site, seed=seed),
         out / "cohorts" / f"labelled_{site}_{labelled_patients}.parquet",
     )["timepoints"]
-    adapted = adapt(PRIOR_URI, labelled, out / f"adapted-{site}", seed=seed, overwrite=True)
+    adapted = adapt(PRIOR_MODEL, labelled, out / f"adapted-{site}", seed=seed, overwrite=True)
     rows = []
     models = [
         (f"model trained on another site ({trained_model})", trained_model),
-        ("literature prior, out of the box", PRIOR_URI),
+        ("literature prior, out of the box", PRIOR_MODEL),
         (
             f"prior adapted on {labelled_patients} labelled patients ({adapted.adaptation.chosen})",
             str(adapted.bundle_dir),

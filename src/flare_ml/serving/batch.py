@@ -145,9 +145,7 @@ class ScoreSummary:
         """
         if not self.outcome_counts:
             return None
-        return decision_table_from_counts(
-            self.outcome_counts, self.budget, cohort=str(self.output), thresholds="scored"
-        )
+        return decision_table_from_counts(self.outcome_counts, self.budget)
 
     @property
     def ignored_columns(self) -> list[str]:
@@ -759,25 +757,17 @@ def _count_outcomes(
     """Add this chunk's (decision, recorded outcome) pairs to ``counts``."""
     if c.OUTCOME not in table.columns or not table[c.OUTCOME].notna().any() or not len(predictions):
         return
-    outcomes = index_outcomes(table, allow_missing=True)
-    keys = pd.MultiIndex.from_arrays(
-        [predictions[c.PATIENT_ID].astype(str), pd.to_datetime(predictions[c.ASSESSMENT_DATE])]
+    # index_outcomes follows the featurizer's rows, as bundle.predict does: same order
+    recorded = index_outcomes(table, allow_missing=True).to_numpy(dtype=float, na_value=np.nan)
+    known = ~np.isnan(recorded)
+    pairs = pd.DataFrame(
+        {
+            "decision": predictions["decision"].to_numpy()[known],
+            "outcome": np.where(recorded[known] == 1, "flare", "progression"),
+        }
     )
-    outcomes.index = pd.MultiIndex.from_arrays(
-        [
-            outcomes.index.get_level_values(0).astype(str),
-            pd.to_datetime(outcomes.index.get_level_values(1)),
-        ]
-    )
-    recorded = outcomes.reindex(keys)
-    known = recorded.notna().to_numpy()
-    for dec, out in zip(
-        predictions["decision"].to_numpy()[known],
-        recorded.to_numpy()[known],
-        strict=True,
-    ):
-        key = (str(dec), "flare" if int(out) == 1 else "progression")
-        counts[key] = counts.get(key, 0) + 1
+    for (dec, out), n in pairs.value_counts().items():
+        counts[(str(dec), str(out))] = counts.get((str(dec), str(out)), 0) + int(n)
 
 
 def score_metadata(
