@@ -30,6 +30,7 @@ from flare_ml.adaptation import (
     cross_validate_candidates,
     fit_candidate,
     predict_candidate,
+    prior_slope,
     site_data,
 )
 from flare_ml.bundle import (
@@ -223,6 +224,29 @@ def test_one_standard_error_rule_prefers_the_simpler_update():
     # the most flexible update only when it beats every simpler one beyond the noise
     refit = {**clearly, "full_refit": base - 0.051 + noise[::-1]}
     assert choose_update(refit, folds)[0] == "intercept"
+
+
+def test_a_site_that_reverses_the_prior_gets_a_full_refit(site_table):
+    """Outcomes swapped (flare <-> progression): the prior ranks the site backwards.
+
+    Its recalibration slope is negative, so no update of the prior is kept, whatever the
+    cross-validated log losses say; an unswapped site keeps a positive slope.
+    """
+    swapped = site_table.assign(
+        **{c.OUTCOME: site_table[c.OUTCOME].map({"flare": "progression", "progression": "flare"})}
+    )
+    assert prior_slope(site_data(small_bundle(), site_table)) > 0.3
+    reversed_site = site_data(small_bundle(), swapped)
+    assert prior_slope(reversed_site) < 0
+    result = adapt_bundle(small_bundle(), swapped, QUICK, label="swapped")
+    assert result.chosen == "full_refit", result.reason
+    assert "reverse the prior's ranking" in result.reason
+    assert result.bundle.update is None
+    selection = result.bundle.metadata["adaptation"]["selection"]
+    assert selection["prior_slope"] == pytest.approx(prior_slope(reversed_site))
+    # the refit ranks the swapped outcomes the right way round
+    p = result.bundle.proba_from_features(reversed_site.features)
+    assert classification_metrics(reversed_site.y, p)["auroc"] > 0.7
 
 
 # --- the adapted bundle ------------------------------------------------------------------------

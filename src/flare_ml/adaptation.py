@@ -11,7 +11,8 @@ monotone constraints where the literature fixes a direction and zero rounds allo
 or a new model from scratch (``full_refit``). :func:`adapt_bundle` estimates each by
 patient-grouped repeated cross-validation on the site (:func:`cross_validate_candidates`),
 takes the simplest whose log loss is within one standard error of the best
-(:func:`choose_update`), refits it on all the site's patients and calibrates the conformal
+(:func:`choose_update`; a prior whose ranking the site reverses is replaced by a full
+refit), refits it on all the site's patients and calibrates the conformal
 thresholds by cross-conformal prediction on out-of-fold predictions of this whole
 procedure, so that no split is wasted. The result is an ordinary bundle (docs/adapt.md).
 """
@@ -52,6 +53,7 @@ __all__ = [
     "cross_validate_candidates",
     "fit_candidate",
     "predict_candidate",
+    "prior_slope",
     "site_data",
 ]
 
@@ -203,11 +205,14 @@ class SiteData:
             self.features.iloc[rows], self.y[rows], self.groups[rows], self.prior_margin[rows]
         )
 
-    def matrix(self, label: bool = False, offset: bool = False) -> xgb.DMatrix:
-        """The booster input of the rows, with outcomes and the prior's margin if asked."""
-        m = booster_input(
-            self.features.to_numpy(dtype=np.float32), list(self.features.columns), nthread=1
-        )
+    def matrix(self, label: bool = False, offset: bool = False, named: bool = True) -> xgb.DMatrix:
+        """The booster input of the rows, with outcomes and the prior's margin if asked.
+
+        ``named=False`` leaves the columns unnamed, for inner fits whose booster is
+        discarded: XGBoost then skips its column-name check at every boosting round.
+        """
+        names = list(self.features.columns) if named else None
+        m = booster_input(self.features.to_numpy(dtype=np.float32), names, nthread=1)
         if label:
             m.set_label(self.y)
         if offset:
@@ -335,9 +340,9 @@ def _fit_residual(site: SiteData, settings: AdaptSettings, seed: int) -> MarginU
         history: dict[str, Any] = {}
         xgb.train(
             params,
-            inner.matrix(label=True, offset=True),
+            inner.matrix(label=True, offset=True, named=False),
             settings.max_rounds,
-            evals=[(held.matrix(label=True, offset=True), "valid")],
+            evals=[(held.matrix(label=True, offset=True, named=False), "valid")],
             evals_result=history,
             early_stopping_rounds=settings.early_stopping_rounds,
             verbose_eval=False,
@@ -519,7 +524,9 @@ def _best(fold_losses: dict[str, np.ndarray]) -> str:
     return min(order, key=lambda k: (float(np.mean(fold_losses[k])), order.index(k)))
 
 
-def choose_update(fold_losses: dict[str, np.ndarray], folds: int) -> tuple[str, str]:
+def choose_update(
+    fold_losses: dict[str, np.ndarray], folds: int, prior_slope: float = 1.0
+) -> tuple[str, str]:
     """The simplest candidate within one standard error of the best CV log loss.
 
     The one-standard-error rule, on paired differences: every candidate was scored on
@@ -532,12 +539,22 @@ def choose_update(fold_losses: dict[str, np.ndarray], folds: int) -> tuple[str, 
     the noise; ``full_refit``, the most flexible, is chosen only when it beats every
     prior-based update so.
 
+    A prior the site's outcomes reverse is replaced, not updated: when the logistic
+    recalibration slope of the prior on all the site's rows is at most zero
+    (``prior_slope``, :func:`prior_slope`), its ranking is flat or backwards at the
+    site, every prior-based update keeps that ranking (the residual booster may not undo
+    it against its monotone constraints), and ``full_refit`` is chosen whenever it is a
+    candidate. This guard is part of the design, not tuned: it fires on a reversed
+    ranking, whatever its cause.
+
     Parameters
     ----------
     fold_losses : dict of str to ndarray
         Per candidate, the log loss of each fold (all repeats, same folds for all).
     folds : int
         Folds per repeat.
+    prior_slope : float, default 1.0
+        The prior's logistic recalibration slope on the site (:func:`prior_slope`).
 
     Returns
     -------
@@ -553,9 +570,19 @@ def choose_update(fold_losses: dict[str, np.ndarray], folds: int) -> tuple[str, 
     >>> losses["intercept"] = np.array([0.58, 0.72, 0.60, 0.64])
     >>> choose_update(losses, folds=2)[0]
     'none'
+    >>> losses["full_refit"] = np.array([0.59, 0.73, 0.61, 0.66])
+    >>> choose_update(losses, folds=2, prior_slope=-0.4)[0]
+    'full_refit'
 
     """
     order = [k for k in CANDIDATES if k in fold_losses]
+    if prior_slope <= 0 and "full_refit" in order:
+        refit = float(np.mean(fold_losses["full_refit"]))
+        return "full_refit", (
+            f"the site's outcomes reverse the prior's ranking (logistic recalibration "
+            f"slope {prior_slope:.2f} <= 0), which no update of the prior can undo, so the "
+            f"prior is replaced by a full refit (cross-validated log loss {refit:.4f})"
+        )
     best = _best(fold_losses)
     mean = {k: float(np.mean(fold_losses[k])) for k in order}
     excess = {k: fold_losses[k] - fold_losses[best] for k in order}
@@ -643,12 +670,36 @@ class Adaptation:
         return shown
 
 
+def prior_slope(site: SiteData) -> float:
+    """The logistic recalibration slope ``b`` of the prior on a site's rows.
+
+    ``b`` is how the site's outcomes scale the prior's log-odds (``logit P = a + b m``,
+    maximum likelihood on all the rows). ``b`` near 1: the prior ranks the site's
+    patients as it should; ``0 < b < 1``: it is overconfident there; ``b <= 0``: the
+    site's outcomes run flat or *against* the prior's ranking, the sign of a prior that
+    is wrong at this site (:func:`choose_update`).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> margin = rng.normal(size=400)
+    >>> outcome = (rng.random(400) < 1 / (1 + np.exp(margin))).astype(float)  # reversed
+    >>> site = SiteData(pd.DataFrame({"x": margin}), outcome, np.arange(400), margin)
+    >>> prior_slope(site) < 0
+    True
+
+    """
+    if len(np.unique(site.y)) < 2:
+        return 1.0
+    return _recalibrate(site.prior_margin, site.y, fit_slope=True)[1]
+
+
 def _select_and_fit(
     site: SiteData, settings: AdaptSettings, repeats: int, seed: int
 ) -> tuple[str, str, CrossValidation, MarginUpdate | FlareXGBClassifier | None]:
     """The adaptation procedure on some rows: cross-validate, choose, refit on them all."""
     cv = cross_validate_candidates(site, settings, repeats=repeats, seed=seed)
-    chosen, reason = choose_update(cv.fold_losses, cv.folds)
+    chosen, reason = choose_update(cv.fold_losses, cv.folds, prior_slope=prior_slope(site))
     return chosen, reason, cv, fit_candidate(chosen, site, settings, seed)
 
 
@@ -767,7 +818,9 @@ def adapt_bundle(
                 },
                 "selection": {
                     "rule": "simplest candidate within one standard error of the best "
-                    "cross-validated log loss",
+                    "cross-validated log loss; a full refit when the site reverses the "
+                    "prior's ranking (recalibration slope <= 0)",
+                    "prior_slope": prior_slope(site),
                     "folds": settings.folds,
                     "repeats": settings.repeats,
                     "seed": settings.seed,

@@ -48,7 +48,9 @@ def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool) and value >= minimum
 
 
-def booster_input(values: np.ndarray, feature_names: list[str], nthread: int = -1) -> xgb.DMatrix:
+def booster_input(
+    values: np.ndarray, feature_names: list[str] | None, nthread: int = -1
+) -> xgb.DMatrix:
     """The one way flare-ml hands feature rows to a booster: float32, NaN as missing.
 
     :meth:`FlareXGBClassifier.raw_proba` and the saved bundle
@@ -59,8 +61,8 @@ def booster_input(values: np.ndarray, feature_names: list[str], nthread: int = -
     ----------
     values : ndarray of shape (n_rows, n_features)
         Feature values in the order of ``feature_names``.
-    feature_names : list of str
-        The booster's column names.
+    feature_names : list of str or None
+        The booster's column names (None: unnamed, for inner fits that are discarded).
     nthread : int, default -1
         Threads XGBoost uses to build the matrix (-1: all).
 
@@ -338,13 +340,17 @@ flare from progression: y must hold exactly two classes, got 3: [0, 1, 2]
                     n_estimators=self.n_estimators_max,
                     early_stopping_rounds=self.early_stopping_rounds,
                 )
+                # inner fits read unnamed arrays: the trees are the same, and XGBoost
+                # does not re-check the column names at every boosting round (with names
+                # that check took half the time of a small-site fit); only the final,
+                # saved booster carries the names
                 model.fit(
-                    frame.iloc[train],
+                    X_arr[train],
                     y_arr[train],
-                    eval_set=[(frame.iloc[valid], y_arr[valid])],
+                    eval_set=[(X_arr[valid], y_arr[valid])],
                     verbose=False,
                 )
-                oof[valid] = model.predict_proba(frame.iloc[valid])[:, 1]
+                oof[valid] = model.predict_proba(X_arr[valid])[:, 1]
                 losses.append(log_loss(y_arr[valid], oof[valid], labels=[0, 1]))
                 iterations.append(model.best_iteration + 1)
             results.append(
