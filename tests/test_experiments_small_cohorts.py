@@ -122,3 +122,27 @@ def test_unknown_small_n_feature_and_world_are_named(tmp_path):
         path.write_text(yaml.safe_dump({**TINY, "params": params}))
         with pytest.raises(ConfigError, match=needle):
             load_experiment(path)
+
+
+def test_a_sample_too_small_to_adapt_scores_the_prior_as_is():
+    """At 20 patients a draw has too few of one outcome: adapt refuses, the prior stands.
+
+    The draw still completes; a method the sample cannot fit is recorded as not fitted
+    (NaN metrics), never as a crash of the whole run.
+    """
+    import math
+
+    from flare_ml.experiments.kinds.small_cohorts import TOO_FEW, run_draw
+    from flare_ml.train_config import TrainConfig
+
+    params = load_params(
+        "small_cohorts",
+        {**TINY["params"], "cells": [{"world": "T0", "sizes": [20]}], "eval_patients": 150},
+    )
+    spec = draw_specs(params)[0]
+    out = run_draw(spec, params, TrainConfig())
+    assert out["chosen"] == TOO_FEW
+    assert out["metrics"]["adapted prior"]["auroc"] == out["metrics"]["prior"]["auroc"]
+    for method in out["not_fitted"]:
+        assert math.isnan(out["metrics"][method]["auroc"])
+    assert set(out["metrics"]) == set(METHODS)

@@ -27,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from flare_ml.adaptation import AdaptSettings, adapt_bundle
 from flare_ml.bundle import FlareModelBundle
+from flare_ml.errors import FlareMLError
 from flare_ml.evaluation import classification_metrics
 from flare_ml.experiments.config import SmallCohortsParams
 from flare_ml.experiments.context import Context
@@ -41,6 +42,10 @@ from flare_ml.train_config import TrainConfig
 from flare_ml.training import fit_bundle, prepare_cohort
 from flare_ml.uncertainty import coverage_report
 
+#: the adaptation's "choice" when the sample has too few patients of one outcome to adapt
+#: (fewer than the 5 per outcome its folds need): the prior as is, as `flare-ml adapt`
+#: advises
+TOO_FEW = "too few to adapt (prior as is)"
 #: the compared methods, in table order
 METHODS: tuple[str, ...] = ("best rule", "from scratch", "small-n LR", "prior", "adapted prior")
 #: the methods that carry class-conditional conformal prediction sets
@@ -134,7 +139,8 @@ def run_draw(spec: DrawSpec, params: SmallCohortsParams, config: TrainConfig) ->
     -------
     dict
         ``spec``, ``index_rows``, ``flares``, ``oracle_auroc``, ``rule`` (the chosen
-        rule), ``chosen`` (the adaptation's update), ``metrics`` (method -> metric ->
+        rule), ``chosen`` (the adaptation's update, or :data:`TOO_FEW`), ``not_fitted``
+        (methods the sample could not fit), ``metrics`` (method -> metric ->
         value) and ``seconds``.
 
     """
@@ -169,38 +175,57 @@ def run_draw(spec: DrawSpec, params: SmallCohortsParams, config: TrainConfig) ->
     )
     metrics["best rule"] = {"auroc": rule_auroc}
 
-    scratch = fit_bundle(
-        train,
-        config,
-        n_candidates=params.scratch_candidates,
-        outer_folds=params.scratch_outer_folds,
-    )
-    ev_scratch = prepare_cohort(held.timepoints, scratch.featurizer, "evaluation")
-    p = scratch.proba_from_features(ev_scratch.features)
-    metrics["from scratch"] = {**_probability_metrics(y, p), **_conformal(scratch, y, p)}
+    # a tiny sample can hold too few patients of one outcome for a method's folds: the
+    # method is then recorded as not fitted (NaN metrics), as a site would find it
+    not_fitted = []
+    try:
+        scratch = fit_bundle(
+            train,
+            config,
+            n_candidates=params.scratch_candidates,
+            outer_folds=params.scratch_outer_folds,
+        )
+    except (ValueError, FlareMLError):
+        not_fitted.append("from scratch")
+    else:
+        ev_scratch = prepare_cohort(held.timepoints, scratch.featurizer, "evaluation")
+        p = scratch.proba_from_features(ev_scratch.features)
+        metrics["from scratch"] = {**_probability_metrics(y, p), **_conformal(scratch, y, p)}
 
     lr = make_pipeline(StandardScaler(), LogisticRegression(C=params.small_n_c, max_iter=1000))
     cols = list(params.small_n_features)
-    lr.fit(tr.features[cols].fillna(0.0).to_numpy(float), tr.y)
-    p = lr.predict_proba(ev.features[cols].fillna(0.0).to_numpy(float))[:, 1]
-    metrics["small-n LR"] = _probability_metrics(y, p)
+    try:
+        lr.fit(tr.features[cols].fillna(0.0).to_numpy(float), tr.y)
+    except ValueError:
+        not_fitted.append("small-n LR")
+    else:
+        p = lr.predict_proba(ev.features[cols].fillna(0.0).to_numpy(float))[:, 1]
+        metrics["small-n LR"] = _probability_metrics(y, p)
 
     p = prior.proba_from_features(ev.features)
     metrics["prior"] = {**_probability_metrics(y, p), **_conformal(prior, y, p)}
 
-    adaptation = adapt_bundle(
-        prior,
-        train,
-        AdaptSettings(repeats=params.adapt_repeats, seed=spec.train_seed),
-        label=f"{spec.world} draw {spec.draw}",
-    )
-    adapted = adaptation.bundle
+    try:
+        adaptation = adapt_bundle(
+            prior,
+            train,
+            AdaptSettings(repeats=params.adapt_repeats, seed=spec.train_seed),
+            label=f"{spec.world} draw {spec.draw}",
+        )
+    except FlareMLError:
+        # what `flare-ml adapt` tells such a site to do: score with the prior as is
+        chosen, adapted = TOO_FEW, prior
+    else:
+        chosen, adapted = adaptation.chosen, adaptation.bundle
     p = adapted.proba_from_features(ev.features)
     metrics["adapted prior"] = {**_probability_metrics(y, p), **_conformal(adapted, y, p)}
 
     gap = oracle_auroc - rule_auroc
+    for method in not_fitted:
+        metrics[method] = {}
     for m in metrics.values():
-        m["gap_closed"] = (m["auroc"] - rule_auroc) / gap if gap > 0 else float("nan")
+        if "auroc" in m:
+            m["gap_closed"] = (m["auroc"] - rule_auroc) / gap if gap > 0 else float("nan")
         for k in DRAW_METRICS:
             m.setdefault(k, float("nan"))
     return {
@@ -209,7 +234,8 @@ def run_draw(spec: DrawSpec, params: SmallCohortsParams, config: TrainConfig) ->
         "flares": int(tr.y.sum()),
         "oracle_auroc": oracle_auroc,
         "rule": rule,
-        "chosen": adaptation.chosen,
+        "chosen": chosen,
+        "not_fitted": not_fitted,
         "metrics": metrics,
         "seconds": time.perf_counter() - started,
     }
@@ -255,7 +281,9 @@ def summarise(draws: pd.DataFrame, margin: float) -> pd.DataFrame:
             m: cell[cell["method"] == m].set_index("draw")["auroc"]
             for m in ("adapted prior", "from scratch")
         }
-        negative = float((auroc["adapted prior"] < auroc["from scratch"] - margin).mean())
+        both = auroc["adapted prior"].notna() & auroc["from scratch"].notna()
+        worse = auroc["adapted prior"][both] < auroc["from scratch"][both] - margin
+        negative = float(worse.mean()) if both.any() else float("nan")
         for method in METHODS:
             sub = cell[cell["method"] == method]
             row: dict[str, Any] = {
@@ -263,6 +291,7 @@ def summarise(draws: pd.DataFrame, margin: float) -> pd.DataFrame:
                 "size": int(size),
                 "method": method,
                 "draws": len(sub),
+                "fitted": int(sub["auroc"].notna().sum()),
                 "index_rows": float(sub["index_rows"].median()),
                 "flares": float(sub["flares"].median()),
                 "oracle_auroc": float(sub["oracle_auroc"].median()),

@@ -8,6 +8,7 @@ import pandas as pd
 from flare_ml.experiments.kinds.small_cohorts import (
     CONFORMAL_METHODS,
     METHODS,
+    TOO_FEW,
     SmallCohortsResult,
     summarise,
 )
@@ -98,6 +99,11 @@ def _targets(summary: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
+def summary_row(cell: pd.DataFrame, method: str) -> pd.Series:
+    """The summary row of one method in one cell."""
+    return cell[cell["method"] == method].iloc[0]
+
+
 def render(result: SmallCohortsResult) -> KindOutput:
     """The per-cell table, the methods' table, the targets and findings.
 
@@ -127,6 +133,7 @@ def render(result: SmallCohortsResult) -> KindOutput:
                 "oracle AUROC (median)": f"{first['oracle_auroc']:.3f}",
                 "best rule chosen": ", ".join(f"{k} {v}" for k, v in rules.items()),
                 "adaptation chose": ", ".join(f"{k} {v}" for k, v in chosen.items()),
+                "from scratch fitted": str(int(summary_row(cell, "from scratch")["fitted"])),
                 "P(adapted < scratch - "
                 f"{params.negative_transfer_margin:g})": f"{first['negative_transfer']:.2f}",
             }
@@ -163,7 +170,12 @@ def render(result: SmallCohortsResult) -> KindOutput:
         f"{features}; prior = the shipped literature prior as is; adapted prior = the "
         f"prior adapted on the sample (flare-ml adapt's procedure, {params.adapt_repeats} "
         "CV repeats, cross-conformal thresholds). Gap closed = (AUROC - best rule) / "
-        "(oracle - best rule). Seeds are fixed in the config; T1-T3 tune nothing."
+        "(oracle - best rule). Seeds are fixed in the config; T1-T3 tune nothing.",
+        "A method that cannot be fitted on a sample (too few patients of one outcome for "
+        "its folds) is left out of that draw's medians; 'from scratch fitted' in the "
+        "table above counts the draws where it could be. Adaptation needs at least 5 "
+        f"patients of each outcome; below that the adapted prior is the prior as is "
+        f"('{TOO_FEW}'), what `flare-ml adapt` tells such a site to do.",
     ]
     tables = [
         Table("Site samples per world and size", pd.DataFrame(cells)),
