@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# medspaCy without its dependencies: its pin spacy<3.8 (Python < 3.12) conflicts with
+# numpy 2; pyproject.toml lists what it needs at run time (docs/reports.md)
+MEDSPACY := medspacy==1.3.1 medspacy_quickumls==3.2
 
 .PHONY: demo test test-wheel lint bench install clean
 
@@ -10,6 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	$(BIN)/python -m pip install --quiet --no-deps $(MEDSPACY)
 	touch $(STAMP)
 
 install: $(STAMP)
