@@ -249,6 +249,21 @@ def test_a_site_that_reverses_the_prior_gets_a_full_refit(site_table):
     assert classification_metrics(reversed_site.y, p)["auroc"] > 0.7
 
 
+def test_a_site_at_the_minimum_of_five_flare_patients_adapts(site_table):
+    """Five flare patients pass the entry check; inside a cross-conformal fold only four
+    remain, so the inner cross-validation must use fewer folds instead of failing."""
+    worst = index_outcomes(site_table).groupby(level=c.PATIENT_ID).max()
+    keep = list(worst[worst == 1].index[:5]) + list(worst[worst == 0].index)
+    table = site_table[site_table[c.PATIENT_ID].isin(keep)]
+    site = site_data(small_bundle(), table)
+    assert site.counts()["patients_with_flare"] == 5
+    result = adapt_bundle(small_bundle(), table, AdaptSettings(repeats=1), label="five")
+    assert len(result.conformal_choices) == AdaptSettings().conformal_folds
+    assert result.chosen in CANDIDATES
+    # the selection's own folds: five flare patients support all five
+    assert cross_validate_candidates(site, AdaptSettings(repeats=1)).folds == 5
+
+
 # --- the adapted bundle ------------------------------------------------------------------------
 def test_adapt_on_a_site_is_an_ordinary_model(adaptation, site_table, tmp_path):
     result = adaptation

@@ -331,7 +331,7 @@ def _fit_residual(site: SiteData, settings: AdaptSettings, seed: int) -> MarginU
         "seed": seed,
         "monotone_constraints": _monotone(list(site.features.columns)),
     }
-    folds = grouped_folds(site.y, site.groups, settings.inner_folds, seed)
+    folds = grouped_folds(site.y, site.groups, _folds_for(site, settings.inner_folds), seed)
     curve = np.zeros(settings.max_rounds + 1)
     for train, valid in folds:
         inner, held = site.subset(train), site.subset(valid)
@@ -392,7 +392,9 @@ def fit_candidate(
     if name == "residual_boosting":
         return _fit_residual(site, settings, seed)
     if name == "full_refit":
-        return _full_refit_model(settings, seed).fit(site.features, site.y, groups=site.groups)
+        model = _full_refit_model(settings, seed)
+        model.set_params(inner_folds=_folds_for(site, model.inner_folds))
+        return model.fit(site.features, site.y, groups=site.groups)
     raise ValueError(f"unknown candidate {name!r}")
 
 
@@ -464,6 +466,18 @@ def corrected_se(values: np.ndarray, folds: int) -> float:
     return float(values.std(ddof=1) * np.sqrt(1.0 / len(values) + 1.0 / (folds - 1)))
 
 
+def _folds_for(site: SiteData, wanted: int) -> int:
+    """Folds a site's rows support: at most the patients of the rarer outcome (>= 2).
+
+    Stratified patient-grouped folds need at least one patient of each outcome per fold;
+    inside a cross-conformal fold of a small site the rarer outcome can have fewer
+    patients than the folds asked for.
+    """
+    flare = len(np.unique(site.groups[site.y == 1]))
+    progression = len(np.unique(site.groups[site.y == 0]))
+    return max(2, min(wanted, flare, progression))
+
+
 def cross_validate_candidates(
     site: SiteData, settings: AdaptSettings, repeats: int | None = None, seed: int | None = None
 ) -> CrossValidation:
@@ -484,12 +498,11 @@ def cross_validate_candidates(
     seed = settings.seed if seed is None else seed
     names = settings.candidates
     n = len(site.y)
+    folds = _folds_for(site, settings.folds)
     oof = {k: np.full((repeats, n), np.nan) for k in names}
     losses: dict[str, list[float]] = {k: [] for k in names}
     for r in range(repeats):
-        for k, (train, test) in enumerate(
-            grouped_folds(site.y, site.groups, settings.folds, seed + r)
-        ):
+        for k, (train, test) in enumerate(grouped_folds(site.y, site.groups, folds, seed + r)):
             fit_on, held = site.subset(train), site.subset(test)
             for name in names:
                 fitted = fit_candidate(name, fit_on, settings, seed + 1000 * r + k)
@@ -505,9 +518,9 @@ def cross_validate_candidates(
         diff = fold - fold_losses[best]
         rows[name] = {
             "log_loss": float(fold.mean()),
-            "log_loss_se": corrected_se(fold, settings.folds),
+            "log_loss_se": corrected_se(fold, folds),
             "vs_best": float(diff.mean()),
-            "vs_best_se": corrected_se(diff, settings.folds),
+            "vs_best_se": corrected_se(diff, folds),
             **{
                 m: float(np.nanmean([p[m] for p in pooled]))
                 for m in ("auroc", "brier", "calibration_slope", "calibration_intercept")
@@ -515,7 +528,7 @@ def cross_validate_candidates(
         }
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "candidate"
-    return CrossValidation(table, fold_losses, oof, settings.folds)
+    return CrossValidation(table, fold_losses, oof, folds)
 
 
 def _best(fold_losses: dict[str, np.ndarray]) -> str:

@@ -215,10 +215,14 @@ def run_draw(spec: DrawSpec, params: SmallCohortsParams, config: TrainConfig) ->
     except FlareMLError:
         # what `flare-ml adapt` tells such a site to do: score with the prior as is
         chosen, adapted = TOO_FEW, prior
+    except ValueError as error:  # a failure is a finding: shown in the table, not fatal
+        chosen, adapted = f"failed ({str(error)[:60]})", None
+        not_fitted.append("adapted prior")
     else:
         chosen, adapted = adaptation.chosen, adaptation.bundle
-    p = adapted.proba_from_features(ev.features)
-    metrics["adapted prior"] = {**_probability_metrics(y, p), **_conformal(adapted, y, p)}
+    if adapted is not None:
+        p = adapted.proba_from_features(ev.features)
+        metrics["adapted prior"] = {**_probability_metrics(y, p), **_conformal(adapted, y, p)}
 
     gap = oracle_auroc - rule_auroc
     for method in not_fitted:
