@@ -20,6 +20,9 @@ from flare_ml.data import contract as c
 TEXT: Final = "text"
 MODALITY: Final = "modality"
 REPORT_KEY: Final = (c.PATIENT_ID, c.ASSESSMENT_DATE)
+#: the modalities a report table may name (``modality``; empty: not stated). A bone scan
+#: sees tracer uptake, not bone density: it cannot tell blastic from lytic (``unknown``)
+MODALITIES: Final = ("ct", "bone_scan", "pet_ct", "mri", "radiograph")
 #: the output's extra columns
 FINDINGS_UNCERTAIN: Final = "findings_uncertain"
 EVIDENCE: Final = "evidence"
@@ -141,6 +144,7 @@ __all__ = [
     "EVIDENCE",
     "FINDINGS_UNCERTAIN",
     "IMAGING_FINDINGS",
+    "MODALITIES",
     "MODALITY",
     "REPORT_KEY",
     "TEXT",
