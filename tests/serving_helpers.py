@@ -102,8 +102,10 @@ def scoring_cohort(patients: int = SCORING_PATIENTS, seed: int = SCORING_SEED) -
 
 
 # --- MLflow store and REST server ----------------------------------------------------------
-def register_model(root: Path) -> str:
+def register_model(root: Path, folder: Path | None = None) -> str:
     """Log and register the session model as ``flare-classifier`` in a sqlite store.
+
+    ``folder``: a saved bundle to register instead of the session model.
 
     Returns the tracking URI (``sqlite:///<root>/mlflow.db``); artifacts go under
     ``root / "artifacts"``. The process's tracking URI and ``sys.path`` (loading a
@@ -122,7 +124,7 @@ def register_model(root: Path) -> str:
             "serving-tests", artifact_location=(root / "artifacts").as_uri()
         )
         with mlflow.start_run(experiment_id=experiment):
-            log_model(bundle_copy(root / "bundle"), REGISTERED_NAME)
+            log_model(folder or bundle_copy(root / "bundle"), REGISTERED_NAME)
     finally:
         mlflow.set_tracking_uri(previous)
         sys.path[:] = saved_path

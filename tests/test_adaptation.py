@@ -514,3 +514,43 @@ def test_contributions_are_exact_whatever_the_priors_calibrator(method, site):
     margin = bundle.margin_from_features(site.features)
     np.testing.assert_allclose(parts.sum(axis=1), margin, rtol=0, atol=1e-4)
     assert np.ptp(parts[BASE_VALUE]) < 1e-4
+
+
+@pytest.mark.slow
+def test_rest_serves_the_adapted_model_as_the_bundle_scores(site, site_table, tmp_path):
+    """``mlflow models serve`` of a registered adapted model on loopback answers one
+    patient with the adapted bundle's own P(flare), decision, set and reasons.
+
+    The model carries a residual booster (a format-2 bundle), the update that touches
+    most of the serving path; its answers must differ from the prior's.
+    """
+    import requests
+
+    from flare_ml.serving.schema import to_wire_format
+    from serving_helpers import register_model, serve
+
+    bundle = dataclasses.replace(small_bundle(), update=_residual_update(site))
+    uri = register_model(tmp_path, bundle.save(tmp_path / "adapted"))
+    index_patients = site_table.loc[site_table[c.NEW_BONE_LESIONS].fillna(0) > 0, c.PATIENT_ID]
+    patient = site_table[site_table[c.PATIENT_ID] == index_patients.iloc[0]].drop(
+        columns=[c.OUTCOME]
+    )
+    records = json.loads(to_wire_format(patient).to_json(orient="records"))
+    expected = bundle.predict(patient)
+    with serve(uri, tmp_path / "server.log") as base:
+        response = requests.post(
+            f"{base}/invocations",
+            data=json.dumps({"dataframe_records": records}),
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+    assert response.status_code == 200, response.text
+    rows = response.json()["predictions"]
+    assert len(rows) == len(expected) >= 1
+    for row, (_, want) in zip(rows, expected.iterrows(), strict=True):
+        assert row["p_flare"] == pytest.approx(float(want["p_flare"]), abs=1e-6)
+        assert row["decision"] == want["decision"]
+        assert row["prediction_set"] == want["prediction_set"]
+        assert row["reasons"] == want["reasons"] != ""
+    prior_p = small_bundle().predict(patient)["p_flare"].to_numpy(float)
+    assert not np.allclose([row["p_flare"] for row in rows], prior_p)  # the update served

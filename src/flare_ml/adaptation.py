@@ -466,6 +466,15 @@ def corrected_se(values: np.ndarray, folds: int) -> float:
     return float(values.std(ddof=1) * np.sqrt(1.0 / len(values) + 1.0 / (folds - 1)))
 
 
+def _mean_or_nan(values: list[float]) -> float:
+    """Mean of the finite values; NaN, without a warning, when there are none.
+
+    A tiny site's repeats can all leave a calibration slope undefined.
+    """
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def _folds_for(site: SiteData, wanted: int) -> int:
     """Folds a site's rows support: at most the patients of the rarer outcome (>= 2).
 
@@ -522,7 +531,7 @@ def cross_validate_candidates(
             "vs_best": float(diff.mean()),
             "vs_best_se": corrected_se(diff, folds),
             **{
-                m: float(np.nanmean([p[m] for p in pooled]))
+                m: _mean_or_nan([p[m] for p in pooled])
                 for m in ("auroc", "brier", "calibration_slope", "calibration_intercept")
             },
         }
