@@ -996,8 +996,9 @@ def model_card(
         "- The error budget holds on patients like the calibration patients; at another "
         "site it must be checked (decision tables above) and recalibrated when missed.",
         "",
-        f"{_item('27c')} Next: evaluation on real, independently adjudicated cohorts; site "
-        "adaptation; prospective use only after both.",
+        f"{_item('27c')} Next: evaluation on real, independently adjudicated cohorts, of "
+        "this model and of site adaptation (`flare-ml adapt`); prospective use only after "
+        "both.",
         "",
         "## Checklist index",
         "",
