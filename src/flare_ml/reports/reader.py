@@ -268,6 +268,15 @@ def _times(clause: Any) -> int | None:
     return None
 
 
+def _adjectives(doc: Any, ent: Any, sent: Any) -> Any:
+    """The modifier words right before a span ("two sclerotic" in "two sclerotic lesions")."""
+    start = ent.start
+    while start > sent.start and doc[start - 1].lower_ in r.MODIFIERS and \
+            doc[start - 1].lower_ not in (",", "and", "or"):
+        start -= 1
+    return doc[start: ent.start]
+
+
 def _mentions_known(clause: Any) -> bool:
     """The phrase after a lesion calls it known ("... in the known L2 lesion"), unless
     negated ("not previously seen")."""
@@ -409,6 +418,9 @@ class ReportReader:
             if label in (r.NEW_LESION, r.LESION_INCREASE):
                 lookback = doc[max(sent.start, ent.start - 4): ent.start]
                 span_words = _subwords(_tokens_lower(ent))
+                if ent[0].lower_ in r.HEADS:
+                    # "sclerotic lesions in T7 and T9 are new": the adjectives before
+                    span_words |= _subwords(_tokens_lower(_adjectives(doc, ent, sent)))
                 clause_words = _subwords(_tokens_lower(clause))
                 look_words = _tokens_lower(lookback)
                 known_clause = _mentions_known(clause) or bool(

@@ -103,7 +103,7 @@ MASS_HEADS: Final = frozenset({"uptake", "activity", "disease", "involvement", "
                                "lymphadenopathy", "adenopathy", "carcinomatosis",
                                "metastatic", "spread"})
 HEADS: Final = (SINGULAR_HEADS | PLURAL_HEADS | MASS_HEADS) - {"metastatic", "spread"}
-_MODIFIERS: Final = (
+MODIFIERS: Final = (
     QUANTIFIERS | BLASTIC | LYTIC | MIXED | {
         "osseous", "bony", "bone", "skeletal", "metastatic", "focal", "small", "tiny",
         "subcentimeter", "large", "larger", "subtle", "faint", "intense", "mild", "avid",
@@ -189,7 +189,7 @@ BASELINE_BLOCKERS: Final = frozenset({"compared", "comparison", "since", "from",
 
 
 def _new_lesion_patterns() -> list[list[dict[str, Any]]]:
-    mods: dict[str, Any] = {"LOWER": {"IN": sorted(_MODIFIERS)}, "OP": "{0,6}"}
+    mods: dict[str, Any] = {"LOWER": {"IN": sorted(MODIFIERS)}, "OP": "{0,6}"}
     head: dict[str, Any] = {"LOWER": {"IN": sorted(HEADS)}}
     newly = {"LOWER": {"IN": _NEWLY_VERBS}}
     interval = {"LOWER": "interval", "OP": "?"}
@@ -200,13 +200,14 @@ def _new_lesion_patterns() -> list[list[dict[str, Any]]]:
         [interval, {"LOWER": {"IN": _APPEAR_WORDS}}, {"LOWER": "of"}, mods, head],
         [{"LOWER": {"IN": ["?", "?new"]}}, {"LOWER": "new", "OP": "?"}, mods, head],
         # "lytic lesion in the left iliac bone, not seen previously"
-        [mods, head, {"IS_PUNCT": False, "OP": "{0,6}"}, {"ORTH": ",", "OP": "?"},
+        [head, {"IS_PUNCT": False, "OP": "{0,6}"}, {"ORTH": ",", "OP": "?"},
          {"LOWER": "not"}, {"LOWER": {"IN": ["previously", "seen", "present", "visible",
                                             "identified", "evident", "apparent"]}},
          {"LOWER": {"IN": ["previously", "seen", "present", "visible", "before",
                            "identified", "on"]}}],
         # "the T9 lesion is new", "lesions in T7 and T9 are new"
-        [mods, head, {"IS_PUNCT": False, "OP": "{0,6}"},
+        # (the span starts at the noun; the reader reads the words before it)
+        [head, {"IS_PUNCT": False, "OP": "{0,6}"},
          {"LOWER": {"IN": ["is", "are", "appears", "appear", "is/are"]}},
          {"LOWER": {"IN": ["new", "newly"]}}],
     ]
@@ -231,7 +232,7 @@ def target_rules() -> list[TargetRule]:
          {"LOWER": {"IN": ["increase", "in"]}, "OP": "*"},
          {"LOWER": {"IN": ["the", "size", "and", "extent"]}, "OP": "*"},
          {"LOWER": "number"}, {"LOWER": "of"},
-         {"LOWER": {"IN": lesion_words + sorted(_MODIFIERS)}, "OP": "{0,4}"},
+         {"LOWER": {"IN": lesion_words + sorted(MODIFIERS)}, "OP": "{0,4}"},
          {"LOWER": {"IN": lesion_words}}],
         [{"LOWER": "more"}, {"LOWER": "numerous"},
          {"LOWER": {"IN": lesion_words}, "OP": "{0,3}"}],
@@ -248,7 +249,7 @@ def target_rules() -> list[TargetRule]:
     lytic_nouns = ["lysis", "osteolysis", "destruction", "osteolytic", "lytic", "lucency",
                    "cortical"]
     lytic_lesion = [{"LOWER": {"IN": ["lytic", "osteolytic", "destructive"]}},
-                    {"LOWER": {"IN": sorted(_MODIFIERS | HEADS)}, "OP": "{0,3}"}]
+                    {"LOWER": {"IN": sorted(MODIFIERS | HEADS)}, "OP": "{0,3}"}]
     lysis = [
         [{"LOWER": {"IN": grow}}, {"LOWER": {"IN": ["in", "of", "the"]}, "OP": "*"},
          {"LOWER": {"IN": ["lytic", "osteolytic", "bone", "bony", "osseous", "cortical"]},
