@@ -418,9 +418,8 @@ class ReportReader:
             if label in (r.NEW_LESION, r.LESION_INCREASE):
                 lookback = doc[max(sent.start, ent.start - 4): ent.start]
                 span_words = _subwords(_tokens_lower(ent))
-                if ent[0].lower_ in r.HEADS:
-                    # "sclerotic lesions in T7 and T9 are new": the adjectives before
-                    span_words |= _subwords(_tokens_lower(_adjectives(doc, ent, sent)))
+                # "sclerotic lesions in T7 and T9 are new", "destructive new lesion"
+                span_words |= _subwords(_tokens_lower(_adjectives(doc, ent, sent)))
                 clause_words = _subwords(_tokens_lower(clause))
                 look_words = _tokens_lower(lookback)
                 known_clause = _mentions_known(clause) or bool(

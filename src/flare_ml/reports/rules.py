@@ -498,7 +498,9 @@ def context_rules() -> list[ConTextRule]:
             both = directions.get((w, category)) == "FORWARD"
             directions[(w, category)] = "BIDIRECTIONAL" if both else "BACKWARD"
     taken = {w for w, _ in directions}
-    rules = [_rule(w, cat, d) for (w, cat), d in directions.items()]
+    rules = [_rule(w, cat, d) for (w, cat), d in directions.items() if w != "no"]
+    # "no" as one token: medspaCy's default pattern takes an optional "new" with it
+    rules.insert(0, _rule("no", NEG, "FORWARD", pattern=[{"LOWER": "no"}]))
     rules += [_rule(w, "PSEUDO", "PSEUDO") for w in pseudo if w not in taken]
     rules += [_rule(w, "TERMINATE", "TERMINATE") for w in terminate if w not in taken]
     return rules
