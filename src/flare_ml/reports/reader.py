@@ -64,7 +64,7 @@ from flare_ml.reports.findings import (
 #: reports read per chunk by :func:`read_reports` (memory stays flat in the table size)
 CHUNK_SIZE: Final = 2048
 _KNOWN_WORDS: Final = frozenset({"known", "previously", "existing", "pre-existing",
-                                 "preexisting", "treated", "prior"})
+                                 "preexisting", "treated"})
 _SPLITTERS: Final = frozenset({",", "and", "&", "plus", "well", "/", "or", ";", "including"})
 _NUMBER = re.compile(r"^\d{1,3}$")
 _LEVEL_NUM = re.compile(r"^([ctls])(\d{1,2})$", re.IGNORECASE)
@@ -472,6 +472,11 @@ class ReportReader:
                     lysis = True
                 note(ent, c.PROGRESSIVE_LYSIS, not negated, section)
             elif label == r.SCLEROSIS:
+                if any(i.sent_start == sent.start for i in items) and not _mentions_known(
+                        doc[sent.start: ent.end]):
+                    # "new sclerotic foci, likely healing response": the new lesions' cause
+                    note(ent, c.KNOWN_LESION_SCLEROSIS, False, section)
+                    continue
                 if not negated:
                     sclerosis = True
                 note(ent, c.KNOWN_LESION_SCLEROSIS, not negated, section)

@@ -100,6 +100,8 @@ PLURAL_HEADS: Final = frozenset({
     "lesons", "leisons", "metastes", "metastatses", "metastasis's",
 })
 MASS_HEADS: Final = frozenset({"uptake", "activity", "disease", "involvement", "nodularity",
+                               "signal", "lucency", "lucencies", "hypodensity",
+                               "hypodensities", "hypoattenuation", "hyperdensity",
                                "lymphadenopathy", "adenopathy", "carcinomatosis",
                                "metastatic", "spread"})
 HEADS: Final = (SINGULAR_HEADS | PLURAL_HEADS | MASS_HEADS) - {"metastatic", "spread"}
@@ -126,8 +128,14 @@ MODIFIERS: Final = (
         "bilateral", "r", "l", "upper", "lower", "middle", "based", "mildly", "moderately",
         "intensely", "markedly", "faintly", "slightly", "replacing", "t2", "stir",
         "hyperintense", "restricting", "diffusion", "heterogeneous", "well-defined",
-        "ill-defined", "defined", "ill", "well", "expansile", "infiltrative",
+        "ill-defined", "defined", "ill", "well", "expansile", "infiltrative", "segment",
+        "mm", "cm", "first", "second", "third", "fourth", "fifth", "sixth", "seventh",
+        "eighth", "ninth", "tenth", "eleventh", "twelfth",
     }
+    | {str(i) for i in range(1, 13)}
+    | {f"{i}{suffix}" for i in range(1, 13) for suffix in ("st", "nd", "rd", "th")}
+    | {f"{level}{i}" for level, top in (("c", 7), ("t", 12), ("l", 5), ("s", 5))
+       for i in range(1, top + 1)}
 )
 _NEW_WORDS: Final = ["new", "additional", "newly", "further", "another", "more"]
 _NEWLY_VERBS: Final = ["seen", "apparent", "visualized", "visualised", "visible",
@@ -198,7 +206,8 @@ def _new_lesion_patterns() -> list[list[dict[str, Any]]]:
         [{"LOWER": "new"}, {"ORTH": "-"}, {"LOWER": "onset"}, mods, head],
         [{"LOWER": "newly"}, newly, mods, head],
         [interval, {"LOWER": {"IN": _APPEAR_WORDS}}, {"LOWER": "of"}, mods, head],
-        [{"LOWER": {"IN": ["?", "?new"]}}, {"LOWER": "new", "OP": "?"}, mods, head],
+        [{"LOWER": "?"}, {"LOWER": "new"}, mods, head],
+        [{"LOWER": "?new"}, mods, head],
         # "lytic lesion in the left iliac bone, not seen previously"
         [head, {"IS_PUNCT": False, "OP": "{0,6}"}, {"ORTH": ",", "OP": "?"},
          {"LOWER": "not"}, {"LOWER": {"IN": ["previously", "seen", "present", "visible",
@@ -249,13 +258,14 @@ def target_rules() -> list[TargetRule]:
     lytic_nouns = ["lysis", "osteolysis", "destruction", "osteolytic", "lytic", "lucency",
                    "cortical"]
     lytic_lesion = [{"LOWER": {"IN": ["lytic", "osteolytic", "destructive"]}},
-                    {"LOWER": {"IN": sorted(MODIFIERS | HEADS)}, "OP": "{0,3}"}]
+                    {"LOWER": {"IN": sorted((MODIFIERS | HEADS) - {",", "and", "or", "/"})},
+                     "OP": "{0,3}"}]
     lysis = [
         [{"LOWER": {"IN": grow}}, {"LOWER": {"IN": ["in", "of", "the"]}, "OP": "*"},
          {"LOWER": {"IN": ["lytic", "osteolytic", "bone", "bony", "osseous", "cortical"]},
           "OP": "?"},
-         {"LOWER": {"IN": ["lysis", "osteolysis", "destruction", "lucency", "erosion",
-                           "breach", "breakthrough"]}}],
+         {"LOWER": {"IN": ["lysis", "osteolysis", "destruction", "erosion", "breach",
+                           "breakthrough"]}}],
         [{"LOWER": {"IN": ["increased", "increasing", "interval"]}},
          {"LOWER": {"IN": ["increase", "in"]}, "OP": "*"}, {"LOWER": "size"},
          {"LOWER": {"IN": ["in", "of"]}},
@@ -271,9 +281,12 @@ def target_rules() -> list[TargetRule]:
                            "progressing", "progressive", "worsening", "increasing"]}},
          {"IS_PUNCT": False, "OP": "{0,2}"}, *lytic_lesion],
         [*lytic_lesion, {"IS_PUNCT": False, "OP": "{0,6}"},
-         {"LOWER": {"IN": ["enlarged", "grown", "progressed", "larger", "increased",
-                           "expanded", "enlarging", "growing", "progressing", "worse",
-                           "worsened", "bigger"]}}],
+         {"LOWER": {"IN": ["enlarged", "grown", "progressed", "larger", "expanded",
+                           "enlarging", "growing", "progressing", "worse", "worsened",
+                           "bigger"]}}],
+        [*lytic_lesion, {"IS_PUNCT": False, "OP": "{0,6}"},
+         {"LOWER": {"IN": ["increased", "increasing"]}}, {"LOWER": "in"},
+         {"LOWER": {"IN": ["size", "extent"]}}],
         [{"LOWER": {"IN": ["lysis", "osteolysis", "destruction"]}},
          {"IS_PUNCT": False, "OP": "{0,5}"},
          {"LOWER": {"IN": ["increased", "progressed", "worsened", "advanced"]}}],
@@ -309,6 +322,13 @@ def target_rules() -> list[TargetRule]:
                            "known"]}, "OP": "+"}],
         [{"LOWER": {"IN": ["signs", "evidence"]}}, {"LOWER": "of"},
          {"LOWER": {"IN": ["healing", "sclerotic"]}}],
+        [{"LOWER": {"IN": ["increased", "increasing", "increase"]}}, {"LOWER": "in"},
+         {"LOWER": {"IN": ["density", "attenuation", "mineralization"]}}],
+        [{"LOWER": {"IN": ["increased", "increasing", "more"]}},
+         {"LOWER": {"IN": ["density", "dense", "densely"]}}],
+        [{"LOWER": "denser"}],
+        [{"LOWER": "sclerotic"}, {"LOWER": {"IN": ["change", "changes"]}},
+         {"LOWER": {"IN": ["around", "in", "of", "within", "surrounding", "at"]}}],
     ]
     for i, pattern in enumerate(sclerosis):
         rules.append(TargetRule(f"known sclerosis {i}", SCLEROSIS, pattern=pattern))
