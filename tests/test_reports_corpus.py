@@ -86,12 +86,16 @@ def test_corpus_is_large_and_complete(corpus: list[dict[str, Any]]) -> None:
 
 
 def _table(entries: list[dict[str, Any]], title: str) -> str:
-    lines = [f"{title} ({len(entries)} reports)",
-             f"{'field':30s} {'precision':>9s} {'recall':>7s} {'exact':>6s} {'pos':>4s}"]
+    lines = [
+        f"{title} ({len(entries)} reports)",
+        f"{'field':30s} {'precision':>9s} {'recall':>7s} {'exact':>6s} {'pos':>4s}",
+    ]
     for key, (attribute, _) in FIELDS.items():
         s = _scores(entries, key)
-        lines.append(f"{attribute:30s} {s['precision']:9.3f} {s['recall']:7.3f} "
-                     f"{s['exact']:6.3f} {s['positives']:4d}")
+        lines.append(
+            f"{attribute:30s} {s['precision']:9.3f} {s['recall']:7.3f} "
+            f"{s['exact']:6.3f} {s['positives']:4d}"
+        )
     return "\n".join(lines)
 
 

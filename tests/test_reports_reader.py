@@ -256,7 +256,8 @@ def test_read_reports_rows_columns_and_order(reader: ReportReader) -> None:
 def test_read_reports_chunks_agree_with_one_by_one(reader: ReportReader) -> None:
     table = pd.concat([_table()] * 3, ignore_index=True)
     chunked = read_reports(table, reader=reader, chunk_size=2)
-    single = [reader.read(t, m or None) for t, m in zip(table["text"], table["modality"])]
+    pairs = zip(table["text"], table["modality"], strict=True)
+    single = [reader.read(t, m or None) for t, m in pairs]
     assert list(chunked["evidence"]) == [f.to_row()["evidence"] for f in single]
 
 
@@ -269,8 +270,11 @@ def test_read_reports_chunks_agree_with_one_by_one(reader: ReportReader) -> None
         (lambda t: t.assign(text=["", "x", "y"]), "text", "empty_text"),
         (lambda t: t.assign(text=["  ", "x", None]), "text", "empty_text"),
         (lambda t: t.assign(text=[1.5, "x", "y"]), "text", "not_text"),
-        (lambda t: t.assign(assessment_date=["03/01/2024", "2024-03-01", "x"]),
-         "assessment_date", "unparseable_date"),
+        (
+            lambda t: t.assign(assessment_date=["03/01/2024", "2024-03-01", "x"]),
+            "assessment_date",
+            "unparseable_date",
+        ),
         (lambda t: t.assign(modality=["ct", "ultrasound", ""]), "modality", "unknown_category"),
     ],
 )
