@@ -841,8 +841,9 @@ def read_reports(
     >>> import pandas as pd
     >>> table = pd.DataFrame({"patient_id": ["P1"], "assessment_date": ["2024-03-01"],
     ...                       "text": ["Numerous new blastic lesions in the spine."]})
-    >>> read_reports(table)[["new_bone_lesions", "new_lesion_morphology"]].iloc[0].tolist()
-    [10, 'blastic']
+    >>> row = read_reports(table).iloc[0]
+    >>> int(row["new_bone_lesions"]), row["new_lesion_morphology"]
+    (10, 'blastic')
 
     """
     frame = check_reports(table, source=source)
