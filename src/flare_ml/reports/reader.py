@@ -128,8 +128,12 @@ def build_pipeline() -> Any:
         Language.component("flare_sentences")(_sentences)
     nlp = spacy.blank("en")
     nlp.add_pipe("flare_sentences")
+    norms, rules = r.first_word_classes(r.target_rules())
+    for word, norm in norms.items():  # the rules' first words, as classes (speed)
+        for form in {word, word.upper(), word.capitalize()}:
+            nlp.vocab[form].norm_ = norm
     matcher = nlp.add_pipe("medspacy_target_matcher")
-    matcher.add(r.target_rules())
+    matcher.add(rules)
     sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
     sectionizer.add(r.section_rules())
     context = nlp.add_pipe("medspacy_context", config={"rules": None})

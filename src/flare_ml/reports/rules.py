@@ -1319,6 +1319,60 @@ HIST: Final = "HISTORICAL"
 FAMILY: Final = "FAMILY"
 
 
+def first_word_classes(
+    rules: list[TargetRule],
+) -> tuple[dict[str, str], list[TargetRule]]:
+    """Rewrite the rules' first-word sets as word classes (for speed).
+
+    spaCy's matcher tries every pattern's first token at every token of a report; a
+    word-set test there (``{"LOWER": {"IN": [...]}}``) is a Python call per token and
+    pattern. The first words of all rules are partitioned into classes (words that start
+    exactly the same rules), each class gets a ``NORM`` value, and a rule whose first token
+    is a word set becomes one rule per class it covers, starting with ``{"NORM": class}``,
+    a test spaCy runs in C. The reader sets these norms on its own vocabulary.
+
+    Returns
+    -------
+    dict of str to str
+        Word (lower case) -> its class's norm.
+    list of TargetRule
+        The rewritten rules (same matches).
+
+    Examples
+    --------
+    >>> norms, rules = first_word_classes(target_rules())
+    >>> norms["new"].startswith("flare_class_"), len(rules) >= len(target_rules())
+    (True, True)
+
+    """
+    firsts: list[frozenset[str] | None] = []
+    for rule in rules:
+        token = rule.pattern[0] if isinstance(rule.pattern, list) else {}
+        value = token.get("LOWER")
+        if token.get("OP") is None and set(token) == {"LOWER"}:
+            if isinstance(value, dict) and set(value) == {"IN"}:
+                firsts.append(frozenset(w.lower() for w in value["IN"]))
+                continue
+            if isinstance(value, str):
+                firsts.append(frozenset({value.lower()}))
+                continue
+        firsts.append(None)
+    signatures: dict[frozenset[int], list[str]] = {}
+    for word in sorted(set().union(*(f for f in firsts if f))):
+        key = frozenset(i for i, f in enumerate(firsts) if f and word in f)
+        signatures.setdefault(key, []).append(word)
+    norms = {w: f"flare_class_{k}" for k, words in enumerate(signatures.values()) for w in words}
+    out: list[TargetRule] = []
+    for rule, first in zip(rules, firsts, strict=True):
+        if first is None:
+            out.append(rule)
+            continue
+        for norm in sorted({norms[w] for w in first}):
+            pattern = [{"NORM": norm}, *rule.pattern[1:]]
+            out.append(TargetRule(rule.literal, rule.category, pattern=pattern))
+    return norms, out
+
+
 def _rule(literal: str, category: str, direction: str, pattern: Any = None) -> ConTextRule:
     return ConTextRule(literal, category, pattern=pattern, direction=direction)
 
@@ -1644,6 +1698,7 @@ __all__ = [
     "RESPONSE",
     "SCLEROSIS",
     "context_rules",
+    "first_word_classes",
     "section_rules",
     "target_rules",
 ]
