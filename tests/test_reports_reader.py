@@ -79,6 +79,21 @@ def test_known_or_stable_lesion_is_not_new(reader: ReportReader, text: str) -> N
     assert reader.read(text).new_bone_lesions == 0
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "IMP: 1) new lytic met R 5th rib 2) stable sclerotic lesions.",
+        "(1) New lytic lesion in T4 (2) unchanged sclerotic lesions in the pelvis.",
+        "New lytic lesion in T4; the known sclerotic lesions are stable.",
+        "New lytic lesion in T4. Known sclerotic lesions stable.",
+    ],
+)
+def test_stable_in_the_next_item_does_not_make_a_new_lesion_known(
+    reader: ReportReader, text: str
+) -> None:
+    assert reader.read(text).new_bone_lesions == 1
+
+
 def test_no_new_is_negated_with_our_rules(reader: ReportReader) -> None:
     negated = reader.read("No new lesions.")
     stated = reader.read("New lesions.")

@@ -99,11 +99,20 @@ def _sentences(doc: Any) -> Any:
             text in (".", "!", "?", ";")
             or (prev.is_space and "\n" in text)
             or (tok.is_space and "\n" in tok.text)
+            or _is_item_number(words, i)
         )
         tok.is_sent_start = start
     if n:
         words[0].is_sent_start = True
     return doc
+
+
+def _is_item_number(doc: Any, i: int) -> bool:
+    """A numbered list item starts here: "1)" or "(2)" within a line ("1) ... 2) ...")."""
+    tok = doc[i]
+    if i + 1 >= len(doc) or doc[i + 1].text != ")" or not tok.text.isdigit():
+        return False
+    return len(tok.text) <= 2 and (i == 0 or doc[i - 1].text != "x")
 
 
 def build_pipeline() -> Any:

@@ -670,6 +670,8 @@ def _new_lesion_patterns() -> list[list[dict[str, Any]]]:
     interval = {"LOWER": "interval", "OP": "?"}
     return [
         [{"LOWER": {"IN": ["new", "additional", "another"]}}, mods, head],
+        # a size right after "new": "new 2.5 cm left adrenal mass"
+        [{"LOWER": "new"}, {"LIKE_NUM": True}, {"LOWER": {"IN": ["cm", "mm"]}}, mods, head],
         [{"LOWER": "new"}, {"ORTH": "-"}, {"LOWER": "onset"}, mods, head],
         [{"LOWER": "newly"}, newly, mods, head],
         [interval, {"LOWER": {"IN": _APPEAR_WORDS}}, {"LOWER": "of"}, mods, head],
