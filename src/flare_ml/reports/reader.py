@@ -342,8 +342,9 @@ class ReportReader:
         text : str
             The report.
         modality : str, optional
-            One of :data:`~flare_ml.reports.findings.MODALITIES` (recorded; the text
-            decides the values).
+            One of :data:`~flare_ml.reports.findings.MODALITIES`. Accepted for the API;
+            the values come from the text alone (a bone scan's new focus without a CT
+            correlate states no density word, so its morphology is ``unknown`` anyway).
 
         Returns
         -------
@@ -570,7 +571,7 @@ class ReportReader:
                 note(best[4], c.EXTRAOSSEOUS_RESPONSE, response, best[5])
         if not count:
             uncertain = uncertain and extraosseous
-        del modality
+        del modality  # accepted for the API; the text decides (see read())
         return ReportFindings(
             new_bone_lesions=count,
             new_lesion_morphology=morphology,
@@ -704,7 +705,6 @@ def check_reports(table: pd.DataFrame, *, source: str | None = None) -> pd.DataF
     frame = normalise_column_names(table).copy()
     where = f" '{source}'" if source else ""
     violations: list[Violation] = []
-    none = np.zeros(len(frame), dtype=bool)
     for column in (c.PATIENT_ID, c.ASSESSMENT_DATE, TEXT):
         if column not in frame:
             violations.append(
@@ -806,7 +806,6 @@ def check_reports(table: pd.DataFrame, *, source: str | None = None) -> pd.DataF
                 )
             )
         frame[MODALITY] = low.astype(object).where(~low.isna(), None)
-    del none
     if violations:
         raise ContractError(
             f"the report table{where} breaks the data contract "

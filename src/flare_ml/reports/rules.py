@@ -769,15 +769,6 @@ def target_rules() -> list[TargetRule]:
         "growing",
         "new",
     ]
-    lytic_nouns = [
-        "lysis",
-        "osteolysis",
-        "destruction",
-        "osteolytic",
-        "lytic",
-        "lucency",
-        "cortical",
-    ]
     lytic_lesion = [
         {"LOWER": {"IN": ["lytic", "osteolytic", "destructive"]}},
         {"LOWER": {"IN": sorted((MODIFIERS | HEADS) - {",", "and", "or", "/"})}, "OP": "{0,3}"},
@@ -902,7 +893,6 @@ def target_rules() -> list[TargetRule]:
             {"LOWER": {"IN": ["increased", "progressed", "worsened", "advanced"]}},
         ],
     ]
-    del lytic_nouns
     for i, pattern in enumerate(lysis):
         rules.append(TargetRule(f"progressive lysis {i}", LYSIS, pattern=pattern))
 
