@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import pickle
 
 import pandas as pd
 import pytest
@@ -301,3 +302,14 @@ def test_read_reports_refuses_bad_tables(reader: ReportReader, change, column, r
     violation = next(v for v in caught.value.violations if v.rule == rule)
     if rule != "missing_column":
         assert violation.count >= 1 and violation.rows
+
+
+def test_reader_pickles_as_a_new_reader(reader: ReportReader) -> None:
+    copy = pickle.loads(pickle.dumps(reader))
+    assert copy is not reader
+    text = "Two new sclerotic lesions in T7 and T9. Possible new focus in L2."
+    assert copy.read(text) == reader.read(text)
+
+
+def test_unassessable_is_not_stated(reader: ReportReader) -> None:
+    assert reader.read("Limited study. New lesions cannot be assessed.").new_bone_lesions == 0

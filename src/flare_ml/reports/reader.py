@@ -334,6 +334,10 @@ class ReportReader:
     def __init__(self) -> None:
         self.nlp = build_pipeline()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as "build a new reader" (a Spark worker gets its own pipeline)
+        return (ReportReader, ())
+
     def read(self, text: str, modality: str | None = None) -> ReportFindings:
         """Read one report.
 

@@ -1438,6 +1438,11 @@ def context_rules() -> list[ConTextRule]:
         "not found",
         "not observed",
         "not definitely seen",
+        "cannot be assessed",
+        "can not be assessed",
+        "cannot be evaluated",
+        "could not be assessed",
+        "not assessable",
     ]
     hedge_fwd = [
         "possible",
