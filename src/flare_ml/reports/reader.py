@@ -11,7 +11,8 @@ historical/known, family). The conventions below then turn the matched spans int
 :class:`~flare_ml.reports.findings.Evidence`. Conventions (also in ``docs/reports.md``):
 **count** -- digits and number words ("two new", "3 new", "a single new" = 1); a list of
 sites counts each site ("new sclerotic lesions in T7, T9 and the left iliac bone" = 3; a
-level range T7-T9 = 3); "several", "multiple", "a few" = 2; "numerous", "innumerable",
+level range T7-T9 = 3; "mets x3" = 3); "several", "multiple", "a few" = 2 (at least two:
+more when more sites are listed); "numerous", "innumerable",
 "countless", "diffuse", "many", "extensive", "a large number of" = 10; a bare plural = 2 (or
 its number of sites, if more); "an increase in the number of lesions" = 1; hedged new
 lesions are counted and set ``findings_uncertain`` (a hedge after the lesions, on their
