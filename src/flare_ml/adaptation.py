@@ -135,7 +135,15 @@ class AdaptSettings:
         better held-out log loss.
     full_refit_candidates : int
         Hyperparameter sets tried by the full refit
-        (:class:`~flare_ml.models.FlareXGBClassifier`).
+        (:class:`~flare_ml.models.FlareXGBClassifier`) inside the cross-validation that
+        compares the candidates (cheap: it only has to estimate how well a refit does).
+    final_refit_candidates : int
+        Hyperparameter sets tried when the full refit is the *chosen* update and is
+        fitted on all the rows (the adapted model itself, and its replay in each
+        cross-conformal fold). Default 6, the training config's ``n_candidates``: a
+        chosen full refit is the model ``flare-ml train`` would fit. With one candidate,
+        a site of about 40 index rows often got a constant model (one boosting round
+        without a split).
     seed : int
         Seed of every fold and fit.
 
@@ -155,6 +163,7 @@ class AdaptSettings:
     inner_folds: int = 3
     early_stopping_rounds: int = 30
     full_refit_candidates: int = 1
+    final_refit_candidates: int = 6
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -172,6 +181,7 @@ class AdaptSettings:
             "max_rounds",
             "early_stopping_rounds",
             "full_refit_candidates",
+            "final_refit_candidates",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -359,23 +369,23 @@ def _fit_residual(site: SiteData, settings: AdaptSettings, seed: int) -> MarginU
     return MarginUpdate("residual_boosting", residual=booster)
 
 
-def _full_refit_model(settings: AdaptSettings, seed: int) -> FlareXGBClassifier:
+def _full_refit_model(settings: AdaptSettings, seed: int, final: bool) -> FlareXGBClassifier:
     """The training machinery's classifier, sized for a site (single-threaded)."""
     model = make_model(TrainConfig())
-    return model.set_params(
-        n_candidates=settings.full_refit_candidates, random_state=seed, n_jobs=1
-    )
+    candidates = settings.final_refit_candidates if final else settings.full_refit_candidates
+    return model.set_params(n_candidates=candidates, random_state=seed, n_jobs=1)
 
 
 def fit_candidate(
-    name: str, site: SiteData, settings: AdaptSettings, seed: int
+    name: str, site: SiteData, settings: AdaptSettings, seed: int, final: bool = False
 ) -> MarginUpdate | FlareXGBClassifier | None:
     """Fit one candidate update on a site's rows.
 
     Returns None for ``none`` (and for any candidate when the rows hold one outcome
     only: there is nothing to fit), a :class:`~flare_ml.bundle.MarginUpdate` for the
     prior-based updates, a fitted :class:`~flare_ml.models.FlareXGBClassifier` for
-    ``full_refit``.
+    ``full_refit`` (``final=True``: the chosen update's fit, with
+    :attr:`AdaptSettings.final_refit_candidates` hyperparameter sets).
 
     Examples
     --------
@@ -392,7 +402,7 @@ def fit_candidate(
     if name == "residual_boosting":
         return _fit_residual(site, settings, seed)
     if name == "full_refit":
-        model = _full_refit_model(settings, seed)
+        model = _full_refit_model(settings, seed, final)
         model.set_params(inner_folds=_folds_for(site, model.inner_folds))
         return model.fit(site.features, site.y, groups=site.groups)
     raise ValueError(f"unknown candidate {name!r}")
@@ -722,7 +732,7 @@ def _select_and_fit(
     """The adaptation procedure on some rows: cross-validate, choose, refit on them all."""
     cv = cross_validate_candidates(site, settings, repeats=repeats, seed=seed)
     chosen, reason = choose_update(cv.fold_losses, cv.folds, prior_slope=prior_slope(site))
-    return chosen, reason, cv, fit_candidate(chosen, site, settings, seed)
+    return chosen, reason, cv, fit_candidate(chosen, site, settings, seed, final=True)
 
 
 def _cross_conformal(site: SiteData, settings: AdaptSettings) -> tuple[np.ndarray, list[str]]:
