@@ -739,6 +739,79 @@ def score(
     )
 
 
+def _prefer(value: str | None) -> str | None:
+    if value is not None and value not in ("reports", "timepoints"):
+        raise typer.BadParameter(f"{value!r} is not one of 'reports', 'timepoints'.")
+    return value
+
+
+@app.command()
+@user_errors_exit_2
+def findings(
+    *,
+    reports: Annotated[
+        Path,
+        typer.Option(
+            "--reports",
+            help="Report table (.csv, .csv.gz, .parquet): patient_id, assessment_date, text, "
+            "optional modality; other columns kept.",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output table (.csv, .csv.gz, .parquet or .pq).")
+    ],
+    timepoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--timepoints",
+            help="Timepoint table whose imaging columns the reports fill; the output is "
+            "that table, filled.",
+        ),
+    ] = None,
+    prefer: Annotated[
+        str | None,
+        typer.Option(
+            "--prefer",
+            callback=_prefer,
+            help="`reports` or `timepoints`: which side wins where a filled timepoint "
+            "value differs from its report (default: that is an error).",
+        ),
+    ] = None,
+    review: Annotated[
+        Path | None,
+        typer.Option("--review", help="Also write a self-contained HTML review page."),
+    ] = None,
+) -> None:
+    """Read radiology reports into the contract's imaging findings.
+
+    Without --timepoints, writes one row per report: the imaging columns,
+    findings_uncertain and the evidence (JSON). With --timepoints, fills that table's
+    imaging columns, matching reports on (patient_id, assessment_date): a report with no
+    row becomes a new imaging row, a report of a patient the table lacks is dropped and
+    reported, and a filled value that differs from the report is an error naming the rows
+    unless --prefer is given. Bad input (no text column, empty text, unparseable dates)
+    exits with status 2 and writes nothing.
+    """
+    from flare_ml.workflows import findings as run_findings
+
+    summary = run_findings(reports, out, timepoints_path=timepoints, prefer=prefer, review=review)
+    _print_notices(summary.notices)
+    parts = [f"{_plural(summary.reports, 'report')} read"]
+    if summary.rows_filled is not None:
+        parts.append(f"{_plural(summary.rows_filled, 'row')} filled")
+        parts.append(f"{_plural(summary.rows_added or 0, 'row')} added")
+    parts.append(f"{summary.uncertain} with uncertain new lesions")
+    if summary.rows_filled is not None:
+        resolved = f" (kept the {prefer}' values)" if summary.conflicts else ""
+        parts.append(f"{_plural(summary.conflicts, 'conflict')}{resolved}")
+        if summary.dropped:
+            parts.append(f"{_plural(summary.dropped, 'report')} dropped")
+    console.print("; ".join(parts), highlight=False, soft_wrap=True)
+    console.print(f"wrote {escape(str(summary.output))}", highlight=False, soft_wrap=True)
+    if summary.review is not None:
+        console.print(f"review page: {escape(str(summary.review))}", highlight=False)
+
+
 @app.command()
 @user_errors_exit_2
 def timeline(
