@@ -59,9 +59,11 @@ def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("findings")
     cohort = simulate_cohort(6, seed=11).timepoints
     cohort[c.NEW_BONE_LESIONS] = cohort[c.NEW_BONE_LESIONS].clip(upper=10)
-    cohort[c.NEW_LESION_MORPHOLOGY] = cohort[c.NEW_LESION_MORPHOLOGY].where(
-        cohort[c.NEW_BONE_LESIONS].fillna(0).astype(int) > 0, "none"
-    ).where(cohort[c.ROW_TYPE] == "imaging")
+    cohort[c.NEW_LESION_MORPHOLOGY] = (
+        cohort[c.NEW_LESION_MORPHOLOGY]
+        .where(cohort[c.NEW_BONE_LESIONS].fillna(0).astype(int) > 0, "none")
+        .where(cohort[c.ROW_TYPE] == "imaging")
+    )
     imaging = cohort[cohort[c.ROW_TYPE] == "imaging"].reset_index(drop=True)
     reports = pd.DataFrame(
         {
@@ -89,8 +91,10 @@ def run(*args: str):
 
 def _imaging(table: pd.DataFrame) -> pd.DataFrame:
     rows = table[table[c.ROW_TYPE].astype(str) == "imaging"]
-    out = rows[[c.PATIENT_ID, c.ASSESSMENT_DATE, *IMAGING_FINDINGS]].astype(str)
-    return out.replace({"<NA>": "False", "nan": "False"}).reset_index(drop=True)
+    out = rows[[c.PATIENT_ID, c.ASSESSMENT_DATE, *IMAGING_FINDINGS]].astype(object)
+    out[c.ASSESSMENT_DATE] = pd.to_datetime(out[c.ASSESSMENT_DATE]).dt.strftime("%Y-%m-%d")
+    # an optional finding left empty in the simulation is what a report not stating it gives
+    return out.map(lambda v: "False" if pd.isna(v) else str(v)).reset_index(drop=True)
 
 
 def test_fill_a_timepoint_table_that_validate_accepts(site, tmp_path):
@@ -116,7 +120,9 @@ def test_reports_alone_give_one_row_per_report_and_a_review_page(site, tmp_path)
     assert result.exit_code == 0, result.output
     assert "accession" in result.output  # the extra column is reported as kept
     found = read_table(out)
-    assert len(found) == len(reports) and found["accession"].tolist() == reports["accession"].tolist()
+    assert (
+        len(found) == len(reports) and found["accession"].tolist() == reports["accession"].tolist()
+    )
     assert {*IMAGING_FINDINGS, "findings_uncertain", "evidence"} <= set(found.columns)
     html = page.read_text()
     assert html.count('<section class="card') == len(reports)
@@ -140,7 +146,7 @@ def test_a_report_without_a_row_adds_one_and_a_stranger_is_dropped(site, tmp_pat
 
 
 def test_a_conflict_is_an_error_unless_prefer_reports(site, tmp_path):
-    folder, cohort, reports = site
+    folder, cohort, _ = site
     table = cohort.copy()
     row = table.index[(table[c.ROW_TYPE] == "imaging") & (table[c.NEW_BONE_LESIONS] == 0)][1]
     table.loc[row, c.NEW_BONE_LESIONS] = 3
