@@ -90,8 +90,8 @@ def report_texts(n: int, seed: int = 0) -> list[str]:
     texts = []
     for _ in range(n):
         parts = [rng.choice(_HEADERS), rng.choice(_BONE)]
-        parts += rng.sample(_BONE, rng.randint(0, 1)) + [rng.choice(_KNOWN)]
-        parts += rng.sample(_SOFT, rng.randint(1, 3)) + [rng.choice(_IMPRESSION)]
+        parts += [*rng.sample(_BONE, rng.randint(0, 1)), rng.choice(_KNOWN)]
+        parts += [*rng.sample(_SOFT, rng.randint(1, 2)), rng.choice(_IMPRESSION)]
         texts.append(" ".join(p for p in parts if p))
     return texts
 
