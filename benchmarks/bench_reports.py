@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -89,8 +90,7 @@ def report_texts(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     texts = []
     for _ in range(n):
-        parts = [rng.choice(_HEADERS), rng.choice(_BONE)]
-        parts += [*rng.sample(_BONE, rng.randint(0, 1)), rng.choice(_KNOWN)]
+        parts = [rng.choice(_HEADERS), *rng.sample(_BONE, rng.randint(1, 2)), rng.choice(_KNOWN)]
         parts += [*rng.sample(_SOFT, rng.randint(1, 2)), rng.choice(_IMPRESSION)]
         texts.append(" ".join(p for p in parts if p))
     return texts
@@ -180,7 +180,7 @@ def main() -> None:
             path = str(Path(folder) / f"reports-{n}.parquet")
             memory.append((n, _child(_MEMORY.format(here=here, n=n, path=path))))
     met = "met" if common.median(tabled) >= TARGET_PER_SECOND else "**missed**"
-    sentences = [t.count(". ") + 1 for t in report_texts(300)]
+    sentences = [len(re.findall(r"[.!?](?:\s|$)", t)) for t in report_texts(300)]
     lines = [
         "## Report reader (`flare_ml.reports`)",
         "",

@@ -164,36 +164,46 @@ def _marks(text: str, evidence: Sequence[dict[str, Any]]) -> tuple[str, list[dic
     for left, right in itertools.pairwise(cuts):
         piece = html.escape(text[left:right])
         covering = [e for e in placed if e["start"] <= left and right <= e["end"]]
-        # the narrowest span innermost: its colour shows, the wider ones frame it; a
-        # context tag is written once where its spans end
-        tagged: set[str] = set()
-        for e in sorted(covering, key=lambda e: e["end"] - e["start"]):
+        if not covering:
+            parts.append(piece)
+            continue
+        # one mark per stretch of text: the colours of every field it supports (the
+        # narrowest span's on top, the others as bands below), the context of its spans,
+        # and each context tag once, where a span ends
+        covering.sort(key=lambda e: e["end"] - e["start"])
+        fields = list(dict.fromkeys(str(e.get("field", "")) for e in covering))
+        colours = [FIELD_COLOURS.get(f, "#e5e7eb") for f in fields]
+        classes = [f"f-{f}" for f in fields]
+        flags = {flag for flag, _, _ in _CONTEXT_TAGS if any(e.get(flag) for e in covering)}
+        ends = {flag for flag in flags if any(e.get(flag) and e["end"] == right for e in covering)}
+        classes += [css for flag, css, _ in _CONTEXT_TAGS if flag in flags]
+        tags = "".join(tag for flag, _, tag in _CONTEXT_TAGS if flag in ends)
+        if "negated" in flags:  # grey and struck, the fields' colours kept as underlines
+            style = "box-shadow: " + ", ".join(
+                f"inset 0 -{3 * (i + 1)}px 0 {colour}" for i, colour in enumerate(colours)
+            )
+        elif len(colours) == 1:
+            style = f"background:{colours[0]}"
+        else:
+            band = 100 - 22 * (len(colours) - 1)
+            stops = [f"{colours[0]} 0 {band}%"]
+            for i, colour in enumerate(colours[1:]):
+                stops.append(f"{colour} {band + 22 * i}% {band + 22 * (i + 1)}%")
+            style = f"background:linear-gradient(to bottom, {', '.join(stops)})"
+        titles = []
+        for e in covering:
             field = str(e.get("field", ""))
-            colour = FIELD_COLOURS.get(field, "#e5e7eb")
-            classes = [f"f-{field}"]
-            style = f"background:{colour}"
-            tags = ""
-            last = right == e["end"]
-            for flag, css, tag in _CONTEXT_TAGS:
-                if not e.get(flag):
-                    continue
-                classes.append(css)
-                if flag == "negated":  # grey, the field's colour kept as an underline
-                    style = f"box-shadow: inset 0 -3px 0 {colour}"
-                if last and flag not in tagged:
-                    tags += tag
-                    tagged.add(flag)
-            context = [w for w in ("negated", "uncertain", "historical") if e.get(w)]
             title = f"{FIELD_LABELS.get(field, field)} = {e.get('value')}"
+            context = [w for w in ("negated", "uncertain", "historical") if e.get(w)]
             if context:
                 title += " (" + ", ".join(context) + ")"
             if e.get("section"):
                 title += f"; section {e['section']}"
-            piece = (
-                f'<mark class="{" ".join(html.escape(x) for x in classes)}" '
-                f'style="{style}" title="{html.escape(title)}">{piece}{tags}</mark>'
-            )
-        parts.append(piece)
+            titles.append(title)
+        parts.append(
+            f'<mark class="{html.escape(" ".join(classes))}" style="{style}" '
+            f'title="{html.escape(" | ".join(dict.fromkeys(titles)))}">{piece}{tags}</mark>'
+        )
     return "".join(parts), lost
 
 
@@ -296,7 +306,7 @@ def review_page(findings: pd.DataFrame, *, title: str = "Report findings: review
         '</span><span class="key"><mark class="hedge" style="background:#fff">dashed</mark>'
         '<span class="tag q">?</span> hedged</span><span class="key"><mark class="hist" '
         'style="background:#fff">dotted</mark><span class="tag k">known</span> historical or '
-        "known lesion</span>"
+        'known lesion</span><span class="key">a span of two fields: two colour bands</span>'
     )
     uncertain = sum(
         1 for r in records if not _missing(r.get(FINDINGS_UNCERTAIN)) and r.get(FINDINGS_UNCERTAIN)
