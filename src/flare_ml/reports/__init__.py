@@ -1,7 +1,9 @@
 """Radiology reports to the data contract's imaging findings (issue 14; in progress).
 
 ``flare_ml.reports.findings`` holds what the reader returns (:class:`ReportFindings`, each
-value with its :class:`Evidence`).
+value with its :class:`Evidence`); ``flare_ml.reports.reader`` reads reports with medspaCy
+(:class:`ReportReader`, :func:`read_reports`; conventions in its docstring and
+``docs/reports.md``); ``flare_ml.reports.rules`` holds the reader's vocabulary.
 """
 
 from flare_ml.reports.findings import (
@@ -15,6 +17,7 @@ from flare_ml.reports.findings import (
     Evidence,
     ReportFindings,
 )
+from flare_ml.reports.reader import ReportReader, check_reports, read_reports
 
 __all__ = [
     "EVIDENCE",
@@ -26,4 +29,7 @@ __all__ = [
     "TEXT",
     "Evidence",
     "ReportFindings",
+    "ReportReader",
+    "check_reports",
+    "read_reports",
 ]

@@ -1,0 +1,757 @@
+"""Read radiology reports into the data contract's imaging columns (issue 14).
+
+:class:`ReportReader` runs a medspaCy pipeline on a blank English spaCy model (nothing is
+downloaded): a sentence splitter (punctuation, semicolons and line breaks), medspaCy's
+Sectionizer (FINDINGS, IMPRESSION, COMPARISON, HISTORY/INDICATION, TECHNIQUE), the
+TargetMatcher with this project's rules (:mod:`flare_ml.reports.rules`: new lesions, an
+increase in their number, progressive lysis, sclerosis of known lesions, diffuse marrow
+involvement, response statements, baseline cues) and ConText (negation, hedges,
+historical/known, family). The conventions below then turn the matched spans into one
+:class:`~flare_ml.reports.findings.ReportFindings` per report, each value with its
+:class:`~flare_ml.reports.findings.Evidence`. Conventions (also in ``docs/reports.md``):
+**count** -- digits and number words ("two new", "3 new", "a single new" = 1); a list of
+sites counts each site ("new sclerotic lesions in T7, T9 and the left iliac bone" = 3; a
+level range T7-T9 = 3); "several", "multiple", "a few" = 2; "numerous", "innumerable",
+"countless", "diffuse", "many", "extensive", "a large number of" = 10; a bare plural = 2 (or
+its number of sites, if more); "an increase in the number of lesions" = 1; hedged new
+lesions are counted and set ``findings_uncertain`` (a hedge after the lesions, on their
+cause -- "new sclerotic foci, likely flare" -- is not a hedge on the lesions); known,
+unchanged, stable or previously described lesions are not new; statements in the
+COMPARISON, HISTORY and TECHNIQUE sections are not this exam's findings; the counts of a
+section are summed and the report's count is the largest section count (FINDINGS and
+IMPRESSION describe the same lesions twice); a baseline (staging) exam has nothing new.
+**morphology** -- ``blastic`` (sclerotic, osteoblastic, osteosclerotic, dense), ``lytic``
+(osteolytic, destructive, lucent), ``mixed`` (mixed, or new lesions of both kinds),
+``none`` without a new bone lesion, ``unknown`` when new bone lesions are stated without a
+morphology (a bone scan's "new focus of increased uptake" with no CT correlate).
+**progressive_lysis** -- growing lytic destruction of a lesion; **known_lesion_sclerosis**
+-- new or increased sclerosis, a sclerotic rim, or healing of lesions (tracer uptake is
+never sclerosis); **new_extraosseous_lesion** -- a new lesion in an organ or nodes;
+**extraosseous_response** -- only when stated (a RECIST category or unambiguous words); a
+statement naming an organ wins over an overall one, a statement about bone only is not
+read; the IMPRESSION wins over FINDINGS; ``baseline`` when the report says it is a
+baseline or staging exam (or that there is no prior study); **baseline_marrow_involvement**
+-- diffuse marrow uptake or infiltration, or a superscan. :func:`read_reports` validates
+a report table and streams it through :meth:`ReportReader.read_many` in chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+import flare_ml.data.contract as c
+from flare_ml.data._parse import MAX_EXAMPLES, MISSING_LABEL, parse_date, plural
+from flare_ml.errors import ContractError, Violation
+from flare_ml.reports import rules as r
+from flare_ml.reports.findings import (
+    EVIDENCE,
+    FINDINGS_UNCERTAIN,
+    IMAGING_FINDINGS,
+    MODALITIES,
+    MODALITY,
+    TEXT,
+    Evidence,
+    ReportFindings,
+)
+
+#: reports read per chunk by :func:`read_reports` (memory stays flat in the table size)
+CHUNK_SIZE: Final = 2048
+_KNOWN_WORDS: Final = frozenset({"known", "previously", "existing", "pre-existing",
+                                 "preexisting", "treated", "prior"})
+_SPLITTERS: Final = frozenset({",", "and", "&", "plus", "well", "/", "or", ";", "including"})
+_NUMBER = re.compile(r"^\d{1,3}$")
+_LEVEL_NUM = re.compile(r"^([ctls])(\d{1,2})$", re.IGNORECASE)
+_SUBWORDS = re.compile(r"[-/]")
+_RESPONSE_CODES: Final = ("CR", "PR", "SD", "PD", "NE")
+
+
+@dataclass
+class _Item:
+    """One counted new-lesion statement."""
+
+    section: str | None
+    sent_start: int
+    count: int
+    anaphoric: bool
+    restating: bool
+
+
+def _sentences(doc: Any) -> Any:
+    """Sentence boundaries after . ! ? ; and at line breaks (a spaCy component)."""
+    words = doc
+    n = len(words)
+    for i in range(1, n):
+        prev = words[i - 1]
+        tok = words[i]
+        text = prev.text
+        start = (
+            text in (".", "!", "?", ";")
+            or (prev.is_space and "\n" in text)
+            or (tok.is_space and "\n" in tok.text)
+        )
+        tok.is_sent_start = start
+    if n:
+        words[0].is_sent_start = True
+    return doc
+
+
+def build_pipeline() -> Any:
+    """The spaCy pipeline: blank English, sentences, Sectionizer, TargetMatcher, ConText.
+
+    Returns
+    -------
+    spacy.language.Language
+        The pipeline (built from rules only; nothing downloaded).
+
+    Examples
+    --------
+    >>> build_pipeline().pipe_names
+    ['flare_sentences', 'medspacy_target_matcher', 'medspacy_sectionizer', 'medspacy_context']
+
+    """
+    import medspacy  # noqa: F401  (registers the medspaCy factories)
+    import spacy
+    from spacy.language import Language
+
+    if "flare_sentences" not in Language.factories:
+        Language.component("flare_sentences")(_sentences)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("flare_sentences")
+    matcher = nlp.add_pipe("medspacy_target_matcher")
+    matcher.add(r.target_rules())
+    sectionizer = nlp.add_pipe(
+        "medspacy_sectionizer", config={"rules": None, "span_attrs": None}
+    )
+    sectionizer.add(r.section_rules())
+    context = nlp.add_pipe("medspacy_context", config={"rules": None})
+    context.add(r.context_rules())
+    return nlp
+
+
+def _tokens_lower(span: Any) -> list[str]:
+    return [t.lower_ for t in span]
+
+
+def _subwords(words: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for w in words:
+        out.add(w)
+        if "-" in w or "/" in w:
+            out.update(p for p in _SUBWORDS.split(w) if p)
+    return out
+
+
+def _morphology(words: set[str]) -> str | None:
+    blastic = bool(words & r.BLASTIC)
+    lytic = bool(words & r.LYTIC)
+    if "mixed" in words or (blastic and lytic):
+        return "mixed"
+    if blastic:
+        return "blastic"
+    if lytic:
+        return "lytic"
+    return None
+
+
+def _combine_morphology(values: Sequence[str | None]) -> str:
+    kinds = {v for v in values if v is not None}
+    if not values:
+        return "none"
+    if "mixed" in kinds or {"blastic", "lytic"} <= kinds:
+        return "mixed"
+    if kinds:
+        return kinds.pop()
+    return "unknown"
+
+
+def _segments(tokens: Sequence[Any]) -> list[list[str]]:
+    """Split a phrase into its list items (at commas, "and", "or", ...)."""
+    segments: list[list[str]] = [[]]
+    for t in tokens:
+        w = t.lower_
+        if w in _SPLITTERS:
+            if segments[-1]:
+                segments.append([])
+            continue
+        segments[-1].append(w)
+    return [s for s in segments if s]
+
+
+def _levels(words: list[str]) -> int:
+    """Vertebral levels in a segment (a range "t7-t9" or "t7-9" counts each level)."""
+    n = 0
+    i = 0
+    while i < len(words):
+        m = _LEVEL_NUM.match(words[i])
+        if m:
+            if i + 2 < len(words) and words[i + 1] in ("-", "to", "through"):
+                m2 = _LEVEL_NUM.match(words[i + 2])
+                hi = None
+                if m2 and m2.group(1) == m.group(1):
+                    hi = int(m2.group(2))
+                elif _NUMBER.match(words[i + 2]):
+                    hi = int(words[i + 2])
+                if hi is not None and 0 < hi - int(m.group(2)) < 12:
+                    n += hi - int(m.group(2)) + 1
+                    i += 3
+                    continue
+            n += 1
+        i += 1
+    return n
+
+
+def _sites(tokens: Sequence[Any]) -> tuple[int, int]:
+    """Bone sites and organ sites named in a phrase (one per list item)."""
+    bone = organ = 0
+    for seg in _segments(tokens):
+        words = set(seg)
+        is_node = bool(words & r.NODE_WORDS)
+        organ_words = words & r.ORGAN_WORDS
+        if organ_words or is_node:
+            organ += 1
+            continue
+        levels = _levels(seg)
+        if levels:
+            bone += levels
+        elif words & r.BONE_WORDS - {"blastic", "lytic", "sclerotic", "osteoblastic",
+                                     "osteolytic", "osteosclerotic", "body", "marrow"}:
+            bone += 1
+        elif any(r.ORDINAL_RE.match(w) for w in seg):
+            bone += 1
+    return bone, organ
+
+
+def _explicit_count(tokens: Sequence[Any]) -> int | None:
+    """A number or quantifier among the words before and in a lesion phrase."""
+    words = [t.lower_ for t in tokens]
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if _NUMBER.match(w) and nxt not in r.SIZE_UNITS and not nxt.startswith(("cm", "mm")):
+            prev = words[i - 1] if i else ""
+            if prev in ("-", "to", "through"):
+                continue
+            return int(w)
+        if w in r.NUMBER_WORDS:
+            return r.NUMBER_WORDS[w]
+        if w == "large" and nxt == "number":
+            return 10
+    ws = set(words)
+    if ws & r.MANY:
+        return 10
+    if ws & r.SOME or ("number" in ws and "of" in ws):
+        return 2
+    return None
+
+
+class ReportReader:
+    """Reads radiology reports into the contract's imaging findings.
+
+    The pipeline is built once (:func:`build_pipeline`); :meth:`read` reads one report,
+    :meth:`read_many` streams many through ``nlp.pipe``. The conventions are in the
+    module docstring and ``docs/reports.md``.
+
+    Examples
+    --------
+    >>> reader = ReportReader()
+    >>> f = reader.read("IMPRESSION: Two new sclerotic lesions in T7 and T9. No new lytic "
+    ...                 "lesion. Partial response of the liver metastases.")
+    >>> f.new_bone_lesions, f.new_lesion_morphology, f.extraosseous_response
+    (2, 'blastic', 'PR')
+    >>> reader.read("No new lytic or blastic lesions.").new_bone_lesions
+    0
+
+    """
+
+    def __init__(self) -> None:
+        self.nlp = build_pipeline()
+
+    def read(self, text: str, modality: str | None = None) -> ReportFindings:
+        """Read one report.
+
+        Parameters
+        ----------
+        text : str
+            The report.
+        modality : str, optional
+            One of :data:`~flare_ml.reports.findings.MODALITIES` (recorded; the text
+            decides the values).
+
+        Returns
+        -------
+        ReportFindings
+
+        """
+        return self._findings(self.nlp(text), modality)
+
+    def read_many(
+        self,
+        texts: Iterable[str],
+        modalities: Iterable[str | None] | None = None,
+        batch_size: int = 256,
+    ) -> Iterator[ReportFindings]:
+        """Read many reports, streaming (``nlp.pipe``), in input order.
+
+        Parameters
+        ----------
+        texts : iterable of str
+        modalities : iterable of str or None, optional
+            One per text.
+        batch_size : int
+            spaCy's batch size.
+
+        Yields
+        ------
+        ReportFindings
+
+        Examples
+        --------
+        >>> reader = ReportReader()
+        >>> [f.new_bone_lesions for f in reader.read_many(["New lytic lesion in L2.",
+        ...                                                 "Stable sclerotic lesions."])]
+        [1, 0]
+
+        """
+        if modalities is None:
+            for doc in self.nlp.pipe(texts, batch_size=batch_size):
+                yield self._findings(doc, None)
+        else:
+            pairs = ((t, m) for t, m in zip(texts, modalities, strict=True))
+            for doc, mod in self.nlp.pipe(pairs, batch_size=batch_size, as_tuples=True):
+                yield self._findings(doc, mod)
+
+    # --- conventions ----------------------------------------------------------------
+    def _findings(self, doc: Any, modality: str | None) -> ReportFindings:  # noqa: C901
+        sections = [(s.category, s.body_start, s.body_end) for s in doc._.sections]
+
+        def section_of(i: int) -> str | None:
+            for category, _start, end in sections:
+                if i < end:
+                    return category
+            return None
+
+        ents = list(doc.ents)
+        evidence: list[Evidence] = []
+
+        def note(ent: Any, field: str, value: Any, section: str | None, **ctx: bool) -> None:
+            sent = ent.sent
+            evidence.append(Evidence(
+                field, value, ent.start_char, ent.end_char, ent.text, sent.text.strip(),
+                section, ctx.get("negated", ent._.is_negated),
+                ctx.get("uncertain", ent._.is_uncertain),
+                ctx.get("historical", ent._.is_historical),
+            ))
+
+        baseline = False
+        for ent in ents:
+            if ent.label_ != r.BASELINE or ent._.is_negated:
+                continue
+            section = section_of(ent.start)
+            if section == "comparison":
+                continue
+            sent = ent.sent
+            before = {t.lower_ for t in doc[max(sent.start, ent.start - 3): ent.start]}
+            if before & r.BASELINE_BLOCKERS and not ent.text.lower().startswith("no"):
+                continue
+            baseline = True
+            note(ent, c.EXTRAOSSEOUS_RESPONSE, "baseline", section)
+
+        items: list[_Item] = []
+        morphologies: list[str | None] = []
+        uncertain = False
+        extraosseous = False
+        lysis = sclerosis = marrow = False
+        responses: list[tuple[int, int, int, str, Any, str | None]] = []
+        starts = [e.start for e in ents]
+        for k, ent in enumerate(ents):
+            label = ent.label_
+            section = section_of(ent.start)
+            if label == r.BASELINE or section in r.IGNORED_SECTIONS or ent._.is_family:
+                continue
+            sent = ent.sent
+            next_start = next((s for s in starts[k + 1:] if s > ent.end - 1), sent.end)
+            clause = doc[ent.end: min(sent.end, next_start)]
+            negated = ent._.is_negated
+            if label in (r.NEW_LESION, r.LESION_INCREASE):
+                lookback = doc[max(sent.start, ent.start - 4): ent.start]
+                span_words = _subwords(_tokens_lower(ent))
+                clause_words = _subwords(_tokens_lower(clause))
+                look_words = _tokens_lower(lookback)
+                known_clause = bool(clause_words & _KNOWN_WORDS) or bool(
+                    span_words & {"known", "previously"})
+                if ent._.is_historical or (known_clause and label == r.NEW_LESION):
+                    if not negated and (span_words | clause_words) & r.BLASTIC and known_clause:
+                        sclerosis = True
+                        note(ent, c.KNOWN_LESION_SCLEROSIS, True, section, historical=True)
+                    else:
+                        note(ent, c.NEW_BONE_LESIONS, 0, section, historical=True)
+                    continue
+                if negated:
+                    note(ent, c.NEW_BONE_LESIONS, 0, section)
+                    continue
+                hedged = bool(ent._.is_uncertain) or bool(
+                    (span_words | set(look_words[-2:])) & r.HEDGE_WORDS)
+                bone_sites, organ_sites = _sites(list(ent) + list(clause))
+                span_organ = bool(span_words & r.ORGAN_WORDS) or bool(
+                    span_words & r.NODE_WORDS)
+                span_bone = bool(span_words & r.BONE_WORDS)
+                morph = _morphology(span_words | clause_words)
+                is_extra = span_organ or organ_sites > 0
+                is_bone = span_bone or bone_sites > 0 or morph is not None or not is_extra
+                if span_organ and not span_bone and morph is None:
+                    is_bone = False
+                if is_extra:
+                    extraosseous = True
+                    uncertain = uncertain or hedged
+                    note(ent, c.NEW_EXTRAOSSEOUS_LESION, True, section, uncertain=hedged)
+                if not is_bone:
+                    continue
+                if label == r.LESION_INCREASE:
+                    count = 1
+                else:
+                    count = self._count(ent, lookback, bone_sites, is_extra and not span_bone)
+                uncertain = uncertain or hedged
+                morphologies.append(morph)
+                anaphoric = bool(look_words) and look_words[-1] in r.ANAPHORA
+                restating = bool(set(look_words) & r.RESTATEMENT)
+                items.append(_Item(section, sent.start, count, anaphoric, restating))
+                note(ent, c.NEW_BONE_LESIONS, count, section, uncertain=hedged)
+                note(ent, c.NEW_LESION_MORPHOLOGY, morph or "unknown", section,
+                     uncertain=hedged)
+            elif label == r.LYSIS:
+                if not negated:
+                    lysis = True
+                note(ent, c.PROGRESSIVE_LYSIS, not negated, section)
+            elif label == r.SCLEROSIS:
+                if not negated:
+                    sclerosis = True
+                note(ent, c.KNOWN_LESION_SCLEROSIS, not negated, section)
+            elif label == r.MARROW:
+                if not negated:
+                    marrow = True
+                note(ent, c.BASELINE_MARROW_INVOLVEMENT, not negated, section)
+            elif label == r.RESPONSE and not negated:
+                code = self._response_code(ent)
+                if code is None:
+                    continue
+                prev_end = max((e.end for e in ents[:k] if e.label_ == r.RESPONSE
+                                and e.end <= ent.start), default=sent.start)
+                nxt = next((e.start for e in ents[k + 1:] if e.label_ == r.RESPONSE),
+                           sent.end)
+                around = _subwords(_tokens_lower(doc[max(sent.start, prev_end):
+                                                     min(sent.end, nxt)]))
+                organ = bool(around & (r.ORGAN_WORDS | r.NODE_WORDS |
+                                       {"extraosseous", "extra-osseous", "visceral",
+                                        "non-osseous", "nonosseous", "soft", "target"}))
+                bone = bool(around & r.BONE_RESPONSE_WORDS)
+                if bone and not organ:
+                    note(ent, c.EXTRAOSSEOUS_RESPONSE, None, section)
+                    continue
+                rank = (2 if organ else 1, 1 if section in r.SUMMARY_SECTIONS else 0,
+                        ent.start)
+                responses.append((*rank, code, ent, section))
+
+        if baseline:
+            count = 0
+            morphology = "none"
+            extraosseous = False
+            uncertain = False
+            response: str | None = "baseline"
+        else:
+            count = self._aggregate(items)
+            morphology = _combine_morphology(morphologies) if count else "none"
+            response = None
+            if responses:
+                best = max(responses, key=lambda x: x[:3])
+                response = best[3]
+                note(best[4], c.EXTRAOSSEOUS_RESPONSE, response, best[5])
+        if not count:
+            uncertain = uncertain and extraosseous
+        del modality
+        return ReportFindings(
+            new_bone_lesions=count,
+            new_lesion_morphology=morphology,
+            progressive_lysis=lysis,
+            known_lesion_sclerosis=sclerosis,
+            new_extraosseous_lesion=extraosseous,
+            extraosseous_response=response,
+            baseline_marrow_involvement=marrow,
+            findings_uncertain=uncertain,
+            evidence=tuple(evidence),
+        )
+
+    @staticmethod
+    def _count(ent: Any, lookback: Any, bone_sites: int, mixed_sites: bool) -> int:
+        head = next((t.lower_ for t in reversed(ent) if t.lower_ in r.HEADS), "")
+        explicit = _explicit_count(list(lookback) + list(ent))
+        if mixed_sites:
+            return max(1, bone_sites)
+        if explicit is not None:
+            return explicit
+        if head in r.PLURAL_HEADS:
+            return max(2, bone_sites)
+        if head in r.MASS_HEADS:
+            return max(1, bone_sites)
+        return 1
+
+    @staticmethod
+    def _aggregate(items: list[_Item]) -> int:
+        by_section: dict[str | None, dict[int, list[_Item]]] = {}
+        for item in items:
+            by_section.setdefault(item.section, {}).setdefault(item.sent_start, []).append(item)
+        best = 0
+        for sentences in by_section.values():
+            total = 0
+            anaphoric = 0
+            for sentence_items in sentences.values():
+                s = 0
+                for item in sentence_items:
+                    s = max(s, item.count) if item.restating else s + item.count
+                if all(i.anaphoric for i in sentence_items):
+                    anaphoric = max(anaphoric, s)
+                else:
+                    total += s
+            best = max(best, total, anaphoric)
+        return best
+
+    @staticmethod
+    def _response_code(ent: Any) -> str | None:
+        text = ent.text
+        for code in _RESPONSE_CODES:
+            if re.search(rf"\b{code}\b", text):
+                return code
+        low = text.lower()
+        if "complete" in low or "resol" in low or "disappear" in low:
+            return "CR"
+        if "partial" in low:
+            return "PR"
+        if "evaluable" in low:
+            return "NE"
+        if "progress" in low or "enlarg" in low or "grow" in low or "increased" in low:
+            return "PD"
+        if "stable" in low or "unchanged" in low:
+            return "SD"
+        return None
+
+
+# --- report tables --------------------------------------------------------------------
+def _rows(frame: pd.DataFrame, mask: np.ndarray) -> tuple[tuple[str, str], ...]:
+    idx = np.flatnonzero(mask)[:MAX_EXAMPLES]
+    pids = frame[c.PATIENT_ID] if c.PATIENT_ID in frame else None
+    dates = frame[c.ASSESSMENT_DATE] if c.ASSESSMENT_DATE in frame else None
+
+    def show(series: pd.Series | None, i: int) -> str:
+        if series is None:
+            return MISSING_LABEL
+        value = series.iloc[i]
+        return MISSING_LABEL if pd.isna(value) else str(value)
+
+    return tuple((show(pids, i), show(dates, i)) for i in idx)
+
+
+def _violation(frame: pd.DataFrame, column: str, rule: str, mask: np.ndarray,
+               message: str, hint: str) -> Violation:
+    return Violation(column, rule, _rows(frame, mask), int(mask.sum()), message, hint)
+
+
+def check_reports(table: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+    """Validate a report table; return it with parsed dates and normalised modality.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``patient_id``, ``assessment_date``, ``text``, optional ``modality``, any other
+        columns (kept).
+    source : str, optional
+        Where the table came from, named in the error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy: ``assessment_date`` as dates, ``modality`` lower case (missing when
+        empty).
+
+    Raises
+    ------
+    ContractError
+        Missing ``patient_id``/``assessment_date``/``text`` column, empty or non-text
+        ``text``, missing or unparseable dates, a modality outside
+        :data:`~flare_ml.reports.findings.MODALITIES`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> try:
+    ...     check_reports(pd.DataFrame({"patient_id": ["P1"], "assessment_date": ["x"]}))
+    ... except ContractError as error:
+    ...     print(sorted(v.rule for v in error.violations))
+    ['missing_column', 'unparseable_date']
+
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(table).__name__}")
+    from flare_ml.data.parsing import normalise_column_names
+
+    frame = normalise_column_names(table).copy()
+    where = f" '{source}'" if source else ""
+    violations: list[Violation] = []
+    none = np.zeros(len(frame), dtype=bool)
+    for column in (c.PATIENT_ID, c.ASSESSMENT_DATE, TEXT):
+        if column not in frame:
+            violations.append(Violation(column, "missing_column", (), 0,
+                                        f"required column '{column}' is missing",
+                                        f"add a '{column}' column"))
+    if c.PATIENT_ID in frame:
+        pid = frame[c.PATIENT_ID]
+        missing = pid.isna().to_numpy() | (pid.astype(str).str.strip() == "").to_numpy()
+        if missing.any():
+            violations.append(_violation(frame, c.PATIENT_ID, "missing_value", missing,
+                                         "missing patient_id", "give every report its patient"))
+    if c.ASSESSMENT_DATE in frame:
+        values, bad, bad_values = parse_date(frame[c.ASSESSMENT_DATE])
+        missing = pd.isna(values) & ~bad
+        if bad.any():
+            violations.append(_violation(
+                frame, c.ASSESSMENT_DATE, "unparseable_date", bad,
+                f"dates that are not ISO 8601 (YYYY-MM-DD): {bad_values[:MAX_EXAMPLES]}",
+                "write dates as YYYY-MM-DD"))
+        if missing.any():
+            violations.append(_violation(frame, c.ASSESSMENT_DATE, "missing_value", missing,
+                                         "missing assessment_date", "date every report"))
+        if not violations:
+            frame[c.ASSESSMENT_DATE] = values
+    if TEXT in frame:
+        text = frame[TEXT]
+        not_text = np.fromiter((not isinstance(v, str) for v in text), bool, len(text))
+        not_text &= ~pd.isna(text).to_numpy()
+        empty = np.fromiter((not (isinstance(v, str) and v.strip()) for v in text), bool,
+                            len(text)) & ~not_text
+        if not_text.any():
+            violations.append(_violation(frame, TEXT, "not_text", not_text,
+                                         "report text that is not text",
+                                         "give each report its text as a string"))
+        if empty.any():
+            violations.append(_violation(frame, TEXT, "empty_text", empty,
+                                         "empty report text",
+                                         "drop the row or give the report's text"))
+    if MODALITY in frame:
+        mod = frame[MODALITY]
+        low = mod.astype("string").str.strip().str.lower()
+        low = low.mask(low == "")
+        bad = (~low.isna() & ~low.isin(MODALITIES)).to_numpy(dtype=bool, na_value=False)
+        if bad.any():
+            shown = sorted({str(v) for v in mod[bad]})[:MAX_EXAMPLES]
+            violations.append(_violation(
+                frame, MODALITY, "unknown_category", bad,
+                f"unknown modality {shown}", f"use one of {list(MODALITIES)} or leave empty"))
+        frame[MODALITY] = low.astype(object).where(~low.isna(), None)
+    del none
+    if violations:
+        raise ContractError(
+            f"the report table{where} breaks the data contract "
+            f"({plural(len(violations), 'problem')}):", violations)
+    return frame
+
+
+def read_reports(
+    table: pd.DataFrame,
+    reader: ReportReader | None = None,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    source: str | None = None,
+) -> pd.DataFrame:
+    """Read a report table into one findings row per report, in input order.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``patient_id``, ``assessment_date``, ``text``, optional ``modality``; other
+        columns are kept unchanged.
+    reader : ReportReader, optional
+        A reader to reuse (built once otherwise).
+    chunk_size : int
+        Reports per chunk through :meth:`ReportReader.read_many`.
+    source : str, optional
+        Where the table came from, for the error message.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id``, ``assessment_date``, ``modality`` (if given), the imaging columns
+        (:data:`~flare_ml.reports.findings.IMAGING_FINDINGS`), ``findings_uncertain``,
+        ``evidence`` (JSON), then the other input columns.
+
+    Raises
+    ------
+    ContractError
+        See :func:`check_reports`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"patient_id": ["P1"], "assessment_date": ["2024-03-01"],
+    ...                       "text": ["Numerous new blastic lesions in the spine."]})
+    >>> read_reports(table)[["new_bone_lesions", "new_lesion_morphology"]].iloc[0].tolist()
+    [10, 'blastic']
+
+    """
+    frame = check_reports(table, source=source)
+    reader = reader or ReportReader()
+    texts = frame[TEXT].tolist()
+    mods = frame[MODALITY].tolist() if MODALITY in frame else None
+    rows: dict[str, list[Any]] = {name: [] for name in (*IMAGING_FINDINGS,
+                                                          FINDINGS_UNCERTAIN, EVIDENCE)}
+    for lo in range(0, len(texts), chunk_size):
+        chunk_mods = mods[lo: lo + chunk_size] if mods is not None else None
+        for f in reader.read_many(texts[lo: lo + chunk_size], chunk_mods):
+            for name, value in f.to_row().items():
+                rows[name].append(value)
+    out = pd.DataFrame(index=frame.index)
+    out[c.PATIENT_ID] = frame[c.PATIENT_ID]
+    out[c.ASSESSMENT_DATE] = frame[c.ASSESSMENT_DATE]
+    if MODALITY in frame:
+        out[MODALITY] = frame[MODALITY]
+    for name in IMAGING_FINDINGS:
+        values = rows[name]
+        if name == c.NEW_BONE_LESIONS:
+            out[name] = np.asarray(values, dtype=np.int64)
+        elif name in (c.EXTRAOSSEOUS_RESPONSE, c.NEW_LESION_MORPHOLOGY):
+            out[name] = pd.Series(values, index=frame.index, dtype=object)
+        else:
+            out[name] = np.asarray(values, dtype=bool)
+    out[FINDINGS_UNCERTAIN] = np.asarray(rows[FINDINGS_UNCERTAIN], dtype=bool)
+    out[EVIDENCE] = rows[EVIDENCE]
+    for column in frame.columns:
+        if column not in out and column != TEXT:
+            out[column] = frame[column]
+    out[TEXT] = frame[TEXT]
+    return out
+
+
+def evidence_of(row: pd.Series) -> list[dict[str, Any]]:
+    """The evidence of one output row of :func:`read_reports`, as dicts.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> evidence_of(pd.Series({"evidence": "[]"}))
+    []
+
+    """
+    return list(json.loads(row[EVIDENCE]))
+
+
+__all__ = [
+    "CHUNK_SIZE",
+    "ReportReader",
+    "build_pipeline",
+    "check_reports",
+    "evidence_of",
+    "read_reports",
+]
