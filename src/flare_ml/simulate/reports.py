@@ -161,12 +161,24 @@ _BASELINE = (
     "Baseline staging study.",
     "Baseline for RECIST 1.1 response assessment.",
 )
-_NEW_EXTRAOSSEOUS = (
-    "New {size} mm hypodense lesion in hepatic segment {seg}, consistent with metastasis.",
-    "New {size} mm nodule in the right lower lobe, suspicious for metastasis.",
-    "New enlarged subcarinal lymph node ({size} mm short axis), likely metastatic.",
-    "New {size} mm left adrenal nodule, consistent with metastasis.",
-    "New nodular pleural thickening on the left, consistent with pleural metastases.",
+_NEW_EXTRAOSSEOUS = (  # (findings sentence, impression item)
+    (
+        "New {size} mm hypodense lesion in hepatic segment {seg}, consistent with metastasis.",
+        "New liver metastasis.",
+    ),
+    (
+        "New {size} mm nodule in the right lower lobe, suspicious for metastasis.",
+        "New pulmonary nodule, suspicious for metastasis.",
+    ),
+    (
+        "New enlarged subcarinal lymph node ({size} mm short axis), likely metastatic.",
+        "New nodal metastasis.",
+    ),
+    ("New {size} mm left adrenal nodule, consistent with metastasis.", "New adrenal metastasis."),
+    (
+        "New nodular pleural thickening on the left, consistent with pleural metastases.",
+        "New pleural metastases.",
+    ),
 )
 _NO_NEW_EXTRAOSSEOUS = (
     "No new extraosseous lesions.",
@@ -175,7 +187,7 @@ _NO_NEW_EXTRAOSSEOUS = (
 )
 _LYSIS = (
     "Progressive lytic destruction of the known {site} lesion.",
-    "The known lytic lesion in {site} has enlarged, with increasing cortical destruction.",
+    "The known lytic {site} lesion has enlarged, with increasing cortical destruction.",
     "Increasing osteolysis of the known {site} metastasis.",
 )
 _NO_LYSIS = (
@@ -184,13 +196,13 @@ _NO_LYSIS = (
 )
 _SCLEROSIS = (
     "Increased sclerosis of the known lytic {site} lesion, likely treatment response.",
-    "New sclerotic rim around the known lytic lesion in {site}.",
-    "Sclerotic healing of the known lytic metastases in {site} and {site2}.",
+    "New sclerotic rim around the known lytic {site} lesion.",
+    "Sclerotic healing of the known lytic {site} and {site2} metastases.",
     "The known lytic lesions show increasing sclerosis.",
 )
 _NO_SCLEROSIS = ("The known lytic lesions show no new sclerosis.",)
 _UNCHANGED = ("The known bone metastases are unchanged.", "Known osseous lesions are stable.")
-_SCAN_KNOWN_UPTAKE = "Increased tracer uptake in the known lesions of {site}."
+_SCAN_KNOWN_UPTAKE = "Increased tracer uptake in the known {site} lesion."
 _MARROW = (
     "Diffuse heterogeneous marrow infiltration throughout the axial skeleton.",
     "Diffusely increased marrow uptake in the axial skeleton.",
@@ -384,10 +396,11 @@ class _Writer:
         if modality == "bone_scan" or row.new_extraosseous is None:
             return [], [], False
         if row.new_extraosseous:
-            sentence = _choice(rng, _NEW_EXTRAOSSEOUS).format(
+            sentence, short = _choice(rng, _NEW_EXTRAOSSEOUS)
+            sentence = sentence.format(
                 size=int(rng.integers(6, 25)), seg=_choice(rng, ("IV", "VI", "VII", "VIII"))
             )
-            return [sentence], ["New extraosseous metastasis."], True
+            return [sentence], [short], True
         if row.baseline or rng.random() < 0.4:
             return [], [], False
         return [_choice(rng, _NO_NEW_EXTRAOSSEOUS)], [], False
@@ -395,7 +408,7 @@ class _Writer:
     def known(self, row: _Row, modality: str) -> tuple[list[str], list[str], bool, bool]:
         """Progressive lysis and sclerosis of known lesions: sentences, stated values."""
         rng = self.rng
-        site = _sites(rng, 1)[0]
+        site = _sites(rng, 1)[0].removeprefix("the ")  # "the known sternum lesion"
         if modality == "bone_scan":
             if row.sclerosis and rng.random() < 0.5:  # uptake is not sclerosis
                 return [_SCAN_KNOWN_UPTAKE.format(site=site)], [], False, False
@@ -406,7 +419,7 @@ class _Writer:
             out.append(sentence)
             short.append(sentence)
         if row.sclerosis:
-            two = _sites(rng, 2)
+            two = [x.removeprefix("the ") for x in _sites(rng, 2)]
             sentence = _choice(rng, _SCLEROSIS).format(site=two[0], site2=two[1])
             out.append(sentence)
             short.append(sentence)
