@@ -152,12 +152,13 @@ def simulate(
     With --reports, also the report table (patient_id, assessment_date, modality, text).
     """
     from flare_ml.simulate import simulate_cohort, write_cohort
-    from flare_ml.simulate.reports import write_reports
 
     cohort = simulate_cohort(patients, site=site, seed=seed)
     paths = write_cohort(cohort, out)
     tp = cohort.timepoints
     if reports:
+        from flare_ml.simulate.reports import write_reports
+
         paths["reports"] = write_reports(tp, out, seed=seed, bone_scan_share=bone_scan_share)
     n_index = int(tp["outcome"].notna().sum())
     console.print(
