@@ -131,13 +131,35 @@ def simulate(
         str, typer.Option("--site", help="Site profile name or YAML path.")
     ] = "default",
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    reports: Annotated[
+        bool,
+        typer.Option(
+            "--reports", help="Also write a radiology report per scan (<out>.reports.<ext>)."
+        ),
+    ] = False,
+    bone_scan_share: Annotated[
+        float,
+        typer.Option(
+            "--bone-scan-share",
+            min=0.0,
+            max=1.0,
+            help="With --reports: share of follow-up scans reported as bone scans.",
+        ),
+    ] = 0.3,
 ) -> None:
-    """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table."""
+    """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table.
+
+    With --reports, also the report table (patient_id, assessment_date, modality, text).
+    """
     from flare_ml.simulate import simulate_cohort, write_cohort
 
     cohort = simulate_cohort(patients, site=site, seed=seed)
     paths = write_cohort(cohort, out)
     tp = cohort.timepoints
+    if reports:
+        from flare_ml.simulate.reports import write_reports
+
+        paths["reports"] = write_reports(tp, out, seed=seed, bone_scan_share=bone_scan_share)
     n_index = int(tp["outcome"].notna().sum())
     console.print(
         f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
