@@ -187,3 +187,31 @@ def test_bad_report_tables_exit_2_and_write_nothing(site, tmp_path, change, colu
         assert not out.exists() and not page.exists()
     if column != "text" or rule == "empty":
         assert str(reports.loc[1 if rule == "empty" else 2, c.PATIENT_ID]) in result.output
+
+
+def test_simulate_reports_then_findings_then_validate(tmp_path):
+    """The issue's path: simulate --reports, blank the bone findings, fill them back."""
+    runner = CliRunner()
+    cohort = tmp_path / "cohort.csv"
+    done = runner.invoke(app, ["simulate", "--patients", "8", "--seed", "5", "--out",
+                               str(cohort), "--reports"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    truth = read_table(cohort)
+    blank = truth.copy()
+    imaging = blank[c.ROW_TYPE] == "imaging"
+    # the bone findings live in the reports; the RECIST response stays in the table
+    for name in IMAGING_FINDINGS:
+        if name not in (c.EXTRAOSSEOUS_RESPONSE, c.BASELINE_MARROW_INVOLVEMENT):
+            blank.loc[imaging, name] = None
+    write_table(blank.drop(columns=[c.BASELINE_MARROW_INVOLVEMENT]), tmp_path / "blank.csv")
+    out = tmp_path / "filled.csv"
+    result = run("--reports", str(tmp_path / "cohort.reports.csv"), "--timepoints",
+                 str(tmp_path / "blank.csv"), "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{int(imaging.sum())} rows filled" in result.output
+    checked = runner.invoke(app, ["validate", str(out)])
+    assert checked.exit_code == 0, checked.output
+    filled = read_table(out)
+    got = filled.loc[filled[c.ROW_TYPE] == "imaging", c.NEW_BONE_LESIONS].astype(int)
+    want = truth.loc[imaging, c.NEW_BONE_LESIONS].astype(int)
+    assert (got.to_numpy() == want.to_numpy()).mean() > 0.8  # read from the report texts

@@ -201,3 +201,23 @@ def test_same_day_reports_with_different_responses_are_an_error(cohort):
         twin = twin.assign(extraosseous_response="SD")
     with pytest.raises(ContractError, match="disagree"):
         merge_findings(blanked(cohort), pd.concat([findings, twin]))
+
+
+def test_a_silent_bone_scan_gives_not_evaluable(cohort):
+    findings = findings_of(cohort)
+    findings["modality"] = "ct"
+    scans = findings.index[[2, 5]]
+    findings.loc[scans, "modality"] = "bone_scan"
+    findings.loc[scans, c.EXTRAOSSEOUS_RESPONSE] = None
+    result = merge_findings(blanked(cohort), findings)
+    table = result.table.set_index([c.PATIENT_ID, c.ASSESSMENT_DATE])
+    for i in scans:
+        key = (findings.loc[i, c.PATIENT_ID], pd.Timestamp(findings.loc[i, c.ASSESSMENT_DATE]))
+        assert table.loc[key, c.EXTRAOSSEOUS_RESPONSE] == "NE"
+    assert any("bone-scan" in notice and "NE" in notice for notice in result.notices)
+    # a silent CT is not: its row is named as breaking the contract
+    findings.loc[scans, "modality"] = "ct"
+    with pytest.raises(ContractError, match=c.EXTRAOSSEOUS_RESPONSE):
+        merge_findings(blanked(cohort), findings)
+    # the table's own response wins over NE
+    assert merge_findings(cohort, findings.assign(modality="bone_scan")).conflicts == []

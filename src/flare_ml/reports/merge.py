@@ -12,7 +12,10 @@ reported (the timepoint table defines the cohort; a report extract is often wide
 value the table already has that differs from the report's is a conflict, an error
 naming the rows and columns unless ``prefer="reports"``; reports of one patient on one
 day (a CT and a bone scan) are combined first. ``baseline_marrow_involvement`` is a
-patient-constant column: the patient's earliest report decides it.
+patient-constant column: the patient's earliest report decides it. A bone scan cannot see
+disease outside bone: a bone-scan report that states no response, on a row whose table
+value is empty too, gives ``extraosseous_response = NE`` (RECIST: not evaluable), with a
+notice; any other imaging row left without a response is a contract error naming it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,12 @@ from flare_ml.data._parse import (
 )
 from flare_ml.data.parsing import normalise_column_names
 from flare_ml.errors import ContractError, Violation
-from flare_ml.reports.findings import EVIDENCE, FINDINGS_UNCERTAIN, IMAGING_FINDINGS
+from flare_ml.reports.findings import (
+    EVIDENCE,
+    FINDINGS_UNCERTAIN,
+    IMAGING_FINDINGS,
+    MODALITY,
+)
 
 __all__ = ["MergeResult", "Prefer", "combine_same_day", "merge_findings"]
 
@@ -55,6 +63,9 @@ MERGE_REQUIRED: Final = (
 COPIED_TO_NEW_ROWS: Final = (c.TREATMENT_START_DATE, c.CANCER_TYPE, c.THERAPY_CLASS)
 #: the imaging columns set per row (``baseline_marrow_involvement`` is per patient)
 ROW_FINDINGS: Final = tuple(x for x in IMAGING_FINDINGS if x != c.BASELINE_MARROW_INVOLVEMENT)
+#: RECIST's "not evaluable": the response of a timepoint whose only scan is a bone scan
+NOT_EVALUABLE: Final = "NE"
+BONE_SCAN: Final = "bone_scan"
 _MORPHOLOGY_RANK: Final = {"none": 0, "unknown": 1, "blastic": 2, "lytic": 2, "mixed": 3}
 
 
@@ -250,6 +261,10 @@ def combine_same_day(findings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         row[FINDINGS_UNCERTAIN] = bool(len(seeing)) and all(
             bool(v) for v in seeing[FINDINGS_UNCERTAIN]
         )
+        if MODALITY in group:
+            seen = [m for m in group[MODALITY] if not _is_missing(m)]
+            other = [m for m in seen if m != BONE_SCAN]
+            row[MODALITY] = other[0] if other else (seen[0] if seen else None)
         if EVIDENCE in group:
             merged: list[Any] = []
             for text in group[EVIDENCE]:
@@ -272,6 +287,11 @@ def combine_same_day(findings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         )
     out = pd.concat([single, pd.DataFrame(combined, columns=findings.columns)], ignore_index=True)
     return out, int(duplicated.sum()) - len(combined)
+
+
+def _not_assessed(rec: dict[Hashable, Any]) -> bool:
+    """A bone scan that states no response outside bone (it cannot see that disease)."""
+    return rec.get(MODALITY) == BONE_SCAN and _is_missing(rec.get(c.EXTRAOSSEOUS_RESPONSE))
 
 
 def _count(value: Any) -> int:
@@ -431,6 +451,7 @@ def merge_findings(
     earliest: dict[str, tuple[pd.Timestamp, bool]] = {}
     uncertain = 0
     lab_rows: list[str] = []
+    not_evaluable: list[str] = []
     records = frame.to_dict("records")
     for rec in records:
         pid, date = rec[c.PATIENT_ID], rec[c.ASSESSMENT_DATE]
@@ -455,6 +476,9 @@ def merge_findings(
             new[c.ROW_TYPE] = "imaging"
             for name in ROW_FINDINGS:
                 new[name] = _report_value(name, rec[name])
+            if _not_assessed(rec):
+                new[c.EXTRAOSSEOUS_RESPONSE] = NOT_EVALUABLE
+                not_evaluable.append(f"({pid}, {date.date()})")
             new[FINDINGS_UNCERTAIN] = hedged
             new_rows.append(new)
             continue
@@ -475,6 +499,11 @@ def merge_findings(
                 conflicts.append(Conflict(pid, str(date.date()), name, have, said))
                 if prefer == "reports":
                     current[name][i] = said
+        if _not_assessed(rec) and current[c.EXTRAOSSEOUS_RESPONSE][i] is None:
+            current[c.EXTRAOSSEOUS_RESPONSE][i] = NOT_EVALUABLE
+            cells_filled += 1
+            filled_rows.add(i)
+            not_evaluable.append(f"({pid}, {date.date()})")
 
     # baseline_marrow_involvement: one value per patient, from the earliest report
     marrow_name = c.BASELINE_MARROW_INVOLVEMENT
@@ -523,6 +552,14 @@ def merge_findings(
         notices.append(
             f"{len(conflicts)} cell(s) where the table and a report disagreed: "
             f"the {prefer}' values were kept"
+        )
+    if not_evaluable:
+        notices.append(
+            f"{len(not_evaluable)} bone-scan row(s) with no response outside bone in the "
+            f"table or report: extraosseous_response set to {NOT_EVALUABLE} (a bone scan "
+            "does not assess disease outside bone): "
+            + ", ".join(not_evaluable[:5])
+            + (", ..." if len(not_evaluable) > 5 else "")
         )
     if lab_rows:
         notices.append(
