@@ -810,6 +810,13 @@ def findings(
         A report or timepoint table that breaks its contract, a conflict, an unknown
         output extension; nothing is written then.
 
+    Examples
+    --------
+    >>> summary = findings("cohort.reports.csv", "filled.csv",
+    ...                    timepoints_path="cohort.csv")  # doctest: +SKIP
+    >>> summary.rows_filled, summary.rows_added, summary.conflicts  # doctest: +SKIP
+    (1450, 0, 0)
+
     """
     from flare_ml.data import read_table, table_format
     from flare_ml.reports import read_reports
