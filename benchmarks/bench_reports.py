@@ -221,7 +221,7 @@ def main() -> None:
     met = "met" if common.median(tabled) >= TARGET_PER_SECOND else "**missed**"
     sentences = [len(re.findall(r"[.!?](?:\s|$)", t)) for t in report_texts(300)]
     lines = [
-        "## Report reader (`flare_ml.reports`)",
+        "# Report reader (`flare_ml.reports`)",
         "",
         common.machine_table(),
         "",
