@@ -333,7 +333,7 @@ class _Writer:
         else:
             noun = _choice(rng, _NOUNS)
             adjective = _choice(rng, _MORPHOLOGY_WORDS[row.morphology]) + " "
-        plural = said > 1 or count in _VAGUE or count in _NUMEROUS or sites is not None
+        plural = said > 1 or sites is not None
         words = f"{new} {adjective}{noun[1] if plural else noun[0]}"
         if sites is not None:
             phrase = f"{words} in {_join_sites(sites)}"
@@ -345,7 +345,7 @@ class _Writer:
                 where = f" in {_join_sites(_sites(rng, said))}" if rng.random() < 0.5 else ""
             else:  # many lesions: a region, not a list
                 where = _choice(rng, _REGIONS)
-            phrase = f"{count} {words}{where}"
+            phrase = f"{count} {words}{where}".lstrip()
         cause = _choice(rng, _CAUSE) if rng.random() < 0.2 and not hedged else ""
         phrase = _ARTICLE.sub("an ", phrase)
         sentence = _cap(f"{phrase}{cause}.")
@@ -368,8 +368,8 @@ class _Writer:
             return _choice(rng, _VAGUE), 2, None
         if n <= 4 and rng.random() < 0.3:  # a site list counts each site
             return "", n, _sites(rng, n)
-        if n == 2 and rng.random() < 0.15:
-            return _choice(rng, ("several", "a few")), 2, None
+        if n == 2 and rng.random() < 0.25:  # "several" = "a few" = a bare plural = 2
+            return _choice(rng, ("several", "a few", "")), 2, None
         return _number(rng, n), n, None
 
     # --- the other findings ----------------------------------------------------------------
