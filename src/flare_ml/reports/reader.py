@@ -70,6 +70,9 @@ _NUMBER = re.compile(r"^\d{1,3}$")
 _LEVEL_NUM = re.compile(r"^([ctls])(\d{1,2})$", re.IGNORECASE)
 _SUBWORDS = re.compile(r"[-/]")
 _RESPONSE_CODES: Final = ("CR", "PR", "SD", "PD", "NE")
+_TIMES = re.compile(r"^[x×](\d{1,2})$")
+#: "several", "multiple", "a few": at least two (more when more sites are listed)
+_AT_LEAST_TWO: Final = -2
 
 
 @dataclass
@@ -184,8 +187,8 @@ def _segments(tokens: Sequence[Any]) -> list[list[str]]:
     return [s for s in segments if s]
 
 
-def _levels(words: list[str]) -> int:
-    """Vertebral levels in a segment (a range "t7-t9" or "t7-9" counts each level)."""
+def _levels(words: list[str], seen: set[str]) -> int:
+    """New vertebral levels in a segment (a range "t7-t9" or "t7-9" counts each level)."""
     n = 0
     i = 0
     while i < len(words):
@@ -202,7 +205,9 @@ def _levels(words: list[str]) -> int:
                     n += hi - int(m.group(2)) + 1
                     i += 3
                     continue
-            n += 1
+            if words[i] not in seen:
+                seen.add(words[i])
+                n += 1
         i += 1
     return n
 
@@ -210,6 +215,7 @@ def _levels(words: list[str]) -> int:
 def _sites(tokens: Sequence[Any]) -> tuple[int, int]:
     """Bone sites and organ sites named in a phrase (one per list item)."""
     bone = organ = 0
+    seen: set[str] = set()
     for seg in _segments(tokens):
         words = set(seg)
         is_node = bool(words & r.NODE_WORDS)
@@ -217,8 +223,8 @@ def _sites(tokens: Sequence[Any]) -> tuple[int, int]:
         if organ_words or is_node:
             organ += 1
             continue
-        levels = _levels(seg)
-        if levels:
+        levels = _levels(seg, seen)
+        if levels or seen & set(seg):
             bone += levels
         elif words & r.BONE_WORDS - {"blastic", "lytic", "sclerotic", "osteoblastic",
                                      "osteolytic", "osteosclerotic", "body", "marrow"}:
@@ -246,8 +252,39 @@ def _explicit_count(tokens: Sequence[Any]) -> int | None:
     if ws & r.MANY:
         return 10
     if ws & r.SOME or ("number" in ws and "of" in ws):
-        return 2
+        return _AT_LEAST_TWO
     return None
+
+
+def _times(clause: Any) -> int | None:
+    """A count written after the lesions: "new sclerotic mets x3"."""
+    words = [t.lower_ for t in clause[:3]]
+    for i, w in enumerate(words):
+        m = _TIMES.match(w)
+        if m:
+            return int(m.group(1))
+        if w in ("x", "×") and i + 1 < len(words) and _NUMBER.match(words[i + 1]):
+            return int(words[i + 1])
+    return None
+
+
+def _adjectives(doc: Any, ent: Any, sent: Any) -> Any:
+    """The modifier words right before a span ("two sclerotic" in "two sclerotic lesions")."""
+    start = ent.start
+    while start > sent.start and doc[start - 1].lower_ in r.MODIFIERS and \
+            doc[start - 1].lower_ not in (",", "and", "or"):
+        start -= 1
+    return doc[start: ent.start]
+
+
+def _mentions_known(clause: Any) -> bool:
+    """The phrase after a lesion calls it known ("... in the known L2 lesion"), unless
+    negated ("not previously seen")."""
+    words = [t.lower_ for t in clause]
+    for i, w in enumerate(words):
+        if w in _KNOWN_WORDS and not {"not", "no", "never"} & set(words[max(0, i - 2): i]):
+            return True
+    return False
 
 
 class ReportReader:
@@ -381,10 +418,13 @@ class ReportReader:
             if label in (r.NEW_LESION, r.LESION_INCREASE):
                 lookback = doc[max(sent.start, ent.start - 4): ent.start]
                 span_words = _subwords(_tokens_lower(ent))
+                if ent[0].lower_ in r.HEADS:
+                    # "sclerotic lesions in T7 and T9 are new": the adjectives before
+                    span_words |= _subwords(_tokens_lower(_adjectives(doc, ent, sent)))
                 clause_words = _subwords(_tokens_lower(clause))
                 look_words = _tokens_lower(lookback)
-                known_clause = bool(clause_words & _KNOWN_WORDS) or bool(
-                    span_words & {"known", "previously"})
+                known_clause = _mentions_known(clause) or bool(
+                    span_words & {"known"})
                 if ent._.is_historical or (known_clause and label == r.NEW_LESION):
                     if not negated and (span_words | clause_words) & r.BLASTIC and known_clause:
                         sclerosis = True
@@ -402,6 +442,10 @@ class ReportReader:
                     span_words & r.NODE_WORDS)
                 span_bone = bool(span_words & r.BONE_WORDS)
                 morph = _morphology(span_words | clause_words)
+                if morph is None and (set(look_words) & (r.RESTATEMENT | {"is", "are", "as"})
+                                      or label == r.LESION_INCREASE):
+                    # "the T5 sclerotic focus is a new metastasis": the words before
+                    morph = _morphology(_subwords(_tokens_lower(doc[sent.start: ent.start])))
                 is_extra = span_organ or organ_sites > 0
                 is_bone = span_bone or bone_sites > 0 or morph is not None or not is_extra
                 if span_organ and not span_bone and morph is None:
@@ -415,7 +459,7 @@ class ReportReader:
                 if label == r.LESION_INCREASE:
                     count = 1
                 else:
-                    count = self._count(ent, lookback, bone_sites, is_extra and not span_bone)
+                    count = self._count(ent, lookback, clause, bone_sites, is_extra)
                 uncertain = uncertain or hedged
                 morphologies.append(morph)
                 anaphoric = bool(look_words) and look_words[-1] in r.ANAPHORA
@@ -487,11 +531,16 @@ class ReportReader:
         )
 
     @staticmethod
-    def _count(ent: Any, lookback: Any, bone_sites: int, mixed_sites: bool) -> int:
+    def _count(ent: Any, lookback: Any, clause: Any, bone_sites: int, mixed_sites: bool) -> int:
         head = next((t.lower_ for t in reversed(ent) if t.lower_ in r.HEADS), "")
         explicit = _explicit_count(list(lookback) + list(ent))
+        times = _times(clause)
         if mixed_sites:
             return max(1, bone_sites)
+        if times is not None:
+            return times
+        if explicit == _AT_LEAST_TWO:
+            return max(2, bone_sites)
         if explicit is not None:
             return explicit
         if head in r.PLURAL_HEADS:

@@ -79,26 +79,31 @@ MANY: Final = frozenset({"numerous", "innumerable", "countless", "diffuse", "myr
                          "many", "extensive", "widespread", "multifocal"})
 QUANTIFIERS: Final = frozenset(NUMBER_WORDS) | SOME | MANY | {"a", "an", "large", "number",
                                                               "of", "handful", "additional"}
+#: morphology words, with the misspellings met in reports
 BLASTIC: Final = frozenset({"blastic", "sclerotic", "osteoblastic", "osteosclerotic",
-                            "dense", "sclerosis", "sclerotic-appearing", "blastic-appearing"})
+                            "dense", "sclerosis", "sclerotic-appearing", "blastic-appearing",
+                            "scleortic", "sclerotc", "sclerortic", "slcerotic", "sclerostic",
+                            "blastc", "osteoblstic"})
 LYTIC: Final = frozenset({"lytic", "osteolytic", "destructive", "lucent", "lucency",
-                          "lucencies", "osteolysis", "lysis", "radiolucent"})
+                          "lucencies", "osteolysis", "lysis", "radiolucent", "lyitc", "lytc",
+                          "lyptic", "osteolyitc"})
 MIXED: Final = frozenset({"mixed"})
 #: nouns for a lesion (the head of "new ... lesions")
 SINGULAR_HEADS: Final = frozenset({
     "lesion", "metastasis", "met", "focus", "deposit", "area", "nodule", "mass", "node",
-    "implant", "hotspot", "abnormality", "site", "spot", "tumor", "tumour",
+    "implant", "hotspot", "abnormality", "site", "spot", "tumor", "tumour", "lesoin",
+    "leison", "lesio", "lession", "metastsis", "metastasis",
 })
 PLURAL_HEADS: Final = frozenset({
     "lesions", "metastases", "mets", "foci", "deposits", "areas", "nodules", "masses",
     "nodes", "implants", "hotspots", "abnormalities", "sites", "spots", "tumors", "tumours",
     "lesons", "leisons", "metastes", "metastatses", "metastasis's",
 })
-MASS_HEADS: Final = frozenset({"uptake", "activity", "disease", "involvement",
+MASS_HEADS: Final = frozenset({"uptake", "activity", "disease", "involvement", "nodularity",
                                "lymphadenopathy", "adenopathy", "carcinomatosis",
                                "metastatic", "spread"})
 HEADS: Final = (SINGULAR_HEADS | PLURAL_HEADS | MASS_HEADS) - {"metastatic", "spread"}
-_MODIFIERS: Final = (
+MODIFIERS: Final = (
     QUANTIFIERS | BLASTIC | LYTIC | MIXED | {
         "osseous", "bony", "bone", "skeletal", "metastatic", "focal", "small", "tiny",
         "subcentimeter", "large", "larger", "subtle", "faint", "intense", "mild", "avid",
@@ -117,7 +122,11 @@ _MODIFIERS: Final = (
         "cervical", "intracranial", "parenchymal", "visceral", "subpleural", "pleural-based",
         "ring-enhancing", "sites", "areas", "foci", "focus", "of", "spots", "skull",
         "sternal", "costal", "sacral", "iliac", "femoral", "humeral", "scapular",
-        "osteoblastic/sclerotic", "blastic/sclerotic", "(", ")",
+        "osteoblastic/sclerotic", "blastic/sclerotic", "(", ")", "hot", "right", "left",
+        "bilateral", "r", "l", "upper", "lower", "middle", "based", "mildly", "moderately",
+        "intensely", "markedly", "faintly", "slightly", "replacing", "t2", "stir",
+        "hyperintense", "restricting", "diffusion", "heterogeneous", "well-defined",
+        "ill-defined", "defined", "ill", "well", "expansile", "infiltrative",
     }
 )
 _NEW_WORDS: Final = ["new", "additional", "newly", "further", "another", "more"]
@@ -151,7 +160,8 @@ ORGAN_WORDS: Final = frozenset({
     "mediastinal", "mediastinum", "hilar", "retroperitoneal", "axillary", "supraclavicular",
     "inguinal", "para-aortic", "paraaortic", "carcinomatosis", "visceral", "parenchymal",
     "subpleural", "pleural-based", "hepatic", "lobe", "segment", "nodules", "nodule",
-    "meningeal", "leptomeningeal", "dural", "subcutaneous", "soft-tissue",
+    "meningeal", "leptomeningeal", "dural", "subcutaneous", "soft-tissue", "cerebellum",
+    "cerebrum", "frontal", "parietal", "temporal", "occipital", "nodularity",
 })
 #: words that make "pelvic"/"cervical"/"iliac" an organ word (nodes) rather than a bone
 NODE_WORDS: Final = frozenset({"node", "nodes", "nodal", "lymph", "lymphadenopathy",
@@ -179,7 +189,7 @@ BASELINE_BLOCKERS: Final = frozenset({"compared", "comparison", "since", "from",
 
 
 def _new_lesion_patterns() -> list[list[dict[str, Any]]]:
-    mods: dict[str, Any] = {"LOWER": {"IN": sorted(_MODIFIERS)}, "OP": "{0,6}"}
+    mods: dict[str, Any] = {"LOWER": {"IN": sorted(MODIFIERS)}, "OP": "{0,6}"}
     head: dict[str, Any] = {"LOWER": {"IN": sorted(HEADS)}}
     newly = {"LOWER": {"IN": _NEWLY_VERBS}}
     interval = {"LOWER": "interval", "OP": "?"}
@@ -189,8 +199,15 @@ def _new_lesion_patterns() -> list[list[dict[str, Any]]]:
         [{"LOWER": "newly"}, newly, mods, head],
         [interval, {"LOWER": {"IN": _APPEAR_WORDS}}, {"LOWER": "of"}, mods, head],
         [{"LOWER": {"IN": ["?", "?new"]}}, {"LOWER": "new", "OP": "?"}, mods, head],
+        # "lytic lesion in the left iliac bone, not seen previously"
+        [head, {"IS_PUNCT": False, "OP": "{0,6}"}, {"ORTH": ",", "OP": "?"},
+         {"LOWER": "not"}, {"LOWER": {"IN": ["previously", "seen", "present", "visible",
+                                            "identified", "evident", "apparent"]}},
+         {"LOWER": {"IN": ["previously", "seen", "present", "visible", "before",
+                           "identified", "on"]}}],
         # "the T9 lesion is new", "lesions in T7 and T9 are new"
-        [mods, head, {"IS_PUNCT": False, "OP": "{0,6}"},
+        # (the span starts at the noun; the reader reads the words before it)
+        [head, {"IS_PUNCT": False, "OP": "{0,6}"},
          {"LOWER": {"IN": ["is", "are", "appears", "appear", "is/are"]}},
          {"LOWER": {"IN": ["new", "newly"]}}],
     ]
@@ -215,7 +232,7 @@ def target_rules() -> list[TargetRule]:
          {"LOWER": {"IN": ["increase", "in"]}, "OP": "*"},
          {"LOWER": {"IN": ["the", "size", "and", "extent"]}, "OP": "*"},
          {"LOWER": "number"}, {"LOWER": "of"},
-         {"LOWER": {"IN": lesion_words + sorted(_MODIFIERS)}, "OP": "{0,4}"},
+         {"LOWER": {"IN": lesion_words + sorted(MODIFIERS)}, "OP": "{0,4}"},
          {"LOWER": {"IN": lesion_words}}],
         [{"LOWER": "more"}, {"LOWER": "numerous"},
          {"LOWER": {"IN": lesion_words}, "OP": "{0,3}"}],
@@ -232,12 +249,19 @@ def target_rules() -> list[TargetRule]:
     lytic_nouns = ["lysis", "osteolysis", "destruction", "osteolytic", "lytic", "lucency",
                    "cortical"]
     lytic_lesion = [{"LOWER": {"IN": ["lytic", "osteolytic", "destructive"]}},
-                    {"LOWER": {"IN": sorted(_MODIFIERS | HEADS)}, "OP": "{0,3}"}]
+                    {"LOWER": {"IN": sorted(MODIFIERS | HEADS)}, "OP": "{0,3}"}]
     lysis = [
         [{"LOWER": {"IN": grow}}, {"LOWER": {"IN": ["in", "of", "the"]}, "OP": "*"},
          {"LOWER": {"IN": ["lytic", "osteolytic", "bone", "bony", "osseous", "cortical"]},
           "OP": "?"},
-         {"LOWER": {"IN": ["lysis", "osteolysis", "destruction", "lucency", "erosion"]}}],
+         {"LOWER": {"IN": ["lysis", "osteolysis", "destruction", "lucency", "erosion",
+                           "breach", "breakthrough"]}}],
+        [{"LOWER": {"IN": ["increased", "increasing", "interval"]}},
+         {"LOWER": {"IN": ["increase", "in"]}, "OP": "*"}, {"LOWER": "size"},
+         {"LOWER": {"IN": ["in", "of"]}},
+         {"LOWER": {"IN": ["the", "a", "size", "of", "known", "previously", "described",
+                           "existing", "pre-existing"]}, "OP": "{0,4}"},
+         {"IS_PUNCT": False, "OP": "{0,2}"}, *lytic_lesion],
         [{"LOWER": {"IN": ["progression", "enlargement", "growth", "increase"]}},
          {"LOWER": {"IN": ["in", "of"]}},
          {"LOWER": {"IN": ["the", "a", "size", "of", "known", "previously", "described",
@@ -420,12 +444,14 @@ def context_rules() -> list[ConTextRule]:
                  "differential includes", "versus", "vs", "vs.", "suggest", "suggests",
                  "may reflect", "could reflect", "might reflect", "question of",
                  "not excluded", "not entirely excluded", "cannot be excluded",
-                 "could not be excluded"]
+                 "could not be excluded", "cannot be ruled out that",
+                 "can not be ruled out that", "cannot be excluded that",
+                 "it is possible that", "not excluded that"]
     hedge_bwd = ["cannot be excluded", "can not be excluded", "not excluded",
                  "not ruled out", "cannot be ruled out", "can not be ruled out",
                  "is possible", "are possible", "of uncertain significance",
                  "of indeterminate significance", "indeterminate", "equivocal",
-                 "is questioned", "is suspected", "are suspected", "?",
+                 "is questioned", "is suspected", "are suspected",
                  "could not be excluded", "not entirely excluded", "is not excluded",
                  "questionable", "uncertain", "of uncertain etiology"]
     hist_fwd = ["known", "previously described", "previously seen", "previously noted",
