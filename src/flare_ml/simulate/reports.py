@@ -387,7 +387,7 @@ class _Writer:
         short = _RESPONSE_SHORT[row.response].format(organ=organ)
         if row.lesions > 0 and row.response != "PD" and rng.random() < 0.15:
             # an overall response driven by the new bone lesions, and the extraosseous one
-            overall = "Overall: progressive disease due to the new bone lesions."
+            overall = "Overall: progressive disease because of the skeletal findings."
             return [sentence], [overall, sentence], row.response
         return [sentence], [short if rng.random() < 0.4 else sentence], row.response
 
