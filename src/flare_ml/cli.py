@@ -134,7 +134,7 @@ def simulate(
     reports: Annotated[
         bool,
         typer.Option(
-            "--reports", help="Also write a radiology report per scan (<out>.reports.<ext>)."
+            "--reports", help="Also write a radiology report per scan (NAME.reports.EXT)."
         ),
     ] = False,
     bone_scan_share: Annotated[

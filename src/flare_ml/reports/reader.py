@@ -11,7 +11,8 @@ historical/known, family). The conventions below then turn the matched spans int
 :class:`~flare_ml.reports.findings.Evidence`. Conventions (also in ``docs/reports.md``):
 **count** -- digits and number words ("two new", "3 new", "a single new" = 1); a list of
 sites counts each site ("new sclerotic lesions in T7, T9 and the left iliac bone" = 3; a
-level range T7-T9 = 3); "several", "multiple", "a few" = 2; "numerous", "innumerable",
+level range T7-T9 = 3; "mets x3" = 3); "several", "multiple", "a few" = 2 (at least two:
+more when more sites are listed); "numerous", "innumerable",
 "countless", "diffuse", "many", "extensive", "a large number of" = 10; a bare plural = 2 (or
 its number of sites, if more); "an increase in the number of lesions" = 1; hedged new
 lesions are counted and set ``findings_uncertain`` (a hedge after the lesions, on their
@@ -63,8 +64,9 @@ from flare_ml.reports.findings import (
 
 #: reports read per chunk by :func:`read_reports` (memory stays flat in the table size)
 CHUNK_SIZE: Final = 2048
-_KNOWN_WORDS: Final = frozenset({"known", "previously", "existing", "pre-existing",
-                                 "preexisting", "treated", "prior"})
+_KNOWN_WORDS: Final = frozenset(
+    {"known", "previously", "existing", "pre-existing", "preexisting", "treated"}
+)
 _SPLITTERS: Final = frozenset({",", "and", "&", "plus", "well", "/", "or", ";", "including"})
 _NUMBER = re.compile(r"^\d{1,3}$")
 _LEVEL_NUM = re.compile(r"^([ctls])(\d{1,2})$", re.IGNORECASE)
@@ -98,11 +100,20 @@ def _sentences(doc: Any) -> Any:
             text in (".", "!", "?", ";")
             or (prev.is_space and "\n" in text)
             or (tok.is_space and "\n" in tok.text)
+            or _is_item_number(words, i)
         )
         tok.is_sent_start = start
     if n:
         words[0].is_sent_start = True
     return doc
+
+
+def _is_item_number(doc: Any, i: int) -> bool:
+    """A numbered list item starts here: "1)" or "(2)" within a line ("1) ... 2) ...")."""
+    tok = doc[i]
+    if i + 1 >= len(doc) or doc[i + 1].text != ")" or not tok.text.isdigit():
+        return False
+    return len(tok.text) <= 2 and (i == 0 or doc[i - 1].text != "x")
 
 
 def build_pipeline() -> Any:
@@ -127,11 +138,13 @@ def build_pipeline() -> Any:
         Language.component("flare_sentences")(_sentences)
     nlp = spacy.blank("en")
     nlp.add_pipe("flare_sentences")
+    norms, rules = r.first_word_classes(r.target_rules())
+    for word, norm in norms.items():  # the rules' first words, as classes (speed)
+        for form in {word, word.upper(), word.capitalize()}:
+            nlp.vocab[form].norm_ = norm
     matcher = nlp.add_pipe("medspacy_target_matcher")
-    matcher.add(r.target_rules())
-    sectionizer = nlp.add_pipe(
-        "medspacy_sectionizer", config={"rules": None, "span_attrs": None}
-    )
+    matcher.add(rules)
+    sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
     sectionizer.add(r.section_rules())
     context = nlp.add_pipe("medspacy_context", config={"rules": None})
     context.add(r.context_rules())
@@ -226,8 +239,16 @@ def _sites(tokens: Sequence[Any]) -> tuple[int, int]:
         levels = _levels(seg, seen)
         if levels or seen & set(seg):
             bone += levels
-        elif words & r.BONE_WORDS - {"blastic", "lytic", "sclerotic", "osteoblastic",
-                                     "osteolytic", "osteosclerotic", "body", "marrow"}:
+        elif words & r.BONE_WORDS - {
+            "blastic",
+            "lytic",
+            "sclerotic",
+            "osteoblastic",
+            "osteolytic",
+            "osteosclerotic",
+            "body",
+            "marrow",
+        }:
             bone += 1
         elif any(r.ORDINAL_RE.match(w) for w in seg):
             bone += 1
@@ -268,12 +289,26 @@ def _times(clause: Any) -> int | None:
     return None
 
 
+def _adjectives(doc: Any, ent: Any, sent: Any) -> Any:
+    """The modifier words right before a span ("two sclerotic" in "two sclerotic lesions")."""
+    start = ent.start
+    while (
+        start > sent.start
+        and doc[start - 1].lower_ in r.MODIFIERS
+        and doc[start - 1].lower_ not in (",", "and", "or")
+    ):
+        start -= 1
+    return doc[start : ent.start]
+
+
 def _mentions_known(clause: Any) -> bool:
-    """The phrase after a lesion calls it known ("... in the known L2 lesion"), unless
-    negated ("not previously seen")."""
+    """Whether a phrase calls the lesion known ("in the known L2 lesion").
+
+    A negated word does not count ("not previously seen").
+    """
     words = [t.lower_ for t in clause]
     for i, w in enumerate(words):
-        if w in _KNOWN_WORDS and not {"not", "no", "never"} & set(words[max(0, i - 2): i]):
+        if w in _KNOWN_WORDS and not {"not", "no", "never"} & set(words[max(0, i - 2) : i]):
             return True
     return False
 
@@ -300,6 +335,10 @@ class ReportReader:
     def __init__(self) -> None:
         self.nlp = build_pipeline()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as "build a new reader" (a Spark worker gets its own pipeline)
+        return (ReportReader, ())
+
     def read(self, text: str, modality: str | None = None) -> ReportFindings:
         """Read one report.
 
@@ -308,8 +347,9 @@ class ReportReader:
         text : str
             The report.
         modality : str, optional
-            One of :data:`~flare_ml.reports.findings.MODALITIES` (recorded; the text
-            decides the values).
+            One of :data:`~flare_ml.reports.findings.MODALITIES`. Accepted for the API;
+            the values come from the text alone (a bone scan's new focus without a CT
+            correlate states no density word, so its morphology is ``unknown`` anyway).
 
         Returns
         -------
@@ -329,6 +369,7 @@ class ReportReader:
         Parameters
         ----------
         texts : iterable of str
+            The reports (any iterable; read lazily).
         modalities : iterable of str or None, optional
             One per text.
         batch_size : int
@@ -355,7 +396,7 @@ class ReportReader:
                 yield self._findings(doc, mod)
 
     # --- conventions ----------------------------------------------------------------
-    def _findings(self, doc: Any, modality: str | None) -> ReportFindings:  # noqa: C901
+    def _findings(self, doc: Any, modality: str | None) -> ReportFindings:
         sections = [(s.category, s.body_start, s.body_end) for s in doc._.sections]
 
         def section_of(i: int) -> str | None:
@@ -369,12 +410,20 @@ class ReportReader:
 
         def note(ent: Any, field: str, value: Any, section: str | None, **ctx: bool) -> None:
             sent = ent.sent
-            evidence.append(Evidence(
-                field, value, ent.start_char, ent.end_char, ent.text, sent.text.strip(),
-                section, ctx.get("negated", ent._.is_negated),
-                ctx.get("uncertain", ent._.is_uncertain),
-                ctx.get("historical", ent._.is_historical),
-            ))
+            evidence.append(
+                Evidence(
+                    field,
+                    value,
+                    ent.start_char,
+                    ent.end_char,
+                    ent.text,
+                    sent.text.strip(),
+                    section,
+                    ctx.get("negated", ent._.is_negated),
+                    ctx.get("uncertain", ent._.is_uncertain),
+                    ctx.get("historical", ent._.is_historical),
+                )
+            )
 
         baseline = False
         for ent in ents:
@@ -384,7 +433,7 @@ class ReportReader:
             if section == "comparison":
                 continue
             sent = ent.sent
-            before = {t.lower_ for t in doc[max(sent.start, ent.start - 3): ent.start]}
+            before = {t.lower_ for t in doc[max(sent.start, ent.start - 3) : ent.start]}
             if before & r.BASELINE_BLOCKERS and not ent.text.lower().startswith("no"):
                 continue
             baseline = True
@@ -403,16 +452,17 @@ class ReportReader:
             if label == r.BASELINE or section in r.IGNORED_SECTIONS or ent._.is_family:
                 continue
             sent = ent.sent
-            next_start = next((s for s in starts[k + 1:] if s > ent.end - 1), sent.end)
-            clause = doc[ent.end: min(sent.end, next_start)]
+            next_start = next((s for s in starts[k + 1 :] if s > ent.end - 1), sent.end)
+            clause = doc[ent.end : min(sent.end, next_start)]
             negated = ent._.is_negated
             if label in (r.NEW_LESION, r.LESION_INCREASE):
-                lookback = doc[max(sent.start, ent.start - 4): ent.start]
+                lookback = doc[max(sent.start, ent.start - 4) : ent.start]
                 span_words = _subwords(_tokens_lower(ent))
+                # "sclerotic lesions in T7 and T9 are new", "destructive new lesion"
+                span_words |= _subwords(_tokens_lower(_adjectives(doc, ent, sent)))
                 clause_words = _subwords(_tokens_lower(clause))
                 look_words = _tokens_lower(lookback)
-                known_clause = _mentions_known(clause) or bool(
-                    span_words & {"known"})
+                known_clause = _mentions_known(clause) or bool(span_words & {"known"})
                 if ent._.is_historical or (known_clause and label == r.NEW_LESION):
                     if not negated and (span_words | clause_words) & r.BLASTIC and known_clause:
                         sclerosis = True
@@ -424,16 +474,18 @@ class ReportReader:
                     note(ent, c.NEW_BONE_LESIONS, 0, section)
                     continue
                 hedged = bool(ent._.is_uncertain) or bool(
-                    (span_words | set(look_words[-2:])) & r.HEDGE_WORDS)
+                    (span_words | set(look_words[-2:])) & r.HEDGE_WORDS
+                )
                 bone_sites, organ_sites = _sites(list(ent) + list(clause))
-                span_organ = bool(span_words & r.ORGAN_WORDS) or bool(
-                    span_words & r.NODE_WORDS)
+                span_organ = bool(span_words & r.ORGAN_WORDS) or bool(span_words & r.NODE_WORDS)
                 span_bone = bool(span_words & r.BONE_WORDS)
                 morph = _morphology(span_words | clause_words)
-                if morph is None and (set(look_words) & (r.RESTATEMENT | {"is", "are", "as"})
-                                      or label == r.LESION_INCREASE):
+                if morph is None and (
+                    set(look_words) & (r.RESTATEMENT | {"is", "are", "as"})
+                    or label == r.LESION_INCREASE
+                ):
                     # "the T5 sclerotic focus is a new metastasis": the words before
-                    morph = _morphology(_subwords(_tokens_lower(doc[sent.start: ent.start])))
+                    morph = _morphology(_subwords(_tokens_lower(doc[sent.start : ent.start])))
                 is_extra = span_organ or organ_sites > 0
                 is_bone = span_bone or bone_sites > 0 or morph is not None or not is_extra
                 if span_organ and not span_bone and morph is None:
@@ -454,13 +506,18 @@ class ReportReader:
                 restating = bool(set(look_words) & r.RESTATEMENT)
                 items.append(_Item(section, sent.start, count, anaphoric, restating))
                 note(ent, c.NEW_BONE_LESIONS, count, section, uncertain=hedged)
-                note(ent, c.NEW_LESION_MORPHOLOGY, morph or "unknown", section,
-                     uncertain=hedged)
+                note(ent, c.NEW_LESION_MORPHOLOGY, morph or "unknown", section, uncertain=hedged)
             elif label == r.LYSIS:
                 if not negated:
                     lysis = True
                 note(ent, c.PROGRESSIVE_LYSIS, not negated, section)
             elif label == r.SCLEROSIS:
+                if any(i.sent_start == sent.start for i in items) and not _mentions_known(
+                    doc[sent.start : ent.end]
+                ):
+                    # "new sclerotic foci, likely healing response": the new lesions' cause
+                    note(ent, c.KNOWN_LESION_SCLEROSIS, False, section)
+                    continue
                 if not negated:
                     sclerosis = True
                 note(ent, c.KNOWN_LESION_SCLEROSIS, not negated, section)
@@ -472,21 +529,35 @@ class ReportReader:
                 code = self._response_code(ent)
                 if code is None:
                     continue
-                prev_end = max((e.end for e in ents[:k] if e.label_ == r.RESPONSE
-                                and e.end <= ent.start), default=sent.start)
-                nxt = next((e.start for e in ents[k + 1:] if e.label_ == r.RESPONSE),
-                           sent.end)
-                around = _subwords(_tokens_lower(doc[max(sent.start, prev_end):
-                                                     min(sent.end, nxt)]))
-                organ = bool(around & (r.ORGAN_WORDS | r.NODE_WORDS |
-                                       {"extraosseous", "extra-osseous", "visceral",
-                                        "non-osseous", "nonosseous", "soft", "target"}))
+                prev_end = max(
+                    (e.end for e in ents[:k] if e.label_ == r.RESPONSE and e.end <= ent.start),
+                    default=sent.start,
+                )
+                nxt = next((e.start for e in ents[k + 1 :] if e.label_ == r.RESPONSE), sent.end)
+                around = _subwords(
+                    _tokens_lower(doc[max(sent.start, prev_end) : min(sent.end, nxt)])
+                )
+                organ = bool(
+                    around
+                    & (
+                        r.ORGAN_WORDS
+                        | r.NODE_WORDS
+                        | {
+                            "extraosseous",
+                            "extra-osseous",
+                            "visceral",
+                            "non-osseous",
+                            "nonosseous",
+                            "soft",
+                            "target",
+                        }
+                    )
+                )
                 bone = bool(around & r.BONE_RESPONSE_WORDS)
                 if bone and not organ:
                     note(ent, c.EXTRAOSSEOUS_RESPONSE, None, section)
                     continue
-                rank = (2 if organ else 1, 1 if section in r.SUMMARY_SECTIONS else 0,
-                        ent.start)
+                rank = (2 if organ else 1, 1 if section in r.SUMMARY_SECTIONS else 0, ent.start)
                 responses.append((*rank, code, ent, section))
 
         if baseline:
@@ -505,7 +576,7 @@ class ReportReader:
                 note(best[4], c.EXTRAOSSEOUS_RESPONSE, response, best[5])
         if not count:
             uncertain = uncertain and extraosseous
-        del modality
+        del modality  # accepted for the API; the text decides (see read())
         return ReportFindings(
             new_bone_lesions=count,
             new_lesion_morphology=morphology,
@@ -592,8 +663,9 @@ def _rows(frame: pd.DataFrame, mask: np.ndarray) -> tuple[tuple[str, str], ...]:
     return tuple((show(pids, i), show(dates, i)) for i in idx)
 
 
-def _violation(frame: pd.DataFrame, column: str, rule: str, mask: np.ndarray,
-               message: str, hint: str) -> Violation:
+def _violation(
+    frame: pd.DataFrame, column: str, rule: str, mask: np.ndarray, message: str, hint: str
+) -> Violation:
     return Violation(column, rule, _rows(frame, mask), int(mask.sum()), message, hint)
 
 
@@ -638,45 +710,89 @@ def check_reports(table: pd.DataFrame, *, source: str | None = None) -> pd.DataF
     frame = normalise_column_names(table).copy()
     where = f" '{source}'" if source else ""
     violations: list[Violation] = []
-    none = np.zeros(len(frame), dtype=bool)
     for column in (c.PATIENT_ID, c.ASSESSMENT_DATE, TEXT):
         if column not in frame:
-            violations.append(Violation(column, "missing_column", (), 0,
-                                        f"required column '{column}' is missing",
-                                        f"add a '{column}' column"))
+            violations.append(
+                Violation(
+                    column,
+                    "missing_column",
+                    (),
+                    0,
+                    f"required column '{column}' is missing",
+                    f"add a '{column}' column",
+                )
+            )
     if c.PATIENT_ID in frame:
         pid = frame[c.PATIENT_ID]
         missing = pid.isna().to_numpy() | (pid.astype(str).str.strip() == "").to_numpy()
         if missing.any():
-            violations.append(_violation(frame, c.PATIENT_ID, "missing_value", missing,
-                                         "missing patient_id", "give every report its patient"))
+            violations.append(
+                _violation(
+                    frame,
+                    c.PATIENT_ID,
+                    "missing_value",
+                    missing,
+                    "missing patient_id",
+                    "give every report its patient",
+                )
+            )
     if c.ASSESSMENT_DATE in frame:
         values, bad, bad_values = parse_date(frame[c.ASSESSMENT_DATE])
         missing = pd.isna(values) & ~bad
         if bad.any():
-            violations.append(_violation(
-                frame, c.ASSESSMENT_DATE, "unparseable_date", bad,
-                f"dates that are not ISO 8601 (YYYY-MM-DD): {bad_values[:MAX_EXAMPLES]}",
-                "write dates as YYYY-MM-DD"))
+            violations.append(
+                _violation(
+                    frame,
+                    c.ASSESSMENT_DATE,
+                    "unparseable_date",
+                    bad,
+                    f"dates that are not ISO 8601 (YYYY-MM-DD): {bad_values[:MAX_EXAMPLES]}",
+                    "write dates as YYYY-MM-DD",
+                )
+            )
         if missing.any():
-            violations.append(_violation(frame, c.ASSESSMENT_DATE, "missing_value", missing,
-                                         "missing assessment_date", "date every report"))
+            violations.append(
+                _violation(
+                    frame,
+                    c.ASSESSMENT_DATE,
+                    "missing_value",
+                    missing,
+                    "missing assessment_date",
+                    "date every report",
+                )
+            )
         if not violations:
             frame[c.ASSESSMENT_DATE] = values
     if TEXT in frame:
         text = frame[TEXT]
         not_text = np.fromiter((not isinstance(v, str) for v in text), bool, len(text))
         not_text &= ~pd.isna(text).to_numpy()
-        empty = np.fromiter((not (isinstance(v, str) and v.strip()) for v in text), bool,
-                            len(text)) & ~not_text
+        empty = (
+            np.fromiter((not (isinstance(v, str) and v.strip()) for v in text), bool, len(text))
+            & ~not_text
+        )
         if not_text.any():
-            violations.append(_violation(frame, TEXT, "not_text", not_text,
-                                         "report text that is not text",
-                                         "give each report its text as a string"))
+            violations.append(
+                _violation(
+                    frame,
+                    TEXT,
+                    "not_text",
+                    not_text,
+                    "report text that is not text",
+                    "give each report its text as a string",
+                )
+            )
         if empty.any():
-            violations.append(_violation(frame, TEXT, "empty_text", empty,
-                                         "empty report text",
-                                         "drop the row or give the report's text"))
+            violations.append(
+                _violation(
+                    frame,
+                    TEXT,
+                    "empty_text",
+                    empty,
+                    "empty report text",
+                    "drop the row or give the report's text",
+                )
+            )
     if MODALITY in frame:
         mod = frame[MODALITY]
         low = mod.astype("string").str.strip().str.lower()
@@ -684,15 +800,23 @@ def check_reports(table: pd.DataFrame, *, source: str | None = None) -> pd.DataF
         bad = (~low.isna() & ~low.isin(MODALITIES)).to_numpy(dtype=bool, na_value=False)
         if bad.any():
             shown = sorted({str(v) for v in mod[bad]})[:MAX_EXAMPLES]
-            violations.append(_violation(
-                frame, MODALITY, "unknown_category", bad,
-                f"unknown modality {shown}", f"use one of {list(MODALITIES)} or leave empty"))
+            violations.append(
+                _violation(
+                    frame,
+                    MODALITY,
+                    "unknown_category",
+                    bad,
+                    f"unknown modality {shown}",
+                    f"use one of {list(MODALITIES)} or leave empty",
+                )
+            )
         frame[MODALITY] = low.astype(object).where(~low.isna(), None)
-    del none
     if violations:
         raise ContractError(
             f"the report table{where} breaks the data contract "
-            f"({plural(len(violations), 'problem')}):", violations)
+            f"({plural(len(violations), 'problem')}):",
+            violations,
+        )
     return frame
 
 
@@ -734,19 +858,21 @@ def read_reports(
     >>> import pandas as pd
     >>> table = pd.DataFrame({"patient_id": ["P1"], "assessment_date": ["2024-03-01"],
     ...                       "text": ["Numerous new blastic lesions in the spine."]})
-    >>> read_reports(table)[["new_bone_lesions", "new_lesion_morphology"]].iloc[0].tolist()
-    [10, 'blastic']
+    >>> row = read_reports(table).iloc[0]
+    >>> int(row["new_bone_lesions"]), row["new_lesion_morphology"]
+    (10, 'blastic')
 
     """
     frame = check_reports(table, source=source)
     reader = reader or ReportReader()
     texts = frame[TEXT].tolist()
     mods = frame[MODALITY].tolist() if MODALITY in frame else None
-    rows: dict[str, list[Any]] = {name: [] for name in (*IMAGING_FINDINGS,
-                                                          FINDINGS_UNCERTAIN, EVIDENCE)}
+    rows: dict[str, list[Any]] = {
+        name: [] for name in (*IMAGING_FINDINGS, FINDINGS_UNCERTAIN, EVIDENCE)
+    }
     for lo in range(0, len(texts), chunk_size):
-        chunk_mods = mods[lo: lo + chunk_size] if mods is not None else None
-        for f in reader.read_many(texts[lo: lo + chunk_size], chunk_mods):
+        chunk_mods = mods[lo : lo + chunk_size] if mods is not None else None
+        for f in reader.read_many(texts[lo : lo + chunk_size], chunk_mods):
             for name, value in f.to_row().items():
                 rows[name].append(value)
     out = pd.DataFrame(index=frame.index)

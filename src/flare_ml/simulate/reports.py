@@ -333,7 +333,7 @@ class _Writer:
         else:
             noun = _choice(rng, _NOUNS)
             adjective = _choice(rng, _MORPHOLOGY_WORDS[row.morphology]) + " "
-        plural = said > 1 or count in _VAGUE or count in _NUMEROUS or sites is not None
+        plural = said > 1 or sites is not None
         words = f"{new} {adjective}{noun[1] if plural else noun[0]}"
         if sites is not None:
             phrase = f"{words} in {_join_sites(sites)}"
@@ -345,7 +345,7 @@ class _Writer:
                 where = f" in {_join_sites(_sites(rng, said))}" if rng.random() < 0.5 else ""
             else:  # many lesions: a region, not a list
                 where = _choice(rng, _REGIONS)
-            phrase = f"{count} {words}{where}"
+            phrase = f"{count} {words}{where}".lstrip()
         cause = _choice(rng, _CAUSE) if rng.random() < 0.2 and not hedged else ""
         phrase = _ARTICLE.sub("an ", phrase)
         sentence = _cap(f"{phrase}{cause}.")
@@ -368,8 +368,8 @@ class _Writer:
             return _choice(rng, _VAGUE), 2, None
         if n <= 4 and rng.random() < 0.3:  # a site list counts each site
             return "", n, _sites(rng, n)
-        if n == 2 and rng.random() < 0.15:
-            return _choice(rng, ("several", "a few")), 2, None
+        if n == 2 and rng.random() < 0.25:  # "several" = "a few" = a bare plural = 2
+            return _choice(rng, ("several", "a few", "")), 2, None
         return _number(rng, n), n, None
 
     # --- the other findings ----------------------------------------------------------------
@@ -387,7 +387,7 @@ class _Writer:
         short = _RESPONSE_SHORT[row.response].format(organ=organ)
         if row.lesions > 0 and row.response != "PD" and rng.random() < 0.15:
             # an overall response driven by the new bone lesions, and the extraosseous one
-            overall = "Overall: progressive disease due to the new bone lesions."
+            overall = "Overall: progressive disease because of the skeletal findings."
             return [sentence], [overall, sentence], row.response
         return [sentence], [short if rng.random() < 0.4 else sentence], row.response
 
