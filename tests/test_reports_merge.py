@@ -221,3 +221,29 @@ def test_a_silent_bone_scan_gives_not_evaluable(cohort):
         merge_findings(blanked(cohort), findings)
     # the table's own response wins over NE
     assert merge_findings(cohort, findings.assign(modality="bone_scan")).conflicts == []
+
+
+def test_a_reports_silence_is_no_conflict(cohort):
+    import json
+
+    findings = findings_of(cohort)
+    findings["evidence"] = "[]"
+    row = findings.index[findings[c.NEW_BONE_LESIONS] > 0][0]
+    table = cohort.copy()
+    key = (table[c.PATIENT_ID] == findings.loc[row, c.PATIENT_ID]) & (
+        table[c.ASSESSMENT_DATE] == pd.Timestamp(findings.loc[row, c.ASSESSMENT_DATE])
+    )
+    table.loc[key, c.PROGRESSIVE_LYSIS] = True
+    findings.loc[row, c.PROGRESSIVE_LYSIS] = False  # not mentioned: no evidence
+    findings.loc[row, c.NEW_LESION_MORPHOLOGY] = "unknown"  # a bone scan cannot tell
+    result = merge_findings(table, findings)
+    assert result.conflicts == []
+    kept = result.table.loc[key.to_numpy()]
+    assert bool(kept[c.PROGRESSIVE_LYSIS].iloc[0]) is True
+    assert kept[c.NEW_LESION_MORPHOLOGY].iloc[0] == table.loc[key, c.NEW_LESION_MORPHOLOGY].iloc[0]
+    # stated absent ("no progressive lysis": negated evidence) does contradict the table
+    negated = {"field": c.PROGRESSIVE_LYSIS, "value": False, "start": 0, "end": 5,
+               "text": "lysis", "sentence": "", "negated": True}  # fmt: skip
+    findings.loc[row, "evidence"] = json.dumps([negated])
+    with pytest.raises(ContractError, match=c.PROGRESSIVE_LYSIS):
+        merge_findings(table, findings)

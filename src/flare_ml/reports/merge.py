@@ -1,21 +1,23 @@
 """Fill a timepoint table's imaging columns from the findings of its radiology reports.
 
 :func:`merge_findings` takes a timepoint table (raw, as read from a file; its imaging
-columns may be empty or absent) and the findings frame of its reports (one row per
-report, as :func:`flare_ml.reports.read_reports` returns it) and returns the table with
-the imaging columns filled, validated against the data contract. The rules, documented
-in ``docs/reports_cli.md``: reports are matched to rows on ``(patient_id,
-assessment_date)``; a report with no matching row becomes a new imaging row whose
-patient-constant columns (treatment start, cancer type, therapy class) come from the
-patient's other rows; a report for a patient the table does not have is dropped and
-reported (the timepoint table defines the cohort; a report extract is often wider); a
-value the table already has that differs from the report's is a conflict, an error
-naming the rows and columns unless ``prefer="reports"``; reports of one patient on one
-day (a CT and a bone scan) are combined first. ``baseline_marrow_involvement`` is a
-patient-constant column: the patient's earliest report decides it. A bone scan cannot see
-disease outside bone: a bone-scan report that states no response, on a row whose table
-value is empty too, gives ``extraosseous_response = NE`` (RECIST: not evaluable), with a
-notice; any other imaging row left without a response is a contract error naming it.
+columns may be empty or absent) and the findings frame of its reports (one row per report,
+as :func:`flare_ml.reports.read_reports` returns it) and returns the table with the imaging
+columns filled, validated against the data contract. The rules, documented in
+``docs/reports_cli.md``: reports are matched to rows on ``(patient_id, assessment_date)``;
+a report with no matching row becomes a new imaging row whose patient-constant columns
+(treatment start, cancer type, therapy class) come from the patient's other rows; a report
+for a patient the table does not have is dropped and reported (the timepoint table defines
+the cohort; a report extract is often wider); a value the table already has that differs
+from the report's is a conflict, an error naming the rows and columns unless ``prefer`` is
+given (a report's silence is no conflict: a flag it does not mention, read as False, or a
+morphology its modality cannot tell, ``unknown``, only fills an empty cell); reports of one
+patient on one day (a CT and a bone scan) are combined first.
+``baseline_marrow_involvement`` is a patient-constant column: the patient's earliest report
+decides it. A bone scan cannot see disease outside bone: a bone-scan report that states no
+response, on a row whose table value is empty too, gives ``extraosseous_response = NE``
+(RECIST: not evaluable), with a notice; any other imaging row left without a response is a
+contract error naming it.
 """
 
 from __future__ import annotations
@@ -289,6 +291,30 @@ def combine_same_day(findings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return out, int(duplicated.sum()) - len(combined)
 
 
+def _stated(rec: dict[Hashable, Any]) -> set[str] | None:
+    """The fields a report's evidence supports (None when the frame has no evidence)."""
+    evidence = rec.get(EVIDENCE)
+    if evidence is None or _is_missing(evidence):
+        return None
+    items = json.loads(evidence) if isinstance(evidence, str) else evidence
+    return {str(e["field"] if isinstance(e, dict) else e.field) for e in items}
+
+
+def _silent(rec: dict[Hashable, Any], name: str, said: Any) -> bool:
+    """Whether the report's value only says the report is silent, not that it disagrees.
+
+    A morphology ``unknown`` (the modality cannot tell), and a flag read as False with no
+    evidence for its field (the report does not mention it), fill an empty cell but never
+    contradict a filled one.
+    """
+    if name == c.NEW_LESION_MORPHOLOGY:
+        return said == "unknown"
+    if name in c.BOOL_COLUMNS and said is False:
+        stated = _stated(rec)
+        return stated is not None and name not in stated
+    return False
+
+
 def _not_assessed(rec: dict[Hashable, Any]) -> bool:
     """A bone scan that states no response outside bone (it cannot see that disease)."""
     return rec.get(MODALITY) == BONE_SCAN and _is_missing(rec.get(c.EXTRAOSSEOUS_RESPONSE))
@@ -495,7 +521,7 @@ def merge_findings(
                 current[name][i] = said
                 cells_filled += 1
                 filled_rows.add(i)
-            elif have != said:
+            elif have != said and not _silent(rec, name, said):
                 conflicts.append(Conflict(pid, str(date.date()), name, have, said))
                 if prefer == "reports":
                     current[name][i] = said
