@@ -132,7 +132,7 @@ def test_a_report_without_a_row_adds_one_and_a_stranger_is_dropped(site, tmp_pat
     folder, cohort, reports = site
     table = read_table(folder / "timepoints.csv")
     gone = table.index[table[c.ROW_TYPE] == "imaging"][2]
-    write_table(table.drop(index=gone), tmp_path / "fewer.csv")
+    write_table(table.drop(index=gone).assign(site_note="x"), tmp_path / "fewer.csv")
     stranger = reports.iloc[[0]].assign(patient_id="ELSEWHERE-1")
     write_table(pd.concat([reports, stranger]), tmp_path / "reports.csv")
     out = tmp_path / "filled.csv"
@@ -141,6 +141,7 @@ def test_a_report_without_a_row_adds_one_and_a_stranger_is_dropped(site, tmp_pat
     assert result.exit_code == 0, result.output
     assert "1 row added" in result.output and "1 report dropped" in result.output
     assert "ELSEWHERE-1" in result.output
+    assert "site_note" in result.output  # a column outside the contract is reported
     assert CliRunner().invoke(app, ["validate", str(out)]).exit_code == 0
     pd.testing.assert_frame_equal(_imaging(read_table(out)), _imaging(cohort))
 

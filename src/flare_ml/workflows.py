@@ -818,7 +818,7 @@ def findings(
     (1450, 0, 0)
 
     """
-    from flare_ml.data import read_table, table_format
+    from flare_ml.data import column_report, read_table, table_format
     from flare_ml.reports import read_reports
     from flare_ml.reports.findings import FINDINGS_UNCERTAIN, MODALITY, TEXT
     from flare_ml.reports.merge import merge_findings
@@ -844,6 +844,11 @@ def findings(
         summary.rows_filled, summary.rows_added = result.rows_filled, result.rows_added
         summary.conflicts, summary.dropped = len(result.conflicts), result.dropped
         notices = [n for n in result.notices if not n.startswith("report columns not")]
+        notices += [
+            f"timepoint table: {line} (kept in the output)"
+            for line in column_report(timepoints.columns).notices()
+            if f"'{FINDINGS_UNCERTAIN}'" not in line
+        ]
     summary.notices = notices
     page = None
     if review is not None:
