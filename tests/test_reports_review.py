@@ -67,7 +67,9 @@ def test_text_is_escaped_and_the_page_is_self_contained(page):
     parsed = _Collect()
     parsed.feed(page)
     assert not [t for t, a in parsed.tags if t in ("script", "link", "img", "iframe")]
-    assert not re.search(r"(src|href)\s*=|url\(", page)  # no external assets
+    assert not re.search(r"src\s*=|href=\"[^#]|url\(", page)  # no external assets
+    assert '<a href="#r0">P&lt;7&gt; 2024-03-01</a>' in page  # the hedged report, linked
+    assert 'id="r0"' in page and 'id="r1"' in page
     # the report text reads the same once the marks and context tags are taken away
     first = re.search(r'<p class="text">(.*?)</p>', page, re.DOTALL).group(1)
     first = re.sub(r'<span class="tag [nqk]">[^<]*</span>', "", first)

@@ -93,7 +93,9 @@ h1 { font-size: 20px; margin: 0 0 4px 0; }
 main { padding: 18px 28px; max-width: 1240px; }
 .card { background: #fff; border: 1px solid #d2d6dc; border-radius: 8px;
   margin: 0 0 16px 0; overflow: hidden; }
+.card { scroll-margin-top: 150px; }
 .card.flag { border-left: 5px solid #d97706; }
+.sub a { color: #9a3412; }
 .tag, .mod, .unc { font-family: system-ui, sans-serif; }
 .card h2 { font-size: 15px; margin: 0; padding: 9px 16px; background: #f8fafc;
   border-bottom: 1px solid #e4e7eb; display: flex; gap: 14px; align-items: baseline;
@@ -207,7 +209,7 @@ def _marks(text: str, evidence: Sequence[dict[str, Any]]) -> tuple[str, list[dic
     return "".join(parts), lost
 
 
-def _card(row: dict[str, Any]) -> str:
+def _card(row: dict[str, Any], number: int) -> str:
     text = "" if _missing(row.get(TEXT)) else str(row[TEXT])
     evidence = _evidence_list(row.get(EVIDENCE))
     body, lost = _marks(text, evidence)
@@ -258,10 +260,17 @@ def _card(row: dict[str, Any]) -> str:
             f'<div class="lost">Evidence not located in the text: {html.escape(spans)}</div>'
         )
     return (
-        f'<section class="card{" flag" if uncertain else ""}"><h2>{"".join(head)}</h2>'
+        f'<section class="card{" flag" if uncertain else ""}" id="r{number}">'
+        f"<h2>{''.join(head)}</h2>"
         f'<div class="body"><p class="text">{body}</p>'
         f'<table class="values">{"".join(rows)}</table>{lost_html}</div></section>'
     )
+
+
+def _label(row: dict[str, Any]) -> str:
+    date = row.get(c.ASSESSMENT_DATE)
+    day = "" if _missing(date) else str(pd.Timestamp(date).date())
+    return f"{row.get(c.PATIENT_ID, '')} {day}".strip()
 
 
 def review_page(findings: pd.DataFrame, *, title: str = "Report findings: review") -> str:
@@ -295,7 +304,7 @@ def review_page(findings: pd.DataFrame, *, title: str = "Report findings: review
 
     """
     records = findings.to_dict("records")
-    cards = "\n".join(_card(row) for row in records)
+    cards = "\n".join(_card(row, i) for i, row in enumerate(records))
     legend = "".join(
         f'<span class="key"><span class="swatch" style="background:{colour}"></span>'
         f"{html.escape(FIELD_LABELS[name])}</span>"
@@ -308,18 +317,26 @@ def review_page(findings: pd.DataFrame, *, title: str = "Report findings: review
         'style="background:#fff">dotted</mark><span class="tag k">known</span> historical or '
         'known lesion</span><span class="key">a span of two fields: two colour bands</span>'
     )
-    uncertain = sum(
-        1 for r in records if not _missing(r.get(FINDINGS_UNCERTAIN)) and r.get(FINDINGS_UNCERTAIN)
-    )
-    counts = (
-        f"{len(records)} report(s); {uncertain} with hedged new lesions (orange edge). "
+    hedged = [
+        i
+        for i, r in enumerate(records)
+        if not _missing(r.get(FINDINGS_UNCERTAIN)) and r.get(FINDINGS_UNCERTAIN)
+    ]
+    counts = html.escape(
+        f"{len(records)} report(s); {len(hedged)} with hedged new lesions (orange edge). "
         "Hover a highlight for its field, value, context and section."
     )
+    if hedged:
+        links = ", ".join(
+            f'<a href="#r{i}">{html.escape(_label(records[i]))}</a>' for i in hedged[:20]
+        )
+        more = f" and {len(hedged) - 20} more" if len(hedged) > 20 else ""
+        counts += f"<br>Hedged: {links}{more}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-        f'<header><h1>{html.escape(title)}</h1><p class="sub">{html.escape(counts)}</p>'
+        f'<header><h1>{html.escape(title)}</h1><p class="sub">{counts}</p>'
         f'<div class="legend">{legend}</div></header><main>{cards}</main>'
         "<footer>Written by flare-ml findings. Check each highlighted span against the "
         "value beside it.</footer></body></html>\n"
