@@ -41,6 +41,7 @@ COMMANDS = [
     ["evaluate"],
     ["calibrate"],
     ["score"],
+    ["findings"],
     ["demo"],
     ["experiment"],
     ["experiment", "run"],

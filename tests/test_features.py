@@ -176,8 +176,11 @@ def test_output_shape_dtypes_and_names() -> None:
     assert list(featurizer.feature_names_in_) == list(c.CONTRACT_COLUMNS)
     assert featurizer.categories_[c.THERAPY_CLASS] == list(c.THERAPY_CLASSES)
     # one-hot columns cover the whole vocabulary, whatever the data holds
+    # (``unknown`` morphology goes out as missing, never as a column of its own)
     for column in (c.CANCER_TYPE, c.THERAPY_CLASS, c.NEW_LESION_MORPHOLOGY):
-        assert all(f"{column}_{v}" in features.columns for v in c.VOCABULARIES[column])
+        values = [v for v in c.VOCABULARIES[column] if v != "unknown"]
+        assert all(f"{column}_{v}" in features.columns for v in values)
+    assert "new_lesion_morphology_unknown" not in features.columns
 
 
 def test_slope_window_and_ulnormal_are_parameters() -> None:

@@ -131,13 +131,35 @@ def simulate(
         str, typer.Option("--site", help="Site profile name or YAML path.")
     ] = "default",
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    reports: Annotated[
+        bool,
+        typer.Option(
+            "--reports", help="Also write a radiology report per scan (NAME.reports.EXT)."
+        ),
+    ] = False,
+    bone_scan_share: Annotated[
+        float,
+        typer.Option(
+            "--bone-scan-share",
+            min=0.0,
+            max=1.0,
+            help="With --reports: share of follow-up scans reported as bone scans.",
+        ),
+    ] = 0.3,
 ) -> None:
-    """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table."""
+    """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table.
+
+    With --reports, also the report table (patient_id, assessment_date, modality, text).
+    """
     from flare_ml.simulate import simulate_cohort, write_cohort
 
     cohort = simulate_cohort(patients, site=site, seed=seed)
     paths = write_cohort(cohort, out)
     tp = cohort.timepoints
+    if reports:
+        from flare_ml.simulate.reports import write_reports
+
+        paths["reports"] = write_reports(tp, out, seed=seed, bone_scan_share=bone_scan_share)
     n_index = int(tp["outcome"].notna().sum())
     console.print(
         f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
@@ -737,6 +759,79 @@ def score(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _prefer(value: str | None) -> str | None:
+    if value is not None and value not in ("reports", "timepoints"):
+        raise typer.BadParameter(f"{value!r} is not one of 'reports', 'timepoints'.")
+    return value
+
+
+@app.command()
+@user_errors_exit_2
+def findings(
+    *,
+    reports: Annotated[
+        Path,
+        typer.Option(
+            "--reports",
+            help="Report table (.csv, .csv.gz, .parquet): patient_id, assessment_date, text, "
+            "optional modality; other columns kept.",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output table (.csv, .csv.gz, .parquet or .pq).")
+    ],
+    timepoints: Annotated[
+        Path | None,
+        typer.Option(
+            "--timepoints",
+            help="Timepoint table whose imaging columns the reports fill; the output is "
+            "that table, filled.",
+        ),
+    ] = None,
+    prefer: Annotated[
+        str | None,
+        typer.Option(
+            "--prefer",
+            callback=_prefer,
+            help="`reports` or `timepoints`: which side wins where a filled timepoint "
+            "value differs from its report (default: that is an error).",
+        ),
+    ] = None,
+    review: Annotated[
+        Path | None,
+        typer.Option("--review", help="Also write a self-contained HTML review page."),
+    ] = None,
+) -> None:
+    """Read radiology reports into the contract's imaging findings.
+
+    Without --timepoints, writes one row per report: the imaging columns,
+    findings_uncertain and the evidence (JSON). With --timepoints, fills that table's
+    imaging columns, matching reports on (patient_id, assessment_date): a report with no
+    row becomes a new imaging row, a report of a patient the table lacks is dropped and
+    reported, and a filled value that differs from the report is an error naming the rows
+    unless --prefer is given. Bad input (no text column, empty text, unparseable dates)
+    exits with status 2 and writes nothing.
+    """
+    from flare_ml.workflows import findings as run_findings
+
+    summary = run_findings(reports, out, timepoints_path=timepoints, prefer=prefer, review=review)
+    _print_notices(summary.notices)
+    parts = [f"{_plural(summary.reports, 'report')} read"]
+    if summary.rows_filled is not None:
+        parts.append(f"{_plural(summary.rows_filled, 'row')} filled")
+        parts.append(f"{_plural(summary.rows_added or 0, 'row')} added")
+    parts.append(f"{summary.uncertain} with uncertain new lesions")
+    if summary.rows_filled is not None:
+        resolved = f" (kept the {prefer}' values)" if summary.conflicts else ""
+        parts.append(f"{_plural(summary.conflicts, 'conflict')}{resolved}")
+        if summary.dropped:
+            parts.append(f"{_plural(summary.dropped, 'report')} dropped")
+    console.print("; ".join(parts), highlight=False, soft_wrap=True)
+    console.print(f"wrote {escape(str(summary.output))}", highlight=False, soft_wrap=True)
+    if summary.review is not None:
+        console.print(f"review page: {escape(str(summary.review))}", highlight=False)
 
 
 @app.command()

@@ -36,6 +36,7 @@ __all__ = [
     "FEATURE_DESCRIPTIONS",
     "FEATURE_GROUPS",
     "FEATURE_NAMES",
+    "MISSING_CATEGORIES",
     "RESPONSE_ORDINAL",
     "TimepointFeaturizer",
     "index_outcomes",
@@ -58,8 +59,21 @@ _CATEGORY_COLUMNS = (
 _NUMERIC_COLUMNS = (c.SLD_MM, c.ALP_U_L, c.NEW_BONE_LESIONS)
 
 
+#: vocabulary values that carry no category information: they go out as missing (NaN in
+#: every indicator of their column), never as a column of their own. ``unknown``
+#: morphology (the modality cannot tell blastic from lytic) joined the contract after the
+#: shipped prior and saved models were trained; see :class:`TimepointFeaturizer`, Notes.
+MISSING_CATEGORIES: dict[str, tuple[str, ...]] = {c.NEW_LESION_MORPHOLOGY: ("unknown",)}
+
+
+def _one_hot_values(column: str) -> tuple[str, ...]:
+    """The vocabulary values of ``column`` that get an indicator column, in order."""
+    missing = MISSING_CATEGORIES.get(column, ())
+    return tuple(value for value in c.VOCABULARIES[column] if value not in missing)
+
+
 def _one_hot_names(column: str) -> tuple[str, ...]:
-    return tuple(f"{column}_{value}" for value in c.VOCABULARIES[column])
+    return tuple(f"{column}_{value}" for value in _one_hot_values(column))
 
 
 #: feature names by clinical group, in output column order
@@ -455,15 +469,21 @@ def _one_hot(
 ) -> dict[str, np.ndarray]:
     """One column per vocabulary value at ``rows``; NaN in all where the value is missing.
 
-    Rows outside the mask ``where`` (when given) count as missing too.
+    Rows outside the mask ``where`` (when given) count as missing too, and so do the
+    values of :data:`MISSING_CATEGORIES` (``unknown`` morphology).
     """
     code = t.codes[column][rows]
-    known = code >= 0
+    vocabulary = c.VOCABULARIES[column]
+    known = (code >= 0) & ~np.isin(
+        code, [vocabulary.index(v) for v in MISSING_CATEGORIES.get(column, ())]
+    )
     if where is not None:
         known &= where[rows]
     return {
-        name: np.where(known, (code == k).astype(np.float64), np.nan)
-        for k, name in enumerate(_one_hot_names(column))
+        f"{column}_{value}": np.where(
+            known, (code == vocabulary.index(value)).astype(np.float64), np.nan
+        )
+        for value in _one_hot_values(column)
     }
 
 
@@ -527,7 +547,8 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
     n_features_in_ : int
         Number of those columns.
     categories_ : dict of str to list of str
-        The fixed contract vocabularies behind the one-hot and ordinal columns.
+        The fixed contract vocabularies behind the one-hot and ordinal columns (the
+        values of :data:`MISSING_CATEGORIES` left out: they have no column).
     feature_names_out_ : ndarray of str
         The output columns, equal to :data:`FEATURE_NAMES`.
 
@@ -550,6 +571,21 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
 
     The output's index is a ``MultiIndex`` (``patient_id`` as text, ``assessment_date``
     as :data:`flare_ml.data.DATE_DTYPE`), sorted; the identifiers are never features.
+
+    Morphology ``unknown`` (new lesions whose morphology the modality cannot tell, such as
+    a bone scan's new focus of uptake without a CT correlate) goes out as *missing*: NaN
+    in all four ``new_lesion_morphology_*`` indicators, and no column of its own, so the
+    output columns, the shipped prior and every saved model stay valid
+    (:data:`MISSING_CATEGORIES`). NaN rather than all indicators 0, because all 0 is a
+    combination no training row had, which a tree reads split by split as "not blastic"
+    *and* "not lytic": in effect a definite morphology the report never stated (for the
+    shipped prior, ``mixed``). NaN is what the information is, and XGBoost sends it down
+    each split's missing-value branch, which a model retrained on tables with ``unknown``
+    rows learns from them; the rules read it as an unknown criterion. A model trained
+    without any missing morphology (the shipped prior) has branches for it that were not
+    learned from data: on a simulated cohort it scores ``unknown`` closest to ``lytic``,
+    lower P(flare) than ``blastic`` (docs/reports.md, "Migration: ``unknown``
+    morphology").
 
     Examples
     --------
@@ -659,7 +695,8 @@ class TimepointFeaturizer(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.categories_ = {
-            col: list(c.VOCABULARIES[col]) for col in (*_ONE_HOT, c.EXTRAOSSEOUS_RESPONSE)
+            **{col: list(_one_hot_values(col)) for col in _ONE_HOT},
+            c.EXTRAOSSEOUS_RESPONSE: list(c.EXTRAOSSEOUS_RESPONSES),
         }
         self.feature_names_out_ = np.asarray(FEATURE_NAMES, dtype=object)
         return self

@@ -302,7 +302,7 @@ def table_one(cohorts: Sequence[Any]) -> pd.DataFrame:
         morphology = index[c.NEW_LESION_MORPHOLOGY].astype("string").fillna("missing")
         for value in [*c.MORPHOLOGIES, "missing"]:
             n = int((morphology == value).sum())
-            if value in ("none", "missing") and n == 0:
+            if value in ("none", "unknown", "missing") and n == 0:
                 continue
             col[f"new-lesion morphology: {value}, n (%) of index assessments"] = _n_pct(n, n_idx)
         response = index[c.EXTRAOSSEOUS_RESPONSE].astype("string").fillna("missing")

@@ -306,7 +306,9 @@ class SeedCriteriaRule(RuleClassifier):
       fails on PD or a new extraosseous lesion; unknown otherwise (NE/missing response
       without a new extraosseous lesion).
     - **osteoblastic new lesions**: ``new_lesion_morphology_blastic`` is 1 (lytic and
-      mixed fail).
+      mixed fail). Morphology ``unknown`` (a bone scan's new uptake without a CT
+      correlate; the featurizer gives NaN) leaves it unknown: the rule cannot call the
+      lesions blastic, nor lytic, so the other criteria decide.
     - **no clinical deterioration**: ``clinical_deterioration_now`` is 0.
     - **early timing**: ``days_since_treatment_start <= early_window_days``.
     - **ALP not rising**: ``alp_percent_change_from_baseline <=

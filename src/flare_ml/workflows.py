@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -748,3 +748,135 @@ def ensure_exists(path: str | Path) -> Path:
     if not p.exists():
         raise FlareMLError(f"input file not found: {p}")
     return p
+
+
+@dataclass
+class FindingsSummary:
+    """What ``flare-ml findings`` did: counts for the summary and what it wrote."""
+
+    reports: int
+    uncertain: int
+    output: Path
+    review: Path | None = None
+    rows_filled: int | None = None
+    rows_added: int | None = None
+    conflicts: int = 0
+    dropped: int = 0
+    notices: list[str] = field(default_factory=list)
+
+
+def findings(
+    reports_path: str | Path,
+    out: str | Path,
+    *,
+    timepoints_path: str | Path | None = None,
+    prefer: str | None = None,
+    review: str | Path | None = None,
+    reader: Any = None,
+) -> FindingsSummary:
+    """Read a report table into findings, or fill a timepoint table's imaging columns.
+
+    Without ``timepoints_path`` the output is one findings row per report
+    (:func:`flare_ml.reports.read_reports`); with it, the timepoint table with its imaging
+    columns filled from the reports (:func:`flare_ml.reports.merge.merge_findings`, whose
+    rules ``docs/reports_cli.md`` describes). ``review`` also writes the HTML review page
+    (:func:`flare_ml.reports.review.review_page`). Everything is computed before anything
+    is written, and each file is staged beside its target and renamed: a bad input writes
+    nothing.
+
+    Parameters
+    ----------
+    reports_path : str or Path
+        The report table (CSV or Parquet): ``patient_id``, ``assessment_date``,
+        ``text``, optional ``modality``; other columns kept.
+    out : str or Path
+        The output table (``.csv``, ``.csv.gz``, ``.parquet``, ``.pq``).
+    timepoints_path : str or Path, optional
+        A timepoint table to fill.
+    prefer : {None, "reports", "timepoints"}
+        Which side wins a conflict; ``None``: a conflict is an error.
+    review : str or Path, optional
+        Where to write the review page.
+    reader : flare_ml.reports.ReportReader, optional
+        A reader to reuse.
+
+    Returns
+    -------
+    FindingsSummary
+
+    Raises
+    ------
+    ContractError
+        A report or timepoint table that breaks its contract, a conflict, an unknown
+        output extension; nothing is written then.
+
+    Examples
+    --------
+    >>> summary = findings("cohort.reports.csv", "filled.csv",
+    ...                    timepoints_path="cohort.csv")  # doctest: +SKIP
+    >>> summary.rows_filled, summary.rows_added, summary.conflicts  # doctest: +SKIP
+    (1450, 0, 0)
+
+    """
+    from flare_ml.data import column_report, read_table, table_format
+    from flare_ml.reports import read_reports
+    from flare_ml.reports.findings import FINDINGS_UNCERTAIN, MODALITY, TEXT
+    from flare_ml.reports.merge import merge_findings
+    from flare_ml.reports.review import review_page
+
+    out = Path(out)
+    table_format(out)  # an unknown extension is refused before the work
+    raw = read_table(ensure_exists(reports_path))
+    found = read_reports(raw, reader, source=str(reports_path))
+    notices = []
+    known = {c.PATIENT_ID, c.ASSESSMENT_DATE, MODALITY, TEXT}
+    extra = [str(x) for x in raw.columns if str(x).strip().lower() not in known]
+    if extra:
+        notices.append("report columns kept unchanged: " + ", ".join(extra))
+    summary = FindingsSummary(
+        reports=len(found), uncertain=int(found[FINDINGS_UNCERTAIN].sum()), output=out
+    )
+    table = found
+    if timepoints_path is not None:
+        timepoints = read_table(ensure_exists(timepoints_path))
+        result = merge_findings(timepoints, found, prefer=prefer, source=str(timepoints_path))
+        table = result.table
+        summary.rows_filled, summary.rows_added = result.rows_filled, result.rows_added
+        summary.conflicts, summary.dropped = len(result.conflicts), result.dropped
+        notices = [n for n in result.notices if not n.startswith("report columns not")]
+        notices += [
+            f"timepoint table: {line} (kept in the output)"
+            for line in column_report(timepoints.columns).notices()
+            if f"'{FINDINGS_UNCERTAIN}'" not in line
+        ]
+    summary.notices = notices
+    page = None
+    if review is not None:
+        summary.review = Path(review)
+        page = review_page(found, title=f"{Path(reports_path).name}: report findings")
+    _write_staged(table, out, page, summary.review)
+    return summary
+
+
+def _write_staged(table: pd.DataFrame, out: Path, page: str | None, review: Path | None) -> None:
+    """Write the table (and the page) beside their targets, then rename them together."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        table_tmp = out.with_name(f".{os.getpid()}.staged.{out.name}")
+        write_table(table, table_tmp)
+        staged.append((table_tmp, out))
+        if page is not None and review is not None:
+            try:
+                fd, name = tempfile.mkstemp(prefix=f".{review.name}.", dir=review.parent)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(page)
+            except OSError as exc:
+                raise FlareMLError(f"cannot write the review page '{review}': {exc}") from exc
+            os.chmod(name, 0o644)
+            staged.append((Path(name), review))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+        staged = []
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)

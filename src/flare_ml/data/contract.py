@@ -74,7 +74,10 @@ THERAPY_NAMES: Final = {
     "other": "other therapy",
 }
 EXTRAOSSEOUS_RESPONSES: Final = ("baseline", "CR", "PR", "SD", "PD", "NE")
-MORPHOLOGIES: Final = ("none", "blastic", "lytic", "mixed")
+#: ``unknown``: new bone lesions whose morphology the modality cannot tell (a bone scan's
+#: new focus of uptake without a CT correlate); appended last, so the codes of the other
+#: values are unchanged. The featurizer reads it as missing morphology (no new feature).
+MORPHOLOGIES: Final = ("none", "blastic", "lytic", "mixed", "unknown")
 OUTCOMES: Final = ("flare", "progression")
 
 #: category columns and their allowed values

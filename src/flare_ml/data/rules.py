@@ -48,7 +48,9 @@ IMAGING_FINDING_COLUMNS: tuple[str, ...] = (
     c.KNOWN_LESION_SCLEROSIS,
 )
 
-_POSITIVE_MORPHOLOGIES = ("blastic", "lytic", "mixed")
+#: morphologies of new lesions: each needs new_bone_lesions > 0 (``unknown``: new lesions
+#: whose morphology the modality cannot tell, e.g. a bone scan without a CT correlate)
+_POSITIVE_MORPHOLOGIES = ("blastic", "lytic", "mixed", "unknown")
 _OUTCOME_FIX = "set outcome only on index rows (imaging rows with new_bone_lesions > 0)"
 
 Flags = Callable[[TimepointColumns, str], BoolArray]
@@ -446,7 +448,7 @@ def _not_constant_message(table: TimepointColumns, col: str, mask: BoolArray) ->
 
 # --- rules about rows: findings and row types -----------------------------------------------
 def _morphology(table: TimepointColumns) -> tuple[BoolArray, BoolArray]:
-    """Rows whose morphology is ``none``, and rows with a positive morphology."""
+    """Rows whose morphology is ``none``, and rows naming new lesions (``unknown`` too)."""
     morph = table.categories[c.NEW_LESION_MORPHOLOGY].codes
     is_none = morph == c.MORPHOLOGIES.index("none")
     positive = np.isin(morph, [c.MORPHOLOGIES.index(m) for m in _POSITIVE_MORPHOLOGIES])
@@ -580,7 +582,8 @@ RULES: tuple[Rule, ...] = (
         (c.NEW_LESION_MORPHOLOGY,),
         lambda table, col: _morphology(table)[0] & (table.lesions > 0),
         "morphology is 'none' but new_bone_lesions is positive",
-        "give the morphology of the new lesions (blastic, lytic or mixed), or fix the count",
+        "give the morphology of the new lesions (blastic, lytic or mixed; unknown when the "
+        "modality cannot tell, e.g. a bone scan), or fix the count",
     ),
     Rule(
         "morphology_without_lesions",

@@ -188,7 +188,8 @@ def validate_timepoints(df: pd.DataFrame, *, source: str | None = None) -> pd.Da
     negative counts or diameters, ALP outside :data:`~flare_ml.data.contract.ALP_PLAUSIBLE_RANGE`,
     context that changes within a patient (``cancer_type``, ``therapy_class``,
     ``treatment_start_date``, ``baseline_marrow_involvement``), morphology that
-    contradicts the lesion count, imaging values missing on imaging rows, imaging findings
+    contradicts the lesion count (``none`` with new lesions; ``blastic``, ``lytic``,
+    ``mixed`` or ``unknown`` without), imaging values missing on imaging rows, imaging findings
     or an outcome on a lab row, and an outcome on a row that is not an index row.
 
     Parameters
