@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -88,32 +89,41 @@ class _Item:
     restating: bool
 
 
+_SENT_ENDS: Final = frozenset({".", "!", "?", ";"})
+_STARTS: Final = np.array([-1, 1], dtype=np.int64).astype(np.uint64)  # spaCy's SENT_START
+
+
 def _sentences(doc: Any) -> Any:
-    """Sentence boundaries after . ! ? ; and at line breaks (a spaCy component)."""
-    words = doc
-    n = len(words)
+    """Sentence boundaries after . ! ? ; and at line breaks (a spaCy component).
+
+    A token starts a sentence after ``. ! ? ;`` or a line break (a space token with a
+    newline), at a line break, or at a numbered item within a line ("1) ... 2) ...": one or two
+    digits before ")", not after "x"); every other token does not (all set at once).
+    """
+    from spacy.attrs import SENT_START
+
+    texts = [t.text for t in doc]
+    n = len(texts)
+    if not n:
+        return doc
+    breaks = [t.isspace() and "\n" in t for t in texts]
+    starts = [True]
     for i in range(1, n):
-        prev = words[i - 1]
-        tok = words[i]
-        text = prev.text
-        start = (
-            text in (".", "!", "?", ";")
-            or (prev.is_space and "\n" in text)
-            or (tok.is_space and "\n" in tok.text)
-            or _is_item_number(words, i)
+        prev = texts[i - 1]
+        starts.append(
+            prev in _SENT_ENDS
+            or breaks[i - 1]
+            or breaks[i]
+            or (
+                texts[i].isdigit()
+                and len(texts[i]) <= 2
+                and i + 1 < n
+                and texts[i + 1] == ")"
+                and prev != "x"
+            )
         )
-        tok.is_sent_start = start
-    if n:
-        words[0].is_sent_start = True
+    doc.from_array([SENT_START], _STARTS[np.asarray(starts, dtype=np.intp)].reshape(-1, 1))
     return doc
-
-
-def _is_item_number(doc: Any, i: int) -> bool:
-    """A numbered list item starts here: "1)" or "(2)" within a line ("1) ... 2) ...")."""
-    tok = doc[i]
-    if i + 1 >= len(doc) or doc[i + 1].text != ")" or not tok.text.isdigit():
-        return False
-    return len(tok.text) <= 2 and (i == 0 or doc[i - 1].text != "x")
 
 
 def _words(token: dict[str, Any]) -> frozenset[str] | None:
@@ -198,7 +208,9 @@ class _TargetMatcher:
         self.vocab = nlp.vocab
         self.rules = rules
         self.keys = [f"{rule.category}_{i}" for i, rule in enumerate(rules)]
-        self.by_key = {nlp.vocab.strings.add(k): rule for k, rule in zip(self.keys, rules)}
+        self.by_key = {
+            nlp.vocab.strings.add(k): rule for k, rule in zip(self.keys, rules, strict=True)
+        }
         self.patterns = [rule.pattern for rule in flagged]
         originals = [rule.pattern for rule in rules]
         # each required word set is a bit; word -> the bits it satisfies
@@ -545,9 +557,24 @@ class ReportReader:
 
         ents = list(doc.ents)
         evidence: list[Evidence] = []
+        # Span.sent walks the tokens each time; the same spans from the boundaries once
+        bounds = np.flatnonzero(doc.to_array(["SENT_START"]).ravel() == 1).tolist() if ents else []
+        sents: dict[tuple[int, int], Any] = {}
+
+        def sent_of(ent: Any) -> Any:
+            key = (ent.start, ent.end)
+            sent = sents.get(key)
+            if sent is None:
+                k = bisect_right(bounds, ent.start) - 1
+                k2 = k + 1  # the first sentence of the span, as Span.sent
+                sent = doc[
+                    bounds[k] if k >= 0 else 0 : bounds[k2] if k2 < len(bounds) else len(doc)
+                ]
+                sents[key] = sent
+            return sent
 
         def note(ent: Any, field: str, value: Any, section: str | None, **ctx: bool) -> None:
-            sent = ent.sent
+            sent = sent_of(ent)
             evidence.append(
                 Evidence(
                     field,
@@ -570,7 +597,7 @@ class ReportReader:
             section = section_of(ent.start)
             if section == "comparison":
                 continue
-            sent = ent.sent
+            sent = sent_of(ent)
             before = {t.lower_ for t in doc[max(sent.start, ent.start - 3) : ent.start]}
             if before & r.BASELINE_BLOCKERS and not ent.text.lower().startswith("no"):
                 continue
@@ -589,7 +616,7 @@ class ReportReader:
             section = section_of(ent.start)
             if label == r.BASELINE or section in r.IGNORED_SECTIONS or ent._.is_family:
                 continue
-            sent = ent.sent
+            sent = sent_of(ent)
             next_start = next((s for s in starts[k + 1 :] if s > ent.end - 1), sent.end)
             clause = doc[ent.end : min(sent.end, next_start)]
             negated = ent._.is_negated

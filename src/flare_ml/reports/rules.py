@@ -1386,7 +1386,10 @@ def word_set_flags(
         for token in rule.pattern:
             key = word_set(token)
             if key is not None and key in flag_of:
-                token = {f"FLAG{flag_of[key]}": True, **{k: token[k] for k in ("OP",) if k in token}}
+                token = {
+                    f"FLAG{flag_of[key]}": True,
+                    **{k: token[k] for k in ("OP",) if k in token},
+                }
             pattern.append(token)
         out.append(TargetRule(rule.literal, rule.category, pattern=pattern))
     return flags, out
@@ -1722,7 +1725,7 @@ __all__ = [
     "RESPONSE",
     "SCLEROSIS",
     "context_rules",
-    "word_set_flags",
     "section_rules",
     "target_rules",
+    "word_set_flags",
 ]
