@@ -361,10 +361,6 @@ def build_pipeline() -> Any:
     return nlp
 
 
-def _tokens_lower(span: Any) -> list[str]:
-    return [t.lower_ for t in span]
-
-
 def _subwords(words: Iterable[str]) -> set[str]:
     out: set[str] = set()
     for w in words:
@@ -397,11 +393,10 @@ def _combine_morphology(values: Sequence[str | None]) -> str:
     return "unknown"
 
 
-def _segments(tokens: Sequence[Any]) -> list[list[str]]:
+def _segments(words: Sequence[str]) -> list[list[str]]:
     """Split a phrase into its list items (at commas, "and", "or", ...)."""
     segments: list[list[str]] = [[]]
-    for t in tokens:
-        w = t.lower_
+    for w in words:
         if w in _SPLITTERS:
             if segments[-1]:
                 segments.append([])
@@ -435,11 +430,11 @@ def _levels(words: list[str], seen: set[str]) -> int:
     return n
 
 
-def _sites(tokens: Sequence[Any]) -> tuple[int, int]:
+def _sites(words: Sequence[str]) -> tuple[int, int]:
     """Bone sites and organ sites named in a phrase (one per list item)."""
     bone = organ = 0
     seen: set[str] = set()
-    for seg in _segments(tokens):
+    for seg in _segments(words):
         words = set(seg)
         is_node = bool(words & r.NODE_WORDS)
         organ_words = words & r.ORGAN_WORDS
@@ -465,9 +460,8 @@ def _sites(tokens: Sequence[Any]) -> tuple[int, int]:
     return bone, organ
 
 
-def _explicit_count(tokens: Sequence[Any]) -> int | None:
+def _explicit_count(words: Sequence[str]) -> int | None:
     """A number or quantifier among the words before and in a lesion phrase."""
-    words = [t.lower_ for t in tokens]
     for i, w in enumerate(words):
         nxt = words[i + 1] if i + 1 < len(words) else ""
         if _NUMBER.match(w) and nxt not in r.SIZE_UNITS and not nxt.startswith(("cm", "mm")):
@@ -487,9 +481,9 @@ def _explicit_count(tokens: Sequence[Any]) -> int | None:
     return None
 
 
-def _times(clause: Any) -> int | None:
+def _times(clause: Sequence[str]) -> int | None:
     """A count written after the lesions: "new sclerotic mets x3"."""
-    words = [t.lower_ for t in clause[:3]]
+    words = clause[:3]
     for i, w in enumerate(words):
         m = _TIMES.match(w)
         if m:
@@ -499,24 +493,22 @@ def _times(clause: Any) -> int | None:
     return None
 
 
-def _adjectives(doc: Any, ent: Any, sent: Any) -> Any:
-    """The modifier words right before a span ("two sclerotic" in "two sclerotic lesions")."""
-    start = ent.start
+def _adjectives(words: Sequence[str], start: int, sent_start: int) -> int:
+    """Where the modifier words right before a span start ("two sclerotic lesions")."""
     while (
-        start > sent.start
-        and doc[start - 1].lower_ in r.MODIFIERS
-        and doc[start - 1].lower_ not in (",", "and", "or")
+        start > sent_start
+        and words[start - 1] in r.MODIFIERS
+        and words[start - 1] not in (",", "and", "or")
     ):
         start -= 1
-    return doc[start : ent.start]
+    return start
 
 
-def _mentions_known(clause: Any) -> bool:
+def _mentions_known(words: Sequence[str]) -> bool:
     """Whether a phrase calls the lesion known ("in the known L2 lesion").
 
     A negated word does not count ("not previously seen").
     """
-    words = [t.lower_ for t in clause]
     for i, w in enumerate(words):
         if w in _KNOWN_WORDS and not {"not", "no", "never"} & set(words[max(0, i - 2) : i]):
             return True
@@ -617,6 +609,7 @@ class ReportReader:
 
         ents = list(doc.ents)
         evidence: list[Evidence] = []
+        lows = [t.lower_ for t in doc] if ents else []  # the words, sliced below
         # Span.sent walks the tokens each time; the same spans from the boundaries once
         bounds = np.flatnonzero(doc.to_array(["SENT_START"]).ravel() == 1).tolist() if ents else []
         sents: dict[tuple[int, int], Any] = {}
@@ -665,7 +658,7 @@ class ReportReader:
             if section == "comparison":
                 continue
             sent = sent_of(ent)
-            before = {t.lower_ for t in doc[max(sent.start, ent.start - 3) : ent.start]}
+            before = set(lows[max(sent.start, ent.start - 3) : ent.start])
             if before & r.BASELINE_BLOCKERS and not ent.text.lower().startswith("no"):
                 continue
             baseline = True
@@ -685,15 +678,15 @@ class ReportReader:
                 continue
             sent = sent_of(ent)
             next_start = next((s for s in starts[k + 1 :] if s > ent.end - 1), sent.end)
-            clause = doc[ent.end : min(sent.end, next_start)]
+            clause = lows[ent.end : min(sent.end, next_start)]
             negated = ent._.is_negated
             if label in (r.NEW_LESION, r.LESION_INCREASE):
-                lookback = doc[max(sent.start, ent.start - 4) : ent.start]
-                span_words = _subwords(_tokens_lower(ent))
+                ent_words = lows[ent.start : ent.end]
+                look_words = lows[max(sent.start, ent.start - 4) : ent.start]
+                span_words = _subwords(ent_words)
                 # "sclerotic lesions in T7 and T9 are new", "destructive new lesion"
-                span_words |= _subwords(_tokens_lower(_adjectives(doc, ent, sent)))
-                clause_words = _subwords(_tokens_lower(clause))
-                look_words = _tokens_lower(lookback)
+                span_words |= _subwords(lows[_adjectives(lows, ent.start, sent.start) : ent.start])
+                clause_words = _subwords(clause)
                 known_clause = _mentions_known(clause) or bool(span_words & {"known"})
                 if ent._.is_historical or (known_clause and label == r.NEW_LESION):
                     if not negated and (span_words | clause_words) & r.BLASTIC and known_clause:
@@ -708,7 +701,7 @@ class ReportReader:
                 hedged = bool(ent._.is_uncertain) or bool(
                     (span_words | set(look_words[-2:])) & r.HEDGE_WORDS
                 )
-                bone_sites, organ_sites = _sites(list(ent) + list(clause))
+                bone_sites, organ_sites = _sites(ent_words + clause)
                 span_organ = bool(span_words & r.ORGAN_WORDS) or bool(span_words & r.NODE_WORDS)
                 span_bone = bool(span_words & r.BONE_WORDS)
                 morph = _morphology(span_words | clause_words)
@@ -717,7 +710,7 @@ class ReportReader:
                     or label == r.LESION_INCREASE
                 ):
                     # "the T5 sclerotic focus is a new metastasis": the words before
-                    morph = _morphology(_subwords(_tokens_lower(doc[sent.start : ent.start])))
+                    morph = _morphology(_subwords(lows[sent.start : ent.start]))
                 is_extra = span_organ or organ_sites > 0
                 is_bone = span_bone or bone_sites > 0 or morph is not None or not is_extra
                 if span_organ and not span_bone and morph is None:
@@ -731,7 +724,7 @@ class ReportReader:
                 if label == r.LESION_INCREASE:
                     count = 1
                 else:
-                    count = self._count(ent, lookback, clause, bone_sites, is_extra)
+                    count = self._count(ent_words, look_words, clause, bone_sites, is_extra)
                 uncertain = uncertain or hedged
                 morphologies.append(morph)
                 anaphoric = bool(look_words) and look_words[-1] in r.ANAPHORA
@@ -745,7 +738,7 @@ class ReportReader:
                 note(ent, c.PROGRESSIVE_LYSIS, not negated, section)
             elif label == r.SCLEROSIS:
                 if any(i.sent_start == sent.start for i in items) and not _mentions_known(
-                    doc[sent.start : ent.end]
+                    lows[sent.start : ent.end]
                 ):
                     # "new sclerotic foci, likely healing response": the new lesions' cause
                     note(ent, c.KNOWN_LESION_SCLEROSIS, False, section)
@@ -766,9 +759,7 @@ class ReportReader:
                     default=sent.start,
                 )
                 nxt = next((e.start for e in ents[k + 1 :] if e.label_ == r.RESPONSE), sent.end)
-                around = _subwords(
-                    _tokens_lower(doc[max(sent.start, prev_end) : min(sent.end, nxt)])
-                )
+                around = _subwords(lows[max(sent.start, prev_end) : min(sent.end, nxt)])
                 organ = bool(
                     around
                     & (
@@ -822,9 +813,15 @@ class ReportReader:
         )
 
     @staticmethod
-    def _count(ent: Any, lookback: Any, clause: Any, bone_sites: int, mixed_sites: bool) -> int:
-        head = next((t.lower_ for t in reversed(ent) if t.lower_ in r.HEADS), "")
-        explicit = _explicit_count(list(lookback) + list(ent))
+    def _count(
+        ent: Sequence[str],
+        lookback: Sequence[str],
+        clause: Sequence[str],
+        bone_sites: int,
+        mixed_sites: bool,
+    ) -> int:
+        head = next((w for w in reversed(ent) if w in r.HEADS), "")
+        explicit = _explicit_count([*lookback, *ent])
         times = _times(clause)
         if mixed_sites:
             return max(1, bone_sites)
