@@ -280,7 +280,8 @@ class _Sections:
     no length limit, sentence boundaries unchanged).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, nlp: Any) -> None:
+        self.colon = nlp.vocab.strings.add(":")
         self.rules = r.section_rules()
         self.headers: dict[tuple[str, ...], int] = {}
         for i, rule in enumerate(self.rules):
@@ -297,15 +298,12 @@ class _Sections:
         from medspacy.section_detection import Section
 
         matches: list[tuple[int, int, int]] = []
-        if ":" in doc.text:
-            lows = [t.lower_ for t in doc]
-            for j, word in enumerate(lows):
-                if word != ":" or doc[j].text != ":":
-                    continue
-                for k in range(1, min(self.longest, j) + 1):
-                    rule = self.headers.get(tuple(lows[j - k : j]))
-                    if rule is not None:
-                        matches.append((rule, j - k, j + 1))
+        for j in np.flatnonzero(doc.to_array("ORTH") == self.colon).tolist():
+            before = [t.lower_ for t in doc[max(0, j - self.longest) : j]]
+            for k in range(1, len(before) + 1):
+                rule = self.headers.get(tuple(before[-k:]))
+                if rule is not None:
+                    matches.append((rule, j - k, j + 1))
         if len(matches) > 1:
             matches = prune_overlapping_matches(matches)
         n = len(doc)
@@ -351,7 +349,7 @@ def build_pipeline() -> Any:
     if "flare_target_matcher" not in Language.factories:
         Language.factory("flare_target_matcher")(lambda nlp, name: _TargetMatcher(nlp))
     if "flare_sections" not in Language.factories:
-        Language.factory("flare_sections")(lambda nlp, name: _Sections())
+        Language.factory("flare_sections")(lambda nlp, name: _Sections(nlp))
     nlp = spacy.blank("en")
     nlp.add_pipe("flare_sentences")
     nlp.add_pipe("flare_target_matcher")
@@ -558,7 +556,7 @@ class ReportReader:
         ReportFindings
 
         """
-        return self._findings(self.nlp(text), modality)
+        return self._findings(self.nlp(text), modality, text)
 
     def read_many(
         self,
@@ -589,16 +587,16 @@ class ReportReader:
         [1, 0]
 
         """
+        # each text goes with its doc (a doc's text is its input: no join of the tokens)
         if modalities is None:
-            for doc in self.nlp.pipe(texts, batch_size=batch_size):
-                yield self._findings(doc, None)
+            pairs: Iterator[tuple[str, tuple[str, str | None]]] = ((t, (t, None)) for t in texts)
         else:
-            pairs = ((t, m) for t, m in zip(texts, modalities, strict=True))
-            for doc, mod in self.nlp.pipe(pairs, batch_size=batch_size, as_tuples=True):
-                yield self._findings(doc, mod)
+            pairs = ((t, (t, m)) for t, m in zip(texts, modalities, strict=True))
+        for doc, (text, mod) in self.nlp.pipe(pairs, batch_size=batch_size, as_tuples=True):
+            yield self._findings(doc, mod, text)
 
     # --- conventions ----------------------------------------------------------------
-    def _findings(self, doc: Any, modality: str | None) -> ReportFindings:
+    def _findings(self, doc: Any, modality: str | None, text: str | None = None) -> ReportFindings:
         sections = [(s.category, s.body_start, s.body_end) for s in doc._.sections]
 
         def section_of(i: int) -> str | None:
@@ -626,7 +624,8 @@ class ReportReader:
                 sents[key] = sent
             return sent
 
-        text = doc.text  # a span's text is this slice (Span.text joins its tokens)
+        if text is None:
+            text = doc.text  # a span's text is this slice (Span.text joins its tokens)
         sent_texts: dict[int, str] = {}
 
         def note(ent: Any, field: str, value: Any, section: str | None, **ctx: bool) -> None:
