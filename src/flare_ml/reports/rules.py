@@ -1709,9 +1709,8 @@ def context_rules() -> list[ConTextRule]:
             directions[(w, category)] = "BIDIRECTIONAL" if both else "BACKWARD"
     taken = {w for w, _ in directions}
     rules = [_rule(w, cat, d) for (w, cat), d in directions.items() if w != "no"]
-    # "no" as one token (medspaCy's default rule takes an optional "new" with it); a
-    # phrase, like every rule here, so ConText needs no token Matcher (speed)
-    rules.insert(0, _rule("no", NEG, "FORWARD"))
+    # "no" as one token: medspaCy's default pattern takes an optional "new" with it
+    rules.insert(0, _rule("no", NEG, "FORWARD", pattern=[{"LOWER": "no"}]))
     rules += [_rule(w, "PSEUDO", "PSEUDO") for w in pseudo if w not in taken]
     rules += [_rule(w, "TERMINATE", "TERMINATE") for w in terminate if w not in taken]
     return rules
