@@ -336,8 +336,24 @@ def build_pipeline() -> Any:
 
     Examples
     --------
-    >>> build_pipeline().pipe_names
+    >>> nlp = build_pipeline()
+    >>> nlp.pipe_names
     ['flare_sentences', 'flare_target_matcher', 'flare_sections', 'medspacy_context']
+
+    The fast target matcher and sections agree with medspaCy's own components:
+
+    >>> import spacy
+    >>> ref = spacy.blank("en")
+    >>> _ = ref.add_pipe("flare_sentences")
+    >>> ref.add_pipe("medspacy_target_matcher").add(r.target_rules())
+    >>> ref.add_pipe("medspacy_sectionizer", config={"rules": None}).add(r.section_rules())
+    >>> text = ("FINDINGS: Increase in size and number of lytic lesions; the T9 lesion is "
+    ...         "new. Lytic lesion in L2 has enlarged. IMPRESSION: PD. Comparison: none")
+    >>> def seen(doc):
+    ...     return ([(e.start, e.end, e.label_) for e in doc.ents],
+    ...             [(s.category, s.body_start, s.body_end) for s in doc._.sections])
+    >>> seen(nlp(text)) == seen(ref(text))
+    True
 
     """
     import medspacy  # noqa: F401  (registers the medspaCy factories and extensions)
