@@ -1,11 +1,12 @@
 """Read radiology reports into the data contract's imaging columns (issue 14).
 
 :class:`ReportReader` runs a medspaCy pipeline on a blank English spaCy model (nothing is
-downloaded): a sentence splitter (punctuation, semicolons and line breaks), medspaCy's
-Sectionizer (FINDINGS, IMPRESSION, COMPARISON, HISTORY/INDICATION, TECHNIQUE), the
-TargetMatcher with this project's rules (:mod:`flare_ml.reports.rules`: new lesions, an
-increase in their number, progressive lysis, sclerosis of known lesions, diffuse marrow
-involvement, response statements, baseline cues) and ConText (negation, hedges,
+downloaded): a sentence splitter (punctuation, semicolons and line breaks), a TargetMatcher
+with this project's rules (:mod:`flare_ml.reports.rules`: new lesions, an increase in their
+number, progressive lysis, sclerosis of known lesions, diffuse marrow involvement, response
+statements, baseline cues), a Sectionizer (FINDINGS, IMPRESSION, COMPARISON,
+HISTORY/INDICATION, TECHNIQUE) -- both faster equivalents of medspaCy's, with the same
+output (``docs/reports.md``, "Speed") -- and medspaCy's ConText (negation, hedges,
 historical/known, family). The conventions below then turn the matched spans into one
 :class:`~flare_ml.reports.findings.ReportFindings` per report, each value with its
 :class:`~flare_ml.reports.findings.Evidence`. Conventions (also in ``docs/reports.md``):

@@ -1,7 +1,8 @@
 """The report reader's vocabulary: the section, target and ConText rules it gives medspaCy.
 
 medspaCy does the mechanics (the Sectionizer finds the headers, the TargetMatcher the
-findings, ConText the negation, hedges and history); this module holds only what this
+findings, ConText the negation, hedges and history; the reader runs faster equivalents of
+the first two, :mod:`flare_ml.reports.reader`); this module holds only what this
 project knows about bone-metastasis reports, as data: the words for a new lesion, a
 lesion's morphology, a bone or an organ, a count, a response category, and the ConText
 modifiers. medspaCy's default rule sets are written for clinical notes, not radiology
