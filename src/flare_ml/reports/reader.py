@@ -196,7 +196,7 @@ class _TargetMatcher:
     """
 
     #: matchers kept per group and pattern combination (the cache is cleared when full)
-    CACHE: Final = 4096
+    CACHE: Final = 1024  # about 20 KB each: at most about 20 MB
 
     def __init__(self, nlp: Any) -> None:
         rules = r.target_rules()
