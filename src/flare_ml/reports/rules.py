@@ -1,7 +1,8 @@
 """The report reader's vocabulary: the section, target and ConText rules it gives medspaCy.
 
 medspaCy does the mechanics (the Sectionizer finds the headers, the TargetMatcher the
-findings, ConText the negation, hedges and history); this module holds only what this
+findings, ConText the negation, hedges and history; the reader runs faster equivalents of
+the first two, :mod:`flare_ml.reports.reader`); this module holds only what this
 project knows about bone-metastasis reports, as data: the words for a new lesion, a
 lesion's morphology, a bone or an organ, a count, a response category, and the ConText
 modifiers. medspaCy's default rule sets are written for clinical notes, not radiology
@@ -1311,58 +1312,88 @@ HIST: Final = "HISTORICAL"
 FAMILY: Final = "FAMILY"
 
 
-def first_word_classes(
-    rules: list[TargetRule],
-) -> tuple[dict[str, str], list[TargetRule]]:
-    """Rewrite the rules' first-word sets as word classes (for speed).
+#: spaCy's free lexeme flags (``FLAG19`` .. ``FLAG63``; 1-18 are spaCy's own ``IS_*``)
+FREE_FLAGS: Final = tuple(range(19, 64))
 
-    spaCy's matcher tries every pattern's first token at every token of a report; a
-    word-set test there (``{"LOWER": {"IN": [...]}}``) is a Python call per token and
-    pattern. The first words of all rules are partitioned into classes (words that start
-    exactly the same rules), each class gets a ``NORM`` value, and a rule whose first token
-    is a word set becomes one rule per class it covers, starting with ``{"NORM": class}``,
-    a test spaCy runs in C. The reader sets these norms on its own vocabulary.
+
+def word_set_flags(
+    rules: list[TargetRule], flag_ids: tuple[int, ...] = FREE_FLAGS
+) -> tuple[dict[int, tuple[str, frozenset[str]]], list[TargetRule]]:
+    """Rewrite the rules' word sets as lexeme flags (for speed; the same matches).
+
+    spaCy's matcher tests a word set (``{"LOWER": {"IN": [...]}}``) with a Python call per
+    token and set, and tries every pattern's first token at every token of a report. A
+    lexeme flag (``{"FLAG20": True}``) is a bit on the word's vocabulary entry, tested in
+    C. Each distinct word set (``LOWER`` or ``ORTH``, any position, any ``OP``) gets a
+    flag, first-token sets first, then by how many tokens use it, while flags last; the
+    reader registers each flag's test on its vocabulary (``Vocab.add_flag``) and runs the
+    rules with a non-validating ``Matcher`` (spaCy's pattern schema does not list flags).
+    One rule stays one pattern, in the same order (spaCy's match order, which decides
+    ties between equal spans, is unchanged).
+
+    Parameters
+    ----------
+    rules : list of TargetRule
+        Rules with token patterns (others are returned unchanged).
+    flag_ids : tuple of int
+        The flag ids to use.
 
     Returns
     -------
-    dict of str to str
-        Word (lower case) -> its class's norm.
+    dict of int to (str, frozenset of str)
+        Flag id -> the attribute (``LOWER`` or ``ORTH``) and the words it tests.
     list of TargetRule
-        The rewritten rules (same matches).
+        The rewritten rules (same literals, categories and order).
 
     Examples
     --------
-    >>> norms, rules = first_word_classes(target_rules())
-    >>> norms["new"].startswith("flare_class_"), len(rules) >= len(target_rules())
-    (True, True)
+    >>> flags, rules = word_set_flags(target_rules())
+    >>> attr, words = flags[19]
+    >>> attr, "new" in words or "lesion" in words, len(rules) == len(target_rules())
+    ('LOWER', True, True)
+    >>> any("IN" in str(t) for rule in rules for t in rule.pattern[:1])
+    False
 
     """
-    firsts: list[frozenset[str] | None] = []
+
+    def word_set(token: dict[str, Any]) -> tuple[str, frozenset[str]] | None:
+        attrs = set(token) - {"OP"}
+        if len(attrs) != 1:
+            return None
+        (attr,) = attrs
+        value = token[attr]
+        if attr in ("LOWER", "ORTH") and isinstance(value, dict) and set(value) == {"IN"}:
+            return attr, frozenset(value["IN"])
+        return None
+
+    weight: dict[tuple[str, frozenset[str]], int] = {}
     for rule in rules:
-        token = rule.pattern[0] if isinstance(rule.pattern, list) else {}
-        value = token.get("LOWER")
-        if token.get("OP") is None and set(token) == {"LOWER"}:
-            if isinstance(value, dict) and set(value) == {"IN"}:
-                firsts.append(frozenset(w.lower() for w in value["IN"]))
-                continue
-            if isinstance(value, str):
-                firsts.append(frozenset({value.lower()}))
-                continue
-        firsts.append(None)
-    signatures: dict[frozenset[int], list[str]] = {}
-    for word in sorted(set().union(*(f for f in firsts if f))):
-        key = frozenset(i for i, f in enumerate(firsts) if f and word in f)
-        signatures.setdefault(key, []).append(word)
-    norms = {w: f"flare_class_{k}" for k, words in enumerate(signatures.values()) for w in words}
+        if not isinstance(rule.pattern, list):
+            continue
+        for position, token in enumerate(rule.pattern):
+            key = word_set(token)
+            if key is not None:
+                first = position == 0 and token.get("OP") is None
+                weight[key] = weight.get(key, 0) + (1000 if first else 1)
+    ranked = sorted(weight, key=lambda k: (-weight[k], k[0], sorted(k[1])))
+    flags = dict(zip(flag_ids, ranked, strict=False))
+    flag_of = {key: flag for flag, key in flags.items()}
     out: list[TargetRule] = []
-    for rule, first in zip(rules, firsts, strict=True):
-        if first is None:
+    for rule in rules:
+        if not isinstance(rule.pattern, list):
             out.append(rule)
             continue
-        for norm in sorted({norms[w] for w in first}):
-            pattern = [{"NORM": norm}, *rule.pattern[1:]]
-            out.append(TargetRule(rule.literal, rule.category, pattern=pattern))
-    return norms, out
+        pattern = []
+        for token in rule.pattern:
+            key = word_set(token)
+            if key is not None and key in flag_of:
+                token = {
+                    f"FLAG{flag_of[key]}": True,
+                    **{k: token[k] for k in ("OP",) if k in token},
+                }
+            pattern.append(token)
+        out.append(TargetRule(rule.literal, rule.category, pattern=pattern))
+    return flags, out
 
 
 def _rule(literal: str, category: str, direction: str, pattern: Any = None) -> ConTextRule:
@@ -1695,7 +1726,7 @@ __all__ = [
     "RESPONSE",
     "SCLEROSIS",
     "context_rules",
-    "first_word_classes",
     "section_rules",
     "target_rules",
+    "word_set_flags",
 ]
