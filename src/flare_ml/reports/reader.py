@@ -376,6 +376,20 @@ def build_pipeline() -> Any:
     return nlp
 
 
+def _outside_bone(words: Sequence[str]) -> bool:
+    """True when "outside"/"beyond" is followed within three words by bone.
+
+    >>> _outside_bone(["stable", "disease", "outside", "of", "the", "bones", "."])
+    True
+    >>> _outside_bone(["outside", "the", "liver", ",", "bone"])
+    False
+    """
+    for i, w in enumerate(words):
+        if w in r.OUTSIDE_WORDS and any(x in r.OUTSIDE_BONE for x in words[i + 1 : i + 4]):
+            return True
+    return False
+
+
 def _subwords(words: Iterable[str]) -> set[str]:
     out: set[str] = set()
     for w in words:
@@ -775,7 +789,8 @@ class ReportReader:
                     default=sent.start,
                 )
                 nxt = next((e.start for e in ents[k + 1 :] if e.label_ == r.RESPONSE), sent.end)
-                around = _subwords(lows[max(sent.start, prev_end) : min(sent.end, nxt)])
+                window = lows[max(sent.start, prev_end) : min(sent.end, nxt)]
+                around = _subwords(window)
                 organ = bool(
                     around
                     & (
@@ -792,7 +807,10 @@ class ReportReader:
                         }
                     )
                 )
-                bone = bool(around & r.BONE_RESPONSE_WORDS)
+                # "stable disease outside the skeleton": the disease outside bone (issue 14)
+                outside = bool(around & r.OUTSIDE_WORDS) and _outside_bone(window)
+                organ = organ or outside
+                bone = not outside and bool(around & r.BONE_RESPONSE_WORDS)
                 if bone and not organ:
                     note(ent, c.EXTRAOSSEOUS_RESPONSE, None, section)
                     continue
