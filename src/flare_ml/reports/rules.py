@@ -1179,7 +1179,12 @@ def target_rules() -> list[TargetRule]:
         [{"LOWER": {"IN": ["progressive", "progressing"]}}, {"LOWER": "disease"}],
         # "Progression of disease.", "progression of the disease", "Disease progression."
         # (a bare statement; one about bone only is dropped by the reader's bone check)
-        [{"LOWER": "progression"}, {"LOWER": "of"}, {"LOWER": "the", "OP": "?"}, {"LOWER": "disease"}],
+        [
+            {"LOWER": "progression"},
+            {"LOWER": "of"},
+            {"LOWER": "the", "OP": "?"},
+            {"LOWER": "disease"},
+        ],
         [{"LOWER": "disease"}, {"LOWER": "progression"}],
         [
             {"LOWER": {"IN": ["not", "non", "non-"]}},
