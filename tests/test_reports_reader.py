@@ -338,6 +338,10 @@ def test_unassessable_is_not_stated(reader: ReportReader) -> None:
         ("Progression of the known osseous disease in the lumbar spine.", None),
         ("Progressive disease on the basis of three new blastic lesions in the pelvis.", None),
         ("Overall: progressive disease due to the new bone lesions. Extraosseous: SD.", "SD"),
+        # NE only as "response NE" or "(NE)" (the simulator's phrasings), not a bare "NE"
+        ("Extraosseous response NE.", "NE"),
+        ("Response of the extraosseous disease cannot be assessed (NE).", "NE"),
+        ("Lesion in the NE quadrant of the liver.", None),
     ],
 )
 def test_response_outside_bone_and_bare_progression(

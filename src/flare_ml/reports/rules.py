@@ -1186,6 +1186,9 @@ def target_rules() -> list[TargetRule]:
             {"LOWER": "disease"},
         ],
         [{"LOWER": "disease"}, {"LOWER": "progression"}],
+        # "NE" alone is too short to trust; "response NE" and "(NE)" are the category
+        [{"LOWER": "response"}, {"ORTH": "NE"}],
+        [{"ORTH": "("}, {"ORTH": "NE"}, {"ORTH": ")"}],
         [
             {"LOWER": {"IN": ["not", "non", "non-"]}},
             {"ORTH": "-", "OP": "?"},
