@@ -30,8 +30,9 @@ morphology (a bone scan's "new focus of increased uptake" with no CT correlate).
 -- new or increased sclerosis, a sclerotic rim, or healing of lesions (tracer uptake is
 never sclerosis); **new_extraosseous_lesion** -- a new lesion in an organ or nodes;
 **extraosseous_response** -- only when stated (a RECIST category or unambiguous words); a
-statement naming an organ wins over an overall one, a statement about bone only is not
-read; the IMPRESSION wins over FINDINGS; ``baseline`` when the report says it is a
+statement naming an organ or qualified as outside bone ("stable disease outside the
+skeleton") wins over an overall one ("progression of disease" = PD), a statement about
+bone only is not read; the IMPRESSION wins over FINDINGS; ``baseline`` when the report says it is a
 baseline or staging exam (or that there is no prior study); **baseline_marrow_involvement**
 -- diffuse marrow uptake or infiltration, or a superscan. :func:`read_reports` validates
 a report table and streams it through :meth:`ReportReader.read_many` in chunks.
