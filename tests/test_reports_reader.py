@@ -313,3 +313,38 @@ def test_reader_pickles_as_a_new_reader(reader: ReportReader) -> None:
 
 def test_unassessable_is_not_stated(reader: ReportReader) -> None:
     assert reader.read("Limited study. New lesions cannot be assessed.").new_bone_lesions == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "response"),
+    [
+        # a response qualified as outside bone is the extraosseous response (issue 14)
+        ("Stable disease outside the skeleton (RECIST SD).", "SD"),
+        ("Partial response outside bone. No new osseous lesions.", "PR"),
+        ("Complete response of the disease outside of the bones.", "CR"),
+        (
+            "Overall progressive disease because of the new bone metastases; "
+            "partial response outside of the bones.",
+            "PR",
+        ),
+        # bare progression statements are PD
+        ("IMPRESSION: Progression of disease.", "PD"),
+        ("1. Disease progression. 2. New hepatic metastases.", "PD"),
+        ("Progression of the disease.", "PD"),
+        # progression of bone only is not extraosseous PD
+        ("Progression of osseous metastases with two new lytic lesions in L3 and L4.", None),
+        ("Bone progression, with new foci of uptake in the sternum.", None),
+        ("Disease progression in the skeleton: new sclerotic lesion in T5.", None),
+        ("Progression of the known osseous disease in the lumbar spine.", None),
+        ("Progressive disease on the basis of three new blastic lesions in the pelvis.", None),
+        ("Overall: progressive disease due to the new bone lesions. Extraosseous: SD.", "SD"),
+        # NE only as "response NE" or "(NE)" (the simulator's phrasings), not a bare "NE"
+        ("Extraosseous response NE.", "NE"),
+        ("Response of the extraosseous disease cannot be assessed (NE).", "NE"),
+        ("Lesion in the NE quadrant of the liver.", None),
+    ],
+)
+def test_response_outside_bone_and_bare_progression(
+    reader: ReportReader, text: str, response: str | None
+) -> None:
+    assert reader.read(text).extraosseous_response == response

@@ -30,8 +30,9 @@ morphology (a bone scan's "new focus of increased uptake" with no CT correlate).
 -- new or increased sclerosis, a sclerotic rim, or healing of lesions (tracer uptake is
 never sclerosis); **new_extraosseous_lesion** -- a new lesion in an organ or nodes;
 **extraosseous_response** -- only when stated (a RECIST category or unambiguous words); a
-statement naming an organ wins over an overall one, a statement about bone only is not
-read; the IMPRESSION wins over FINDINGS; ``baseline`` when the report says it is a
+statement naming an organ or qualified as outside bone ("stable disease outside the
+skeleton") wins over an overall one ("progression of disease" = PD), a statement about
+bone only is not read; the IMPRESSION wins over FINDINGS; ``baseline`` when the report says it is a
 baseline or staging exam (or that there is no prior study); **baseline_marrow_involvement**
 -- diffuse marrow uptake or infiltration, or a superscan. :func:`read_reports` validates
 a report table and streams it through :meth:`ReportReader.read_many` in chunks.
@@ -374,6 +375,20 @@ def build_pipeline() -> Any:
     context = nlp.add_pipe("medspacy_context", config={"rules": None})
     context.add(r.context_rules())
     return nlp
+
+
+def _outside_bone(words: Sequence[str]) -> bool:
+    """True when "outside"/"beyond" is followed within three words by bone.
+
+    >>> _outside_bone(["stable", "disease", "outside", "of", "the", "bones", "."])
+    True
+    >>> _outside_bone(["outside", "the", "liver", ",", "bone"])
+    False
+    """
+    for i, w in enumerate(words):
+        if w in r.OUTSIDE_WORDS and any(x in r.OUTSIDE_BONE for x in words[i + 1 : i + 4]):
+            return True
+    return False
 
 
 def _subwords(words: Iterable[str]) -> set[str]:
@@ -775,7 +790,8 @@ class ReportReader:
                     default=sent.start,
                 )
                 nxt = next((e.start for e in ents[k + 1 :] if e.label_ == r.RESPONSE), sent.end)
-                around = _subwords(lows[max(sent.start, prev_end) : min(sent.end, nxt)])
+                window = lows[max(sent.start, prev_end) : min(sent.end, nxt)]
+                around = _subwords(window)
                 organ = bool(
                     around
                     & (
@@ -792,7 +808,10 @@ class ReportReader:
                         }
                     )
                 )
-                bone = bool(around & r.BONE_RESPONSE_WORDS)
+                # "stable disease outside the skeleton": the disease outside bone (issue 14)
+                outside = bool(around & r.OUTSIDE_WORDS) and _outside_bone(window)
+                organ = organ or outside
+                bone = not outside and bool(around & r.BONE_RESPONSE_WORDS)
                 if bone and not organ:
                     note(ent, c.EXTRAOSSEOUS_RESPONSE, None, section)
                     continue

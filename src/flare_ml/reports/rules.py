@@ -594,6 +594,10 @@ BONE_RESPONSE_WORDS: Final = frozenset(
         "skeleton",
     }
 )
+#: "outside" + these (within three words: "outside the skeleton", "outside of the bones",
+#: "outside bone") qualify a response as the one of the disease outside bone
+OUTSIDE_WORDS: Final = frozenset({"outside", "beyond"})
+OUTSIDE_BONE: Final = frozenset({"bone", "bones", "skeleton", "skeletal", "osseous"})
 #: connectors that re-describe the same lesions ("... , consistent with new metastases")
 RESTATEMENT: Final = frozenset(
     {
@@ -1173,6 +1177,18 @@ def target_rules() -> list[TargetRule]:
         [{"LOWER": "partial"}, {"LOWER": {"IN": ["response", "remission", "metabolic"]}}],
         [{"LOWER": "stable"}, {"LOWER": "disease"}],
         [{"LOWER": {"IN": ["progressive", "progressing"]}}, {"LOWER": "disease"}],
+        # "Progression of disease.", "progression of the disease", "Disease progression."
+        # (a bare statement; one about bone only is dropped by the reader's bone check)
+        [
+            {"LOWER": "progression"},
+            {"LOWER": "of"},
+            {"LOWER": "the", "OP": "?"},
+            {"LOWER": "disease"},
+        ],
+        [{"LOWER": "disease"}, {"LOWER": "progression"}],
+        # "NE" alone is too short to trust; "response NE" and "(NE)" are the category
+        [{"LOWER": "response"}, {"ORTH": "NE"}],
+        [{"ORTH": "("}, {"ORTH": "NE"}, {"ORTH": ")"}],
         [
             {"LOWER": {"IN": ["not", "non", "non-"]}},
             {"ORTH": "-", "OP": "?"},
