@@ -255,15 +255,6 @@ def test_cli_simulate_reports_writes_the_table_beside_the_cohort(tmp_path, ext) 
 
 
 # --- simulate -> reports -> read_reports -> agreement -----------------------------------------
-#: fields the reader does not yet reproduce on the simulated phrasing (strict: an XPASS fails,
-#: so the mark goes when the reader learns them)
-READER_GAPS = {
-    c.EXTRAOSSEOUS_RESPONSE: "the reader reads nothing from 'Stable disease outside the "
-    "skeleton (RECIST SD)' nor from 'Response of the extraosseous "
-    "disease cannot be assessed (NE)' (agreement 0.913 on rows without a loss)",
-}
-
-
 @pytest.fixture(scope="module")
 def round_trip(cohort, simulated) -> pd.DataFrame:
     from flare_ml.reports import read_reports
@@ -276,15 +267,7 @@ def round_trip(cohort, simulated) -> pd.DataFrame:
     return table
 
 
-@pytest.mark.parametrize(
-    "field",
-    [
-        pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=READER_GAPS[f]))
-        if f in READER_GAPS
-        else f
-        for f in IMAGING_FINDINGS
-    ],
-)
+@pytest.mark.parametrize("field", IMAGING_FINDINGS)
 def test_round_trip(round_trip, simulated, field) -> None:
     """The reader reproduces the simulated imaging columns except where a convention loses.
 
