@@ -718,6 +718,26 @@ def _new_lesion_patterns() -> list[list[dict[str, Any]]]:
     ]
 
 
+#: up to four words between a growth word and a known lesion ("of the known", "in the size
+#: of the previously described"): one token pattern shared by the lysis rules
+KNOWN_LESION_WORDS: dict = {
+    "LOWER": {
+        "IN": [
+            "the",
+            "a",
+            "size",
+            "of",
+            "known",
+            "previously",
+            "described",
+            "existing",
+            "pre-existing",
+        ]
+    },
+    "OP": "{0,4}",
+}
+
+
 def target_rules() -> list[TargetRule]:
     """The findings the TargetMatcher marks (labels are this module's constants).
 
@@ -804,44 +824,14 @@ def target_rules() -> list[TargetRule]:
             {"LOWER": {"IN": ["increase", "in"]}, "OP": "*"},
             {"LOWER": "size"},
             {"LOWER": {"IN": ["in", "of"]}},
-            {
-                "LOWER": {
-                    "IN": [
-                        "the",
-                        "a",
-                        "size",
-                        "of",
-                        "known",
-                        "previously",
-                        "described",
-                        "existing",
-                        "pre-existing",
-                    ]
-                },
-                "OP": "{0,4}",
-            },
+            KNOWN_LESION_WORDS,
             {"IS_PUNCT": False, "OP": "{0,2}"},
             *lytic_lesion,
         ],
         [
             {"LOWER": {"IN": ["progression", "enlargement", "growth", "increase"]}},
             {"LOWER": {"IN": ["in", "of"]}},
-            {
-                "LOWER": {
-                    "IN": [
-                        "the",
-                        "a",
-                        "size",
-                        "of",
-                        "known",
-                        "previously",
-                        "described",
-                        "existing",
-                        "pre-existing",
-                    ]
-                },
-                "OP": "{0,4}",
-            },
+            KNOWN_LESION_WORDS,
             {"IS_PUNCT": False, "OP": "{0,2}"},
             *lytic_lesion,
         ],
