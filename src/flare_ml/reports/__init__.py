@@ -1,4 +1,4 @@
-"""Radiology reports to the data contract's imaging findings (issue 14; in progress).
+"""Radiology reports to the data contract's imaging findings.
 
 ``flare_ml.reports.findings`` holds what the reader returns (:class:`ReportFindings`, each
 value with its :class:`Evidence`); ``flare_ml.reports.reader`` reads reports with medspaCy

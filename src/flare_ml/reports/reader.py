@@ -474,16 +474,7 @@ def _sites(words: Sequence[str]) -> tuple[int, int]:
         levels = _levels(seg, seen)
         if levels or seen & set(seg):
             bone += levels
-        elif words & r.BONE_WORDS - {
-            "blastic",
-            "lytic",
-            "sclerotic",
-            "osteoblastic",
-            "osteolytic",
-            "osteosclerotic",
-            "body",
-            "marrow",
-        }:
+        elif words & r.BONE_SITE_WORDS:
             bone += 1
         elif any(r.ORDINAL_RE.match(w) for w in seg):
             bone += 1

@@ -512,6 +512,18 @@ BONE_WORDS: Final = frozenset(
         "body",
     }
 )
+#: the bone words that name a site (a listed item naming one counts as one lesion site):
+#: BONE_WORDS without the density words and the words that name no site of their own
+BONE_SITE_WORDS: Final = BONE_WORDS - {
+    "blastic",
+    "lytic",
+    "sclerotic",
+    "osteoblastic",
+    "osteolytic",
+    "osteosclerotic",
+    "body",
+    "marrow",
+}
 #: organ sites (a new lesion here is a new extra-osseous lesion)
 ORGAN_WORDS: Final = frozenset(
     {
