@@ -217,9 +217,7 @@ def rule_name(rule: str, cfg: RuleConfig) -> str:
 
     """
     default = PCWG3_DEFAULTS if rule == "pcwg3" else IRECIST_DEFAULTS
-    changed = [
-        f"{k}={v}" for k, v in cfg.model_dump().items() if v != getattr(default, k)
-    ]
+    changed = [f"{k}={v}" for k, v in cfg.model_dump().items() if v != getattr(default, k)]
     name = f"{rule}/{RULE_VERSIONS[rule]}"
     return f"{name}+custom({','.join(changed)})" if changed else name
 

@@ -22,9 +22,11 @@ import pandas as pd
 from flare_ml.data import contract as c
 from flare_ml.simulate.config import (
     Biology,
+    ConfirmationScans,
     SiteProfile,
     available_sites,
     load_biology,
+    load_confirmation,
     load_site,
 )
 from flare_ml.simulate.generator import generate
@@ -32,6 +34,8 @@ from flare_ml.simulate.oracle import compute_oracle
 
 #: the lab adapter's as-of window used when the simulator attaches ALP to its table
 ALP_WINDOW_DAYS = 30
+#: second word of the confirmation scans' seed sequence: a stream apart from the cohort's
+CONFIRMATION_STREAM = 15
 
 
 @dataclass
@@ -67,6 +71,9 @@ def simulate_cohort(
     site: str | Path | SiteProfile = "default",
     seed: int = 0,
     biology: Biology | None = None,
+    *,
+    confirmation_scans: bool = False,
+    confirmation: ConfirmationScans | None = None,
 ) -> SimulatedCohort:
     """Simulate a cohort of ``n_patients`` at a site.
 
@@ -81,6 +88,16 @@ def simulate_cohort(
         Seed of the random generator; the same seed and configs give an identical cohort.
     biology : Biology, optional
         Disease biology; defaults to the literature-calibrated file.
+    confirmation_scans : bool, default False
+        Give lines that end at a progression index a confirmation scan 6-16 weeks later
+        (and the lab visits before it), so that follow-up adjudication
+        (:mod:`flare_ml.labels`) has something to read. Drawn from their own random
+        stream (``numpy.random.default_rng([seed, CONFIRMATION_STREAM])``): every row of
+        the cohort without them is unchanged, and False gives exactly the cohort of
+        earlier versions. A confirmation scan with new bone lesions is an index row
+        (outcome progression; oracle P(flare) 0).
+    confirmation : ConfirmationScans, optional
+        Their parameters; defaults to ``biology/confirmation.yaml``.
 
     Returns
     -------
@@ -103,7 +120,19 @@ def simulate_cohort(
     biology = biology or load_biology()
     rng = np.random.default_rng(seed)
     prefix = f"{profile.name[:3].upper()}{seed}-"
-    table, labs, state, latent = generate(rng, n_patients, profile, biology, id_prefix=prefix)
+    confirm_rng = None
+    if confirmation_scans:
+        confirmation = confirmation or load_confirmation()
+        confirm_rng = np.random.default_rng([int(seed), CONFIRMATION_STREAM])
+    table, labs, state, latent = generate(
+        rng,
+        n_patients,
+        profile,
+        biology,
+        id_prefix=prefix,
+        confirm_rng=confirm_rng,
+        confirmation=confirmation,
+    )
     n_img = len(latent["row_patient"])
     oracle = compute_oracle(table.iloc[:n_img], latent, state, biology, profile)
     table = attach_alp(table, labs, window_days=ALP_WINDOW_DAYS)
@@ -152,10 +181,12 @@ def write_cohort(cohort: SimulatedCohort, out: str | Path) -> dict[str, Path]:
 
 
 __all__ = [
+    "CONFIRMATION_STREAM",
     "SimulatedCohort",
     "available_sites",
     "companion_paths",
     "load_biology",
+    "load_confirmation",
     "load_site",
     "simulate_cohort",
     "write_cohort",

@@ -403,3 +403,55 @@ def load_biology(path: str | Path = BIOLOGY_PATH) -> Biology:
 
     """
     return load_config(Biology, path)
+
+
+# --- confirmation scans (biology/confirmation.yaml) --------------------------------------
+CONFIRMATION_PATH = SIMULATION_DIR / "biology" / "confirmation.yaml"
+
+
+class ConfirmationDelay(StrictModel):
+    source: str
+    minimum: Annotated[int, Field(ge=1)]
+    maximum: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _order(self) -> ConfirmationDelay:
+        if self.minimum > self.maximum:
+            raise ValueError("minimum must not exceed maximum")
+        return self
+
+
+class FurtherLesions(StrictModel):
+    source: str
+    poisson_mean: Annotated[float, Field(ge=0)]
+
+
+class ConfirmationResponse(StrictModel):
+    source: str
+    pd_persists: bool
+
+
+class ProbabilityValue(StrictModel):
+    source: str
+    value: Probability
+
+
+class ConfirmationScans(StrictModel):
+    """Confirmation scans after a progression index (``biology/confirmation.yaml``)."""
+
+    scan_probability: ProbabilityValue
+    delay_days: ConfirmationDelay
+    further_new_bone_lesions: FurtherLesions
+    extraosseous_response: ConfirmationResponse
+
+
+def load_confirmation(path: str | Path = CONFIRMATION_PATH) -> ConfirmationScans:
+    """Load the confirmation-scan parameters (by default the shipped file).
+
+    Examples
+    --------
+    >>> load_confirmation().delay_days.minimum
+    42
+
+    """
+    return load_config(ConfirmationScans, path)

@@ -24,6 +24,8 @@ from flare_ml.simulate.config import (
     LESION_MORPHOLOGIES,
     RESPONSES,
     Biology,
+    ConfirmationScans,
+    PhaseBernoulli,
     SiteProfile,
 )
 
@@ -36,8 +38,9 @@ UNIT_FACTORS = {"u/l": 1.0, "iu/l": 1.0, "ukat/l": 60.0}
 
 FLARE, ACQUIRED, PRIMARY, RESP_NONE, NONRESP_NONE = range(len(COURSES))
 
-# phase of an imaging row
-BASELINE, PRE, INDEX1, POST, INDEX2, TERMINAL_PD = range(6)
+# phase of an imaging row (CONFIRM: the confirmation scan after a progression index,
+# only with confirmation scans)
+BASELINE, PRE, INDEX1, POST, INDEX2, TERMINAL_PD, CONFIRM = range(7)
 
 
 @dataclass
@@ -172,7 +175,12 @@ def draw_patients(
         index1=index1,
         index2=index2,
     )
-    extra = {"xpd": xpd, "t_second": t_second, "responder": responder}
+    extra = {
+        "xpd": xpd,
+        "t_second": t_second,
+        "responder": responder,
+        "followup_days": followup_days,
+    }
     return state, extra
 
 
@@ -285,6 +293,7 @@ def _imaging_findings(
     for arr in (lysis, sclerosis, deterioration, new_extra):
         arr[at_baseline] = False
     return {
+        "_sld0": sld0,  # per patient, for confirmation scans
         c.EXTRAOSSEOUS_RESPONSE: response,
         c.NEW_EXTRAOSSEOUS_LESION: new_extra,
         c.SLD_MM: sld,
@@ -367,11 +376,17 @@ def generate(
     site: SiteProfile,
     biology: Biology,
     id_prefix: str = "P",
+    *,
+    confirm_rng: np.random.Generator | None = None,
+    confirmation: ConfirmationScans | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, PatientState, dict]:
     """Generate imaging and lab rows (without ALP joined) and the long lab table.
 
     Returns the timepoint rows (ALP column empty), the lab table in the site's units, the
     latent patient state and a dict with the exact ALP sample days/values for the oracle.
+    With ``confirm_rng`` and ``confirmation``, lines that end at a progression index get a
+    confirmation scan (:func:`_confirmation_rows`), drawn from ``confirm_rng`` only: every
+    other row is the same as without them.
     """
     state, extra = draw_patients(rng, n_patients, site, biology, id_prefix)
     pi, ki, phase = _row_phases(state, extra["xpd"])
@@ -502,4 +517,220 @@ def generate(
         "sample_value_u_l": reported[observed] * factor,
         "params": params,
     }
+    if confirm_rng is not None and confirmation is not None:
+        table, labs, latent = _confirmation_rows(
+            confirm_rng,
+            confirmation,
+            state,
+            extra,
+            site,
+            biology,
+            table=table,
+            labs=labs,
+            latent=latent,
+            findings=findings,
+            kink=kink,
+            factor=factor,
+            decimals=decimals,
+        )
     return table, labs, state, latent
+
+
+def _confirmation_rows(
+    rng: np.random.Generator,
+    conf: ConfirmationScans,
+    state: PatientState,
+    extra: dict[str, np.ndarray],
+    site: SiteProfile,
+    biology: Biology,
+    *,
+    table: pd.DataFrame,
+    labs: pd.DataFrame,
+    latent: dict,
+    findings: dict[str, np.ndarray],
+    kink: np.ndarray,
+    factor: float,
+    decimals: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Append a confirmation scan (and the lab visits before it) to progression lines.
+
+    A line that ends at a progression index (acquired or primary progression, or the late
+    progression after a flare) gets, with ``scan_probability``, one more imaging row at
+    the site's next scheduled scan (interval plus jitter, clipped to ``delay_days``) unless
+    that falls after the patient's follow-up end. Its findings show continued progression
+    (``biology/confirmation.yaml``; the rest from the course's index rates). A
+    confirmation scan with new bone lesions is an index row (the contract's definition):
+    its outcome is progression, with the site's label noise. Lab visits on the patient's
+    lab grid between the index and the confirmation scan are added, and ALP is sampled at
+    them and before the scan from the patient's own ALP course. Every draw comes from
+    ``rng``; the rows passed in are returned unchanged, in the same order.
+    """
+    f = biology.findings
+    sched = site.schedule
+    miss = site.missingness
+    pi, ki = latent["row_patient"], latent["row_scan"]
+    n_img = len(pi)
+    n_pat = len(state.course)
+    idx_course = np.where(state.index2 > 0, ACQUIRED, state.course)
+    eligible = np.nonzero(
+        (state.index2 > 0) | (np.isin(state.course, (ACQUIRED, PRIMARY)) & (state.index1 > 0))
+    )[0]
+    last_row = np.full(n_pat, -1)
+    is_last = ki == state.n_scans[pi] - 1
+    last_row[pi[is_last]] = np.nonzero(is_last)[0]
+    idx_scan = state.n_scans[eligible] - 1
+    idx_day = state.scan_days[eligible, idx_scan]
+    jitter = rng.integers(-sched.scan_jitter_days, sched.scan_jitter_days + 1, len(eligible))
+    gap = np.clip(
+        sched.scan_interval_days + jitter, conf.delay_days.minimum, conf.delay_days.maximum
+    )
+    conf_day = idx_day + gap
+    done = rng.random(len(eligible)) < conf.scan_probability.value
+    keep = done & (conf_day <= extra["followup_days"][eligible])
+    p = eligible[keep]
+    day = conf_day[keep]
+    prev_day = idx_day[keep]
+    m = len(p)
+    course_name = np.array(COURSES)[idx_course[p]]
+    cancer = state.cancer[p]
+
+    # findings of the confirmation scans
+    index_resp = np.asarray(findings[c.EXTRAOSSEOUS_RESPONSE], dtype=object)[last_row[p]]
+    resp_table = {
+        k: np.array([f.extraosseous_response.index[k][r] for r in RESPONSES])
+        for k in f.extraosseous_response.index
+    }
+    probs = np.array([resp_table[k] for k in course_name]).reshape(m, len(RESPONSES))
+    response = (
+        np.array(RESPONSES, dtype=object)[_categorical(rng, probs)]
+        if m
+        else np.array([], dtype=object)
+    )
+    if conf.extraosseous_response.pd_persists:
+        response = np.where(index_resp == "PD", "PD", response).astype(object)
+    is_pd = response == "PD"
+    new_extra = is_pd & (rng.random(m) < f.new_extraosseous_lesion_given_pd.value)
+    count = rng.poisson(conf.further_new_bone_lesions.poisson_mean, m)
+    prog_morph = np.array(
+        [[f.morphology.progression[ca][x] for x in LESION_MORPHOLOGIES] for ca in c.CANCER_TYPES]
+    )
+    morph = np.array(LESION_MORPHOLOGIES, dtype=object)[_categorical(rng, prog_morph[cancer])]
+    morph = np.where(count > 0, morph, "none").astype(object)
+
+    def index_bernoulli(block: PhaseBernoulli) -> np.ndarray:
+        rate = np.array(
+            [
+                block.index_rate(c.CANCER_TYPES[ca], k)
+                for ca, k in zip(cancer, course_name, strict=True)
+            ]
+        )
+        return rng.random(m) < rate
+
+    lysis = index_bernoulli(f.progressive_lysis)
+    sclerosis = index_bernoulli(f.known_lesion_sclerosis)
+    deterioration = index_bernoulli(f.clinical_deterioration)
+    ratio_lo = np.zeros(m)
+    ratio_hi = np.zeros(m)
+    for resp, (lo, hi) in f.sld.ratio_by_response.items():
+        ratio_lo[response == resp] = lo
+        ratio_hi[response == resp] = hi
+    sld = np.round(findings["_sld0"][p] * rng.uniform(ratio_lo, ratio_hi), 1)
+    sld[(response == "NE") | (rng.random(m) < miss.sld_mm)] = np.nan
+
+    def with_missing(values: np.ndarray, frac: float) -> pd.Series:
+        out = pd.Series(pd.array(values, dtype="boolean")).astype(object)
+        out[rng.random(m) < frac] = None
+        return out
+
+    flip = rng.random(m) < site.label_noise.value
+    outcome = np.where(count > 0, np.where(flip, "flare", "progression"), None)
+
+    # lab visits on the patient's lab grid between the index and the confirmation scan
+    step = sched.lab_interval_days
+    n_j = int(np.ceil(conf.delay_days.maximum / step)) + 2
+    first_j = prev_day // step + 1
+    grid = (first_j[:, None] + np.arange(n_j)[None, :]) * step + rng.integers(
+        -sched.lab_jitter_days, sched.lab_jitter_days + 1, (m, n_j)
+    )
+    ok = (grid - prev_day[:, None] > LAB_SCAN_EXCLUSION_DAYS) & (
+        day[:, None] - grid > LAB_SCAN_EXCLUSION_DAYS
+    )
+    lrow, lcol = np.nonzero(ok)
+    lp = p[lrow]
+    lab_day = grid[lrow, lcol]
+
+    # ALP: one sample before the scan, one per lab visit, from the patient's course
+    offset = rng.integers(0, sched.lab_before_scan_max_days + 1, m)
+    s_day = np.concatenate([day - offset, lab_day]).astype(float)
+    s_pi = np.concatenate([p, lp])
+    noise = biology.alp.noise_sigma.value * rng.standard_normal(len(s_pi))
+    value_u_l = np.exp(log_alp(s_day, s_pi, latent["params"], kink, biology) + noise)
+    value_u_l = np.clip(value_u_l, 1.2 * c.ALP_PLAUSIBLE_RANGE[0], 0.95 * c.ALP_PLAUSIBLE_RANGE[1])
+    observed = rng.random(len(s_pi)) >= site.labs.missing_fraction
+    reported = np.round(value_u_l / factor, decimals)
+    start = state.start_date
+    new_labs = pd.DataFrame(
+        {
+            c.PATIENT_ID: state.patient_id[s_pi[observed]],
+            "sample_date": (start[s_pi] + s_day.astype(int).astype("timedelta64[D]"))[observed],
+            "test": site.labs.test_name,
+            "value": reported[observed],
+            "unit": site.labs.unit,
+        }
+    )
+    labs = pd.concat([labs, new_labs], ignore_index=True).sort_values(
+        [c.PATIENT_ID, "sample_date"], kind="stable", ignore_index=True
+    )
+
+    marrow = table.iloc[:n_img].groupby(pi)[c.BASELINE_MARROW_INVOLVEMENT].first()
+
+    def rows(who: np.ndarray, days: np.ndarray, kind: str) -> dict[str, object]:
+        return {
+            c.PATIENT_ID: state.patient_id[who],
+            c.TREATMENT_START_DATE: start[who],
+            c.ASSESSMENT_DATE: start[who] + days.astype("timedelta64[D]"),
+            c.ROW_TYPE: np.array([kind] * len(who), dtype=object),
+            c.CANCER_TYPE: np.array(c.CANCER_TYPES, dtype=object)[state.cancer[who]],
+            c.THERAPY_CLASS: np.array(c.THERAPY_CLASSES, dtype=object)[state.therapy[who]],
+            c.BASELINE_MARROW_INVOLVEMENT: marrow.reindex(who).to_numpy(dtype=object),
+        }
+
+    img = pd.DataFrame(
+        {
+            **rows(p, day, "imaging"),
+            c.EXTRAOSSEOUS_RESPONSE: response,
+            c.NEW_EXTRAOSSEOUS_LESION: with_missing(new_extra, miss.new_extraosseous_lesion),
+            c.SLD_MM: sld,
+            c.NEW_BONE_LESIONS: count.astype(object),
+            c.NEW_LESION_MORPHOLOGY: morph,
+            c.PROGRESSIVE_LYSIS: with_missing(lysis, miss.progressive_lysis),
+            c.KNOWN_LESION_SCLEROSIS: with_missing(sclerosis, miss.known_lesion_sclerosis),
+            c.CLINICAL_DETERIORATION: with_missing(deterioration, miss.clinical_deterioration),
+            c.OUTCOME: outcome,
+        }
+    )
+    lab = pd.DataFrame(rows(lp, lab_day, "lab"))
+    parts = [table.iloc[:n_img], img.reindex(columns=table.columns)]
+    parts += [table.iloc[n_img:], lab.reindex(columns=table.columns)]
+    out = pd.concat([x.astype(object) for x in parts], ignore_index=True)
+    for col in table.columns:
+        out[col] = (
+            out[col].astype(table[col].dtype)
+            if col not in (c.NEW_BONE_LESIONS,)
+            else pd.array(out[col], dtype="Int64")
+        )
+    out[c.SLD_MM] = out[c.SLD_MM].astype(float)
+    out[c.ALP_U_L] = np.nan
+
+    latent = dict(latent)
+    latent["row_patient"] = np.concatenate([pi, p])
+    latent["row_scan"] = np.concatenate([ki, state.n_scans[p]])
+    latent["row_phase"] = np.concatenate([latent["row_phase"], np.full(m, CONFIRM)])
+    latent["true_flare"] = np.concatenate([latent["true_flare"], np.zeros(m, dtype=bool)])
+    latent["is_index"] = np.concatenate([latent["is_index"], count > 0])
+    latent["sample_patient"] = np.concatenate([latent["sample_patient"], s_pi[observed]])
+    latent["sample_day"] = np.concatenate([latent["sample_day"], s_day[observed]])
+    latent["sample_value_u_l"] = np.concatenate(
+        [latent["sample_value_u_l"], reported[observed] * factor]
+    )
+    return out, labs, latent

@@ -11,8 +11,10 @@ density for the observed log-ALP values (random intercept, slopes and early boun
 linear in the random effects, so the sampled vector is multivariate normal given the
 bounce indicator). Findings whose density does not depend on the course (sum of diameters
 and new extraosseous lesions given the RECIST category; missingness; visit jitter; follow-up
-length) cancel and are left out. A second index row only follows a flare in this story, so
-its P(flare) is 0. Label noise then mixes the two: P(recorded flare) = e + (1 - 2e) P.
+length) cancel and are left out. Every index row after a patient's first (the late
+progression after a flare, or a confirmation scan with further new lesions) is progression
+in this story, so its P(flare) is 0. Label noise then mixes the two:
+P(recorded flare) = e + (1 - 2e) P.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from flare_ml.simulate.generator import (
     DAYS_PER_MONTH,
     FLARE,
     INDEX1,
-    INDEX2,
     PRE,
     PRIMARY,
     PatientState,
@@ -252,8 +253,9 @@ def compute_oracle(
     p_true_first = post[:, 0]
     eps = site.label_noise.value
 
-    # assemble one row per index row (first and second)
-    idx_rows = np.nonzero(np.isin(phase, (INDEX1, INDEX2)))[0]
+    # assemble one row per index row (first, second, and confirmation scans with new
+    # lesions); every index row after the first is progression in this story: P = 0
+    idx_rows = np.nonzero(latent["is_index"])[0]
     first = phase[idx_rows] == INDEX1
     p_true = np.where(first, p_true_first[pos[pi[idx_rows]]], 0.0)
     out = pd.DataFrame(
