@@ -146,6 +146,14 @@ def simulate(
             help="With --reports: share of follow-up scans reported as bone scans.",
         ),
     ] = 0.3,
+    confirmation_scans: Annotated[
+        bool,
+        typer.Option(
+            "--confirmation-scans",
+            help="Give lines that end at a progression index a confirmation scan 6-16 "
+            "weeks later (for `flare-ml label`); rows of the cohort without them unchanged.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table.
 
@@ -153,7 +161,7 @@ def simulate(
     """
     from flare_ml.simulate import simulate_cohort, write_cohort
 
-    cohort = simulate_cohort(patients, site=site, seed=seed)
+    cohort = simulate_cohort(patients, site=site, seed=seed, confirmation_scans=confirmation_scans)
     paths = write_cohort(cohort, out)
     tp = cohort.timepoints
     if reports:
@@ -832,6 +840,61 @@ def findings(
     console.print(f"wrote {escape(str(summary.output))}", highlight=False, soft_wrap=True)
     if summary.review is not None:
         console.print(f"review page: {escape(str(summary.review))}", highlight=False)
+
+
+@app.command()
+@user_errors_exit_2
+def label(
+    *,
+    input: Annotated[
+        Path, typer.Option("--input", help="Timepoint table (.csv, .csv.gz, .parquet or .pq).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Labelled table to write (.csv, .csv.gz, .parquet, .pq).")
+    ],
+    rule: Annotated[
+        str, typer.Option("--rule", help="Adjudication rule: `pcwg3` (default) or `irecist`.")
+    ] = "pcwg3",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML with `pcwg3:` / `irecist:` blocks of numbers."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace outcomes the table already has.")
+    ] = False,
+    sep: SepOption = None,
+    date_format: DateFormatOption = None,
+    dayfirst: DayfirstOption = False,
+    decimal: DecimalOption = ".",
+    columns: ColumnsOption = None,
+) -> None:
+    """Adjudicate each index row's outcome from follow-up imaging (PCWG3 2+2 or iRECIST).
+
+    Writes the table with outcome (flare, progression, or empty when indeterminate),
+    label_rule, label_reason and label_confirm_date on index rows, and prints the counts
+    per outcome and reason. Only imaging findings are read (not ALP or clinical
+    deterioration, which are model inputs). Rules and numbers: docs/labels.md. A table
+    that breaks the contract, or already has outcomes without --overwrite, exits with
+    status 2 and writes nothing.
+    """
+    from flare_ml.workflows import label as run_label
+
+    options = _read_options(sep, date_format, dayfirst, decimal, columns)
+    summary = run_label(
+        input, out, rule=rule, config_path=config, overwrite=overwrite, read_options=options
+    )
+    _print_notices(summary.notices)
+    console.print(
+        f"{_plural(summary.index_rows, 'index row')} adjudicated by {escape(summary.rule)}; "
+        f"indeterminate share {summary.indeterminate_share:.1%}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for outcome, group in summary.counts.groupby("outcome", sort=True):
+        console.print(f"  {outcome:<13} {int(group['n'].sum()):>7}", highlight=False)
+        for row in group.itertuples(index=False):
+            console.print(f"    {row.reason:<34} {int(row.n):>7}", highlight=False)
+    console.print(f"wrote {escape(str(summary.output))}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -29,11 +29,12 @@ from flare_ml.data import contract as c
 from flare_ml.data.validation import validate_timepoints
 from flare_ml.errors import ContractError, Violation
 
-LABEL_RULE: Final = "label_rule"
-LABEL_REASON: Final = "label_reason"
-LABEL_CONFIRM_DATE: Final = "label_confirm_date"
-#: the provenance columns written beside ``outcome``; never read as features
-LABEL_COLUMNS: Final = (LABEL_RULE, LABEL_REASON, LABEL_CONFIRM_DATE)
+LABEL_RULE: Final = c.LABEL_RULE
+LABEL_REASON: Final = c.LABEL_REASON
+LABEL_CONFIRM_DATE: Final = c.LABEL_CONFIRM_DATE
+#: the provenance columns written beside ``outcome``; known to validation (no notice),
+#: never read as features
+LABEL_COLUMNS: Final = c.PROVENANCE_COLUMNS
 
 RULES: Final = ("pcwg3", "irecist")
 #: version of each rule's logic; bumped whenever a branch changes meaning
@@ -370,7 +371,7 @@ def adjudicate(
                             for p, d in sample.itertuples(index=False)
                         ),
                         count=n_old,
-                        message=f"{n_old} row(s) already carry an outcome",
+                        message="the outcome is already set",
                         hint="drop the outcome column, or pass --overwrite to replace it",
                     )
                 ],

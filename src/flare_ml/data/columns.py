@@ -10,7 +10,9 @@ into one of two kinds: *ignored* (reported as a notice, nothing else happens) or
 the rule ``misspelt_column`` of :mod:`flare_ml.data.rules` refuses the table, naming the
 suggestion). It also lists the optional contract columns the table does not have at all
 (*absent*, as opposed to present and empty) and recognises a header that was read as
-one column because the file uses another delimiter (:func:`unsplit_header`).
+one column because the file uses another delimiter (:func:`unsplit_header`). The
+provenance columns of an adjudicated outcome (:data:`~flare_ml.data.contract.PROVENANCE_COLUMNS`,
+written by ``flare-ml label``) are known: carried along without a notice, never read.
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ def column_report(columns: Iterable[Hashable]) -> ColumnReport:
     present = {name for name in names if name in c.CONTRACT_COLUMNS}
     unknown = []
     for name in names:
-        if name in c.CONTRACT_COLUMNS:
+        if name in c.CONTRACT_COLUMNS or name in c.PROVENANCE_COLUMNS:
             continue
         suggestion, similarity = suggest_column(name)
         misspelt = (

@@ -35,6 +35,12 @@ CLINICAL_DETERIORATION: Final = "clinical_deterioration"
 
 # --- label ------------------------------------------------------------------------------
 OUTCOME: Final = "outcome"
+#: provenance of an adjudicated outcome (written by ``flare-ml label``, flare_ml.labels):
+#: known, carried along unchanged, never validated or read as features
+LABEL_RULE: Final = "label_rule"
+LABEL_REASON: Final = "label_reason"
+LABEL_CONFIRM_DATE: Final = "label_confirm_date"
+PROVENANCE_COLUMNS: Final = (LABEL_RULE, LABEL_REASON, LABEL_CONFIRM_DATE)
 
 # --- vocabularies -----------------------------------------------------------------------
 ROW_TYPES: Final = ("imaging", "lab")
