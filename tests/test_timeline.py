@@ -328,3 +328,24 @@ def test_cli_help_renders_at_80_columns_and_says_the_model_is_optional():
     assert "…" not in result.output
     flat = " ".join(result.output.replace("│", " ").split())
     assert "Default: none, the figure shows the data only." in flat
+
+
+def test_adjudicated_label_rule_reason_and_confirmation_scan_are_shown():
+    from flare_ml.cases import seed_case_timeline
+    from flare_ml.labels import adjudicate
+
+    labelled = adjudicate(seed_case_timeline(), overwrite=True).table
+    fig = tl.plot_patient_timeline(labelled)
+    shown = texts(fig)
+    row = labelled.dropna(subset=[tl.LABEL_RULE]).iloc[0]
+    outcome = str(row["outcome"]) if not pd.isna(row["outcome"]) else "indeterminate"
+    assert f"label: {outcome}" in shown
+    assert f"label {row[tl.LABEL_RULE]}: {row[tl.LABEL_REASON].split(':')[0]}" in shown
+    assert f"confirmed {row[tl.LABEL_CONFIRM_DATE]:%Y-%m-%d}" in shown
+    assert "#1 label\nconfirmed" in shown and "label confirmation scan" in shown
+    index = tl.index_table(labelled)
+    assert index["label rule"].tolist() == [row[tl.LABEL_RULE]]
+    # an indeterminate label says so
+    undecided = labelled.copy()
+    undecided["outcome"] = None
+    assert "outcome: indeterminate" in texts(tl.plot_patient_timeline(undecided))

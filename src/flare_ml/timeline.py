@@ -6,8 +6,10 @@ ALP course (lab rows and imaging rows that carry ALP, U/L, with the upper limit 
 of the featurizer), every scan with its extraosseous (RECIST 1.1) response, the new bone
 lesions of each scan by morphology, the index scans (imaging with new bone lesions, the
 rows a model scores) and, when predictions are passed in, P(flare), the decision and
-its top reasons, with the recorded outcome (and the optional ``label_reason`` and
-``label_confirm_date`` columns) where the table has them. Predictions come in as the
+its top reasons, with the recorded outcome and, where the table has them, the
+adjudicated label's rule, reason and confirmation scan (``label_rule``, ``label_reason``,
+``label_confirm_date``, written by ``flare-ml label``: a dash-dotted line marks the scan
+that confirmed index scan #k). Predictions come in as the
 DataFrame :meth:`flare_ml.bundle.FlareModelBundle.predict` returns; this module loads
 no model (that is :mod:`flare_ml.workflows`' job). :func:`timeline_html` wraps the
 figure and a table of the index rows in a self-contained HTML page, and
@@ -40,6 +42,7 @@ from flare_ml.plots import figure_to_base64
 __all__ = [
     "LABEL_CONFIRM_DATE",
     "LABEL_REASON",
+    "LABEL_RULE",
     "UnknownPatientError",
     "index_table",
     "patient_timepoints",
@@ -48,9 +51,11 @@ __all__ = [
     "worked_patient_timelines",
 ]
 
-#: optional label columns shown when a table carries them (outside the contract for now)
-LABEL_REASON = "label_reason"
-LABEL_CONFIRM_DATE = "label_confirm_date"
+#: the provenance columns of an adjudicated outcome (``flare-ml label``), shown when a
+#: table carries them
+LABEL_RULE = c.LABEL_RULE
+LABEL_REASON = c.LABEL_REASON
+LABEL_CONFIRM_DATE = c.LABEL_CONFIRM_DATE
 
 #: the featurizer's upper limit of normal for ALP, U/L (docs/sources.md, ALP)
 DEFAULT_ALP_ULN: float = TimepointFeaturizer().alp_upper_limit_normal
@@ -201,7 +206,8 @@ def index_table(
     pandas.DataFrame
         One row per index scan: ``#``, ``date``, ``week``, ``new bone lesions``,
         ``P(flare)``, ``decision``, ``reasons``, ``recorded outcome``, and
-        ``label reason`` / ``label confirmed`` when the table carries them.
+        ``label rule`` / ``label reason`` / ``label confirmed`` when the table carries
+        them.
 
     Examples
     --------
@@ -230,6 +236,8 @@ def index_table(
             "recorded outcome": index[c.OUTCOME].map(_text) if c.OUTCOME in index else "",
         }
     )
+    if LABEL_RULE in index:
+        out["label rule"] = index[LABEL_RULE].map(_text)
     if LABEL_REASON in index:
         out["label reason"] = index[LABEL_REASON].map(_text)
     if LABEL_CONFIRM_DATE in index:
@@ -432,16 +440,23 @@ def _summary_blocks(index: pd.DataFrame, scored: bool) -> list[tuple[str, str, l
         else:
             head += "  |  no model given: no P(flare)"
         outcome = _text(row.get(c.OUTCOME))
-        if outcome:
-            head += f"  |  recorded outcome: {outcome}"
+        rule = _text(row.get(LABEL_RULE))
         reason = _text(row.get(LABEL_REASON))
         confirm = row.get(LABEL_CONFIRM_DATE)
         when = pd.to_datetime(confirm, errors="coerce") if confirm is not None else pd.NaT
         details = [reason, "" if pd.isna(when) else f"confirmed {when:%Y-%m-%d}"]
-        if any(details):
-            head += f" ({', '.join(x for x in details if x)})"
+        label_lines = []
+        if rule:  # an adjudicated label (flare-ml label): its own line under the headline
+            head += f"  |  label: {outcome or 'indeterminate'}"
+            text = f"label {rule}: {', '.join(x for x in details if x) or 'no reason given'}"
+            label_lines = textwrap.wrap(text, 150)
+        else:
+            if outcome:
+                head += f"  |  recorded outcome: {outcome}"
+            if any(details):
+                head += f" ({', '.join(x for x in details if x)})"
         reasons = [r.strip() for r in _text(row["reasons"]).split(";") if r.strip()]
-        wrapped = [line for r in reasons for line in textwrap.wrap(r, 150)]
+        wrapped = label_lines + [line for r in reasons for line in textwrap.wrap(r, 150)]
         blocks.append((head, decision, wrapped))
     return blocks
 
@@ -537,10 +552,16 @@ def plot_patient_timeline(
     index = _match_predictions(rows, predictions)
     scored = predictions is not None
 
-    extra = []
+    extra, confirms = [], []  # confirmation weeks; (index number, week) pairs
     if LABEL_CONFIRM_DATE in rows:
         confirm = pd.to_datetime(rows[LABEL_CONFIRM_DATE], errors="coerce").dropna()
         extra = list(_weeks(confirm, start))
+        when = pd.to_datetime(index[LABEL_CONFIRM_DATE], errors="coerce")
+        confirms = [
+            (i + 1, float(w))
+            for i, (w, d) in enumerate(zip(_weeks(when.fillna(start), start), when, strict=True))
+            if not pd.isna(d)
+        ]
     span = np.concatenate([weeks, [0.0], extra])
     lo, hi = float(np.nanmin(span)), float(np.nanmax(span))
     pad = max((hi - lo) * 0.06, 2.0)
@@ -570,6 +591,10 @@ def plot_patient_timeline(
         handles += _draw_p_flare(axes[3], index, flip_after=hi - 0.15 * (hi - lo))
     handles.append(Patch(color=_INDEX_BAND, label="index scan (the row a model reads)"))
     groups = [handles[:3] + handles[-1:], handles[3:-1]]
+    if confirms:
+        groups[0].append(
+            Line2D([], [], color="#762a83", linestyle="-.", label="label confirmation scan")
+        )
     for row, group in enumerate(groups):
         fig.legend(
             handles=group,
@@ -609,6 +634,8 @@ def plot_patient_timeline(
     for i, row in index.iterrows():
         label = f"#{i + 1} index scan"
         outcome = _text(row.get(c.OUTCOME))
+        if not outcome and _text(row.get(LABEL_RULE)):
+            outcome = "indeterminate"
         if outcome:
             label += f"\noutcome: {outcome}"
         mark = axes[0].annotate(
@@ -624,9 +651,12 @@ def plot_patient_timeline(
             color="#8c510a",
         )
         mark.set_gid(GID_INDEX)
-    for w in extra:
-        axes[1].annotate(
-            "label\nconfirmed",
+    by_week: dict[float, list[int]] = {}
+    for k, w in confirms:
+        by_week.setdefault(w, []).append(k)
+    for w, ks in by_week.items():
+        axes[2].annotate(
+            f"{', '.join(f'#{k}' for k in ks)} label\nconfirmed",
             xy=(w, 1.0),
             xycoords=("data", "axes fraction"),
             xytext=(3, -2),
