@@ -183,6 +183,19 @@ def test_flare_window_end_is_included_and_a_day_later_is_late():
     check(df, 85, "progression", "late_new_lesions_confirmed", confirm_day=140)
 
 
+def test_the_first_post_baseline_scan_can_count_as_inside_the_window():
+    # the NSCLC seed case: index on the first follow-up CT at day 90 (week 13), partial
+    # response kept on the CT 60 days later
+    df = make([(90, "PR", 12), (150, "PR", 0)])
+    check(df, 90, "progression", "late_new_lesions_confirmed", confirm_day=150)
+    cfg = PCWG3_DEFAULTS.model_copy(update={"first_scan_in_window": True})
+    row = label_of(df, 90, config=cfg)
+    assert row[LABEL_REASON].startswith("flare_window_no_progression")
+    assert row[LABEL_RULE] == "pcwg3/1+custom(first_scan_in_window=True)"
+    df = make([(50, "PR", 0), (90, "PR", 12), (150, "PR", 0)])  # not the first scan
+    assert label_of(df, 90, config=cfg)[LABEL_REASON].startswith("late_new_lesions")
+
+
 def test_late_single_lesion_is_indeterminate():
     df = make([(150, "PR", 1), (210, "PR", 0)])
     check(df, 150, None, "late_indeterminate", confirm_day=210)
@@ -339,7 +352,13 @@ def reference(df: pd.DataFrame, cfg: RuleConfig) -> dict[tuple[str, pd.Timestamp
                 out[key] = ("progression", "confirmed_progressive_lysis", cd)
             elif cfg.flare_window_days is None:
                 out[key] = ("flare", "not_confirmed", cd)
-            elif (d - r[c.TREATMENT_START_DATE]).days <= cfg.flare_window_days:
+            elif (d - r[c.TREATMENT_START_DATE]).days <= cfg.flare_window_days or (
+                cfg.first_scan_in_window
+                and d
+                == rows.loc[rows[c.ASSESSMENT_DATE] > r[c.TREATMENT_START_DATE]].iloc[0][
+                    c.ASSESSMENT_DATE
+                ]
+            ):
                 out[key] = ("flare", "flare_window_no_progression", cd)
             elif r[c.NEW_BONE_LESIONS] >= cfg.late_index_min_lesions:
                 out[key] = ("progression", "late_new_lesions_confirmed", cd)
@@ -387,11 +406,17 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 
 
 @SETTINGS
-@given(st.lists(_patient, min_size=1, max_size=3), st.sampled_from(["pcwg3", "irecist"]))
+@given(
+    st.lists(_patient, min_size=1, max_size=3),
+    st.sampled_from(["pcwg3", "irecist", "pcwg3-first-scan"]),
+)
 def test_labels_match_the_reference_and_only_index_rows_carry_them(patients, rule):
     df = build(patients)
-    cfg = PCWG3_DEFAULTS if rule == "pcwg3" else IRECIST_DEFAULTS
-    table = adjudicate(df, rule).table
+    cfg = PCWG3_DEFAULTS if rule.startswith("pcwg3") else IRECIST_DEFAULTS
+    if rule == "pcwg3-first-scan":
+        cfg = cfg.model_copy(update={"first_scan_in_window": True})
+    rule = rule.split("-")[0]
+    table = adjudicate(df, rule, cfg).table
     got = as_dict(table)
     want = reference(df, cfg)
     assert got.keys() == want.keys()

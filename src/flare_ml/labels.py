@@ -96,6 +96,10 @@ class RuleConfig(StrictModel):
     late_index_min_lesions : int
         After the window, an index scan with at least this many new lesions and a
         confirmation scan is progression; other late index scans are indeterminate.
+    first_scan_in_window : bool
+        Also count the first post-baseline imaging row as inside the flare window,
+        whatever its date (PCWG3's window is "primarily the initial post-baseline
+        assessment"); off by default (issue 15's rule: the first 12 weeks only).
 
     """
 
@@ -105,6 +109,7 @@ class RuleConfig(StrictModel):
     further_new_lesions: Annotated[int, Field(ge=1)]
     flare_window_days: Days | None
     late_index_min_lesions: Annotated[int, Field(ge=1)] = 2
+    first_scan_in_window: bool = False
 
     @model_validator(mode="after")
     def _window(self) -> RuleConfig:
@@ -295,7 +300,8 @@ def adjudicate(
        extraosseous lesion or progressive lysis (``confirmed_*``).
     4. Otherwise, without a flare window (irecist): flare (``not_confirmed``). With one
        (pcwg3): flare when the index lies within ``flare_window_days`` of treatment start
-       (``flare_window_no_progression``); after it, progression when the index showed at
+       (``flare_window_no_progression``; optionally also the first post-baseline scan,
+       ``first_scan_in_window``); after it, progression when the index showed at
        least ``late_index_min_lesions`` (``late_new_lesions_confirmed``), else
        indeterminate (``late_indeterminate``).
 
@@ -440,6 +446,10 @@ def adjudicate(
             assign(np.ones(m, dtype=bool), NOT_CONFIRMED)
         else:
             in_window = (day[idx] - start[idx]) <= cfg.flare_window_days
+            if cfg.first_scan_in_window:  # the first imaging row after the start date
+                post = day > start
+                n_post = pd.Series(post).groupby(pid_codes).cumsum().to_numpy()
+                in_window |= (post & (n_post == 1))[idx]
             assign(in_window, FLARE_WINDOW_NO_PROGRESSION)
             assign(count[idx] >= cfg.late_index_min_lesions, LATE_NEW_LESIONS_CONFIRMED)
             assign(np.ones(m, dtype=bool), LATE_INDETERMINATE)
