@@ -14,15 +14,27 @@ import argparse
 import pandas as pd
 
 from flare_ml.data import contract as c
-from flare_ml.labels import adjudicate, reason_codes
+from flare_ml.labels import PCWG3_DEFAULTS, adjudicate, reason_codes
 from flare_ml.simulate import available_sites, simulate_cohort
 
 KEYS = [c.PATIENT_ID, c.ASSESSMENT_DATE]
 
 
-def compare(cohort, rule: str) -> pd.DataFrame:
+#: the rules compared: name shown -> (rule, config)
+RULES = {
+    "pcwg3": ("pcwg3", None),
+    "pcwg3 + first scan in window": (
+        "pcwg3",
+        PCWG3_DEFAULTS.model_copy(update={"first_scan_in_window": True}),
+    ),
+    "irecist": ("irecist", None),
+}
+
+
+def compare(cohort, name: str) -> pd.DataFrame:
     """One row per index row: true outcome, label, reason, first index of the patient."""
-    table = adjudicate(cohort.timepoints.drop(columns=c.OUTCOME), rule).table
+    rule, config = RULES[name]
+    table = adjudicate(cohort.timepoints.drop(columns=c.OUTCOME), rule, config).table
     table = table.dropna(subset=["label_rule"])
     out = table[KEYS].assign(
         label=table[c.OUTCOME].astype("string").fillna("indeterminate").to_numpy(),
@@ -41,7 +53,7 @@ def main() -> None:
     rows, confusion, why = [], [], []
     for site in available_sites():
         cohort = simulate_cohort(args.patients, site=site, seed=args.seed, confirmation_scans=True)
-        for rule in ("pcwg3", "irecist"):
+        for rule in RULES:
             df = compare(cohort, rule)
             done = df[df.label != "indeterminate"]
             agree = (done.label == done.true_outcome).mean() if len(done) else float("nan")
