@@ -510,7 +510,9 @@ def test_label_command_writes_a_valid_labelled_table(tmp_path, confirmed):
     for row in expected.itertuples(index=False):
         assert f"{row.reason}" in result.output and f"{row.n}" in result.output
     assert "indeterminate share" in result.output
-    assert "note:" not in result.output  # the label columns are known
+    assert "not a contract column" not in result.output  # the label columns are known
+    n_open = int(expected.loc[expected["outcome"] == "indeterminate", "n"].sum())
+    assert n_open > 0 and f"{n_open} index row(s) left without an outcome" in result.output
     valid = validate_timepoints(table)
     assert valid[LABEL_RULE].dropna().eq("pcwg3/1").all()
     check_ = CliRunner().invoke(app, ["validate", str(out)])
@@ -648,3 +650,16 @@ def test_agreement_with_the_true_course_beats_a_constant_rule(site):
     sched = cohort.site.schedule
     if sched.scan_interval_days - 2 * sched.scan_jitter_days > IRECIST_DEFAULTS.confirm_max_days:
         assert irecist["indeterminate"] == 1.0
+
+
+def test_simulate_command_confirmation_scans_option(tmp_path):
+    plain, more = tmp_path / "plain.csv", tmp_path / "more.csv"
+    args = ["simulate", "--patients", "80", "--seed", "3"]
+    assert CliRunner().invoke(app, [*args, "--out", str(plain)]).exit_code == 0
+    result = CliRunner().invoke(app, [*args, "--out", str(more), "--confirmation-scans"])
+    assert result.exit_code == 0, result.output
+    a, b = read_table(plain), read_table(more)
+    assert len(b) > len(a)
+    assert set(map(tuple, a[KEYS].astype(str).values)) <= set(
+        map(tuple, b[KEYS].astype(str).values)
+    )

@@ -961,11 +961,17 @@ def label(
         source=str(source),  # type: ignore[arg-type]
     )
     _write_staged(result.table, out, None, None)
+    notices = [*loaded.columns.notices(), *result.notices]
+    if result.indeterminate:
+        notices.append(
+            f"{result.indeterminate} index row(s) left without an outcome (indeterminate): "
+            "training and evaluation need an outcome on every index row"
+        )
     return LabelSummary(
         output=out,
         rule=result.rule,
         index_rows=result.index_rows,
         counts=result.counts,
         indeterminate_share=result.indeterminate_share,
-        notices=[*loaded.columns.notices(), *result.notices],
+        notices=notices,
     )
