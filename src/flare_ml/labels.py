@@ -101,6 +101,17 @@ class RuleConfig(StrictModel):
         whatever its date (PCWG3's window is "primarily the initial post-baseline
         assessment"); off by default (issue 15's rule: the first 12 weeks only).
 
+    Examples
+    --------
+    >>> PCWG3_DEFAULTS.model_copy(update={"flare_window_days": 91}).flare_window_days
+    91
+    >>> RuleConfig(progression_at_index=False, confirm_min_days=60, confirm_max_days=30,
+    ...            further_new_lesions=1, flare_window_days=None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for RuleConfig
+    ...
+
     """
 
     progression_at_index: bool
@@ -246,6 +257,15 @@ class LabelResult:
         Number of index rows adjudicated.
     notices : list of str
         What the user should know (outcomes replaced).
+
+    Examples
+    --------
+    >>> from flare_ml.cases import seed_case_timeline
+    >>> result = adjudicate(seed_case_timeline(), overwrite=True)
+    >>> result.rule, result.index_rows, result.indeterminate_share
+    ('pcwg3/1', 1, 0.0)
+    >>> result.counts.values.tolist()
+    [['progression', 'late_new_lesions_confirmed', 1]]
 
     """
 
