@@ -66,6 +66,9 @@ class PreparedCohort:
         The simulator's Bayes-optimal P(flare), when known.
     fingerprint : dict
         Hash and counts of the table (never rows).
+    indeterminate : int
+        Index rows left out because ``flare-ml label`` left their outcome indeterminate
+        (a table with ``label_reason``; elsewhere a missing outcome is an error).
 
     """
 
@@ -77,6 +80,7 @@ class PreparedCohort:
     context: pd.DataFrame
     oracle: np.ndarray | None
     fingerprint: dict[str, Any]
+    indeterminate: int = 0
 
 
 def simulated_label(spec: SimulatedCohortSpec) -> str:
@@ -120,8 +124,16 @@ def prepare_cohort(
     features = featurizer.transform(timepoints)
     keys = features.index.to_frame(index=False)
     y = None
+    indeterminate = 0
     if require_outcomes:
         outcomes = index_outcomes(timepoints, allow_missing=True)
+        if outcomes.isna().any() and c.LABEL_REASON in timepoints.columns:
+            # adjudicated by `flare-ml label`: an empty outcome is an indeterminate label,
+            # left out of the targets (its rows stay history for later index rows)
+            known = outcomes.notna().to_numpy()
+            indeterminate = int((~known).sum())
+            features, keys, outcomes = features[known], keys[known], outcomes[known]
+            keys = keys.reset_index(drop=True)
         if outcomes.isna().any():
             n = int(outcomes.isna().sum())
             raise FlareMLError(
@@ -161,6 +173,7 @@ def prepare_cohort(
         context=context,
         oracle=oracle_p,
         fingerprint=data_fingerprint(timepoints),
+        indeterminate=indeterminate,
     )
 
 
