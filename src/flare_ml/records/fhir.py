@@ -282,7 +282,7 @@ def _first_error(exc: ValidationError) -> str:
 
 # --- the reader ------------------------------------------------------------------------------
 def read_fhir(path: str | Path, *, strict: bool = False) -> ClinicalEvents:
-    """Read FHIR R4 bulk NDJSON or Bundle JSON files into clinical events.
+    r"""Read FHIR R4 bulk NDJSON or Bundle JSON files into clinical events.
 
     Parameters
     ----------
@@ -496,7 +496,9 @@ class _Extractor:
             if c.system in SYSTEMS and c.code
         ]
         if not codes:
-            self.drops.add("Condition without an ICD-10-CM, ICD-10, ICD-O-3 or SNOMED coding", label)
+            self.drops.add(
+                "Condition without an ICD-10-CM, ICD-10, ICD-O-3 or SNOMED coding", label
+            )
             return
         value = model.onsetDateTime or (model.onsetPeriod.start if model.onsetPeriod else None)
         day = _day(value) or _day(model.recordedDate)
@@ -585,18 +587,24 @@ class _Extractor:
         ]
         if not statuses:
             shown = ", ".join(f"{c.code}" for c in _codings(concept)) or "no value"
-            self.drops.add("disease-status value not in mCODE ConditionStatusTrendVS", f"{label} ({shown})")
+            self.drops.add(
+                "disease-status value not in mCODE ConditionStatusTrendVS", f"{label} ({shown})"
+            )
             return
         self.statuses.append((patient, day, statuses[0]))
 
     def report(self, raw: _Raw, model: Any) -> None:
         label = _label("DiagnosticReport", _id_of(raw), raw.where)
         categories = [(c.system, c.code) for cat in model.category or [] for c in _codings(cat)]
-        modality = _modality_from_codes([*categories, *((c.system, c.code) for c in _codings(model.code))])
+        modality = _modality_from_codes(
+            [*categories, *((c.system, c.code) for c in _codings(model.code))]
+        )
         if categories and not modality and all(cat in _NOT_IMAGING for cat in categories):
             self.drops.add("DiagnosticReport not an imaging report (category)", label)
             return
-        if self._entered_in_error(raw, model, "DiagnosticReport", {"entered-in-error", "cancelled"}):
+        if self._entered_in_error(
+            raw, model, "DiagnosticReport", {"entered-in-error", "cancelled"}
+        ):
             return
         patient = self._patient(raw, model, "DiagnosticReport")
         if patient is None:
