@@ -318,7 +318,7 @@ def read_fhir(path: str | Path, *, strict: bool = False) -> ClinicalEvents:
     ...      "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-01-05",
     ...      "valueQuantity": {"value": 112, "unit": "U/L"}},
     ... ]
-    >>> _ = (d / "export.ndjson").write_text("\\n".join(json.dumps(x) for x in lines))
+    >>> _ = (d / "export.ndjson").write_text("\n".join(json.dumps(x) for x in lines))
     >>> events = read_fhir(d)
     >>> events.labs[["patient_id", "test", "value", "unit"]].values.tolist()
     [['p1', 'alp', 112.0, 'U/L']]

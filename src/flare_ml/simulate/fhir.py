@@ -207,7 +207,7 @@ def write_fhir(
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "fhir"
     >>> export = write_fhir(cohort, simulate_reports(cohort.timepoints, seed=2), out)
     >>> sorted(p.name for p in out.iterdir())[:3]
-    ['Condition.ndjson', 'DiagnosticReport.ndjson', 'MedicationAdministration.ndjson']
+    ['Condition.ndjson', 'DiagnosticReport.ndjson', 'Medication.ndjson']
     >>> export.counts["Patient"]
     3
 
