@@ -122,6 +122,10 @@ def _frame(name: str, frame: pd.DataFrame | None) -> pd.DataFrame:
     for col in _DATES.get(name, ()):
         out[col] = pd.to_datetime(out[col], errors="coerce").astype("datetime64[ns]")
     out[c.PATIENT_ID] = out[c.PATIENT_ID].astype(str)
+    if name == "reports":  # every report needs an id of its own, for messages and joins
+        ids = out["report_id"].fillna("").astype(str)
+        generated = "report-" + pd.Series(range(1, len(out) + 1), index=out.index).astype(str)
+        out["report_id"] = ids.where(ids != "", generated)
     return out.loc[:, list(columns)].reset_index(drop=True)
 
 
