@@ -427,7 +427,7 @@ def test_cli_simulate_fhir_then_ingest(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", "fhir", "--input", str(records), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "patients kept: " in result.output
-    table = read_timepoints(out)
+    table = read_timepoints(out).table
     assert table[c.PATIENT_ID].nunique() >= 25  # therapy class 'other' has no RxNorm drug
 
 

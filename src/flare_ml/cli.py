@@ -195,11 +195,9 @@ def simulate(
 def _simulate_fhir(cohort: Any, out: Path, seed: int, bone_scan_share: float) -> None:
     """Write a simulated cohort as FHIR R4 NDJSON records (``simulate --format fhir``)."""
     from flare_ml.simulate.fhir import write_fhir
-    from flare_ml.simulate.reports import simulate_reports
 
     tp = cohort.timepoints
-    reports = simulate_reports(tp, seed=seed, bone_scan_share=bone_scan_share)
-    export = write_fhir(cohort, reports, out)
+    export = write_fhir(cohort, None, out, bone_scan_share=bone_scan_share)
     console.print(
         f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
         f"[bold]{cohort.site.name}[/bold] (seed {seed}) as FHIR R4 NDJSON in {export.directory}"

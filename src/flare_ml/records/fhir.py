@@ -434,10 +434,11 @@ class _Extractor:
         self.persons.add(target[1])
         return target[1]
 
-    def _entered_in_error(self, raw: _Raw, model: Any, rtype: str, bad: set[str]) -> bool:
+    def _entered_in_error(self, raw: _Raw, model: Any, what: str, bad: set[str]) -> bool:
         status = getattr(model, "status", None)
         if status in bad:
-            self.drops.add(f"{rtype} with status {status}", _label(rtype, _id_of(raw), raw.where))
+            rtype = raw.resource["resourceType"]
+            self.drops.add(f"{what} with status {status}", _label(rtype, _id_of(raw), raw.where))
             return True
         return False
 

@@ -2,17 +2,16 @@
 
 The FHIR adapter (:func:`flare_ml.records.fhir.read_fhir`) needs records to read, and no real
 ones ship with flare-ml, so this writer turns a simulated cohort into the records a site's
-FHIR server would export for it: a Patient per simulated patient (its ``patient_id`` is the
-Patient id), a Condition with the cancer type's representative ICD-10-CM and SNOMED CT codes,
-a MedicationAdministration per ingredient of the therapy class's representative regimen
-(RxNorm, inline or through a Medication resource, from
-:func:`flare_ml.records.mappings.representative_drugs`), an ALP Observation (LOINC 6768-6,
-the site's lab unit in UCUM) per lab sample, a DiagnosticReport per imaging row carrying the
-simulated report text (in ``conclusion`` or as base64 ``presentedForm``), and, for a share
-of follow-up scans, an mCODE CancerDiseaseStatus Observation (LOINC 97509-4) derived from
-the row's extraosseous response. Every resource is built with the R4B models of
-``fhir.resources`` and serialised by them, so what is written is valid FHIR R4. Everything
-written is synthetic.
+FHIR server would export for it. It serialises the cohort's clinical events
+(:func:`flare_ml.simulate.records.cohort_events`, the same events the OMOP writer writes):
+a Patient per person (the simulated ``patient_id`` is the Patient id), a Condition per
+diagnosis (ICD-10-CM, SNOMED CT, ICD-O-3 codings), a MedicationAdministration per drug record
+(RxNorm, inline or through a Medication resource), an ALP Observation (LOINC 6768-6, the
+site's lab unit in UCUM) per lab sample, an imaging DiagnosticReport per report (text in
+``conclusion`` or as base64 ``presentedForm``) and, for a chosen share of follow-up scans, an
+mCODE CancerDiseaseStatus Observation (LOINC 97509-4) derived from the row's extraosseous
+response. Every resource is built with the R4B models of ``fhir.resources`` and serialised by
+them, so what is written is valid FHIR R4. Everything written is synthetic.
 """
 
 from __future__ import annotations
@@ -32,7 +31,9 @@ import numpy as np
 import pandas as pd
 
 from flare_ml.data import contract as c
+from flare_ml.data.labs import ALP_TEST_NAMES
 from flare_ml.errors import ContractError
+from flare_ml.records.events import ClinicalEvents
 from flare_ml.records.fhir import (
     DICOM,
     DISEASE_STATUS_CODES,
@@ -41,13 +42,15 @@ from flare_ml.records.fhir import (
     RXNORM,
     SNOMED,
 )
-from flare_ml.records.mappings import representative_condition, representative_drugs
+from flare_ml.simulate import SimulatedCohort
+from flare_ml.simulate.reports import DEFAULT_BONE_SCAN_SHARE
 
 __all__ = [
     "DISEASE_STATUS_STREAM",
     "RESPONSE_TO_STATUS",
     "FhirExport",
     "write_fhir",
+    "write_fhir_events",
 ]
 
 #: second word of the disease-status draws' seed sequence (apart from cohort and reports)
@@ -88,6 +91,10 @@ _MODALITY_TITLE: Final = {
     "radiograph": "Radiograph",
 }
 _UCUM: Final = "http://unitsofmeasure.org"
+_CLINICAL: Final = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+_VERIFICATION: Final = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
+_ALP_DISPLAY: Final = "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma"
 _MCODE_STATUS_PROFILE: Final = (
     "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status"
 )
@@ -155,25 +162,111 @@ def _medication_concept(ingredient: str, code: str) -> dict[str, Any]:
     return {"text": ingredient}
 
 
+def _fhir_id(text: str) -> str:
+    """A valid FHIR id (``[A-Za-z0-9-.]{1,64}``) from any text."""
+    out = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in str(text))
+    return out[:64] or "x"
+
+
+def write_fhir_events(
+    events: ClinicalEvents,
+    directory: str | Path,
+    *,
+    layout: Literal["ndjson", "bundle"] = "ndjson",
+) -> FhirExport:
+    """Serialise clinical events as FHIR R4 records; :func:`read_fhir` reads them back.
+
+    One Patient per person; one Condition per patient and diagnosis date (a coding per
+    vocabulary); one MedicationAdministration per drug record (every other patient's
+    through a Medication resource); one ALP Observation per ALP sample; one imaging
+    DiagnosticReport per report (every other one's text in ``conclusion``, the others'
+    as base64 ``presentedForm``); one mCODE CancerDiseaseStatus Observation per
+    disease-status record.
+
+    Parameters
+    ----------
+    events : ClinicalEvents
+        The events (:func:`flare_ml.simulate.records.cohort_events`, or any).
+    directory : str or Path
+        See :func:`write_fhir`.
+    layout : {"ndjson", "bundle"}, default "ndjson"
+        See :func:`write_fhir`.
+
+    Returns
+    -------
+    FhirExport
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import pandas as pd
+    >>> from flare_ml.records.fhir import read_fhir
+    >>> events = ClinicalEvents.from_frames(
+    ...     persons=pd.DataFrame({"patient_id": ["P1"]}),
+    ...     labs=pd.DataFrame({"patient_id": ["P1"], "sample_date": ["2024-01-05"],
+    ...                        "test": ["ALP"], "value": [2.1], "unit": ["ukat/L"]}))
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "fhir"
+    >>> write_fhir_events(events, out).counts
+    {'Patient': 1, 'Observation': 1}
+    >>> read_fhir(out).labs[["value", "unit"]].values.tolist()
+    [[2.1, 'ukat/L']]
+
+    """
+    if layout not in ("ndjson", "bundle"):
+        raise ValueError(f"layout must be 'ndjson' or 'bundle', got {layout!r}")
+    directory = Path(directory)
+    _check_target(directory)
+    build = _Builder()
+    persons = [str(p) for p in events.persons[c.PATIENT_ID]]
+    persons += sorted(
+        {
+            str(p)
+            for name in ("conditions", "drugs", "labs", "reports", "disease_status")
+            for p in getattr(events, name)[c.PATIENT_ID]
+        }
+        - set(persons)
+    )
+    by_reference = {pid: i % 2 == 1 for i, pid in enumerate(persons)}
+    for pid in persons:
+        build.add("Patient", {"id": _fhir_id(pid)}, pid)
+    _conditions(build, events.conditions)
+    _drugs(build, events.drugs, by_reference)
+    _labs(build, events.labs)
+    _reports(build, events.reports)
+    _statuses(build, events.disease_status)
+    counts = {rtype: len(build.resources[rtype]) for rtype in _ORDER if build.resources[rtype]}
+    if len(events.disease_status):
+        counts["Observation"] -= len(events.disease_status)
+        counts["Observation (disease status)"] = len(events.disease_status)
+        if not counts["Observation"]:
+            del counts["Observation"]
+    _write(build, directory, layout)
+    return FhirExport(directory=directory, counts=counts)
+
+
 def write_fhir(
-    cohort: Any,
+    cohort: SimulatedCohort,
     reports: Any,
     directory: str | Path,
     *,
     layout: Literal["ndjson", "bundle"] = "ndjson",
-    disease_status_share: float = 0.25,
+    disease_status_share: float = 0.0,
+    bone_scan_share: float = DEFAULT_BONE_SCAN_SHARE,
     seed: int | None = None,
 ) -> FhirExport:
     """Write a simulated cohort and its reports as FHIR R4 records.
 
+    The cohort's events are :func:`flare_ml.simulate.records.cohort_events` (the same the
+    OMOP writer writes), serialised by :func:`write_fhir_events`.
+
     Parameters
     ----------
     cohort : SimulatedCohort
-        The cohort (:func:`flare_ml.simulate.simulate_cohort`): its timepoint table and its
-        long lab table.
-    reports : SimulatedReports or DataFrame
-        The report table (:func:`flare_ml.simulate.reports.simulate_reports`):
-        ``patient_id``, ``assessment_date``, ``modality``, ``text``.
+        The cohort (:func:`flare_ml.simulate.simulate_cohort`).
+    reports : SimulatedReports, DataFrame or None
+        The report table (:func:`flare_ml.simulate.reports.simulate_reports`:
+        ``patient_id``, ``assessment_date``, ``modality``, ``text``); None: the reports
+        of :func:`~flare_ml.simulate.records.cohort_events` (``bone_scan_share``).
     directory : str or Path
         Output directory; created. An existing directory is replaced only when it holds
         nothing but ``.ndjson`` / ``.json`` files (an earlier export); otherwise an error.
@@ -182,9 +275,12 @@ def write_fhir(
         ``ndjson``: bulk-data files, one per resource type (``Patient.ndjson``, ...).
         ``bundle``: one transaction Bundle per patient (``<patient_id>.json``) whose
         references are ``urn:uuid:`` fullUrls.
-    disease_status_share : float, default 0.25
-        Share of follow-up imaging rows with a stated response that also get an mCODE
-        CancerDiseaseStatus Observation on the scan date (:data:`RESPONSE_TO_STATUS`).
+    disease_status_share : float, default 0.0
+        Share of follow-up imaging rows that also get an mCODE CancerDiseaseStatus
+        Observation on the scan date, the row's response as a clinician would record it
+        (:data:`RESPONSE_TO_STATUS`).
+    bone_scan_share : float, default 0.3
+        With ``reports`` None: share of follow-up scans reported as bone scans.
     seed : int, optional
         Seed of the disease-status draws (default: the cohort's seed), drawn from
         ``numpy.random.default_rng([seed, DISEASE_STATUS_STREAM])``.
@@ -212,132 +308,100 @@ def write_fhir(
     3
 
     """
-    if layout not in ("ndjson", "bundle"):
-        raise ValueError(f"layout must be 'ndjson' or 'bundle', got {layout!r}")
+    from flare_ml.simulate.records import cohort_events
+
     if not 0.0 <= disease_status_share <= 1.0:
         raise ValueError(f"disease_status_share must be in [0, 1], got {disease_status_share!r}")
-    report_table = getattr(reports, "reports", reports)
-    directory = Path(directory)
-    _check_target(directory)
+    events = cohort_events(cohort, bone_scan_share=bone_scan_share)
+    if reports is not None:
+        table = getattr(reports, "reports", reports)
+        table = table.sort_values([c.PATIENT_ID, c.ASSESSMENT_DATE], kind="stable")
+        events.reports = table.assign(
+            report_id=[f"{p}-R{i}" for i, p in enumerate(table[c.PATIENT_ID], start=1)]
+        ).reset_index(drop=True)[list(events.reports.columns)]
     rng = np.random.default_rng([int(cohort.seed if seed is None else seed), DISEASE_STATUS_STREAM])
-    build = _Builder()
-    notes: list[str] = []
-    tp = cohort.timepoints
-    no_drug: list[str] = []
-    medications: set[str] = set()
-    for index, (pid, rows) in enumerate(tp.groupby(c.PATIENT_ID, sort=True)):
-        pid = str(pid)
-        first = rows.iloc[0]
-        start = _day(first[c.TREATMENT_START_DATE])
-        last = _day(rows[c.ASSESSMENT_DATE].max())
-        subject = {"reference": f"Patient/{pid}"}
-        build.add("Patient", {"id": pid}, pid)
-        codes = representative_condition(str(first[c.CANCER_TYPE]))
-        onset = _day(pd.Timestamp(first[c.TREATMENT_START_DATE]) - pd.Timedelta(days=28))
-        build.add(
-            "Condition",
-            {
-                "id": f"cond-{pid}",
-                "clinicalStatus": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                            "code": "active",
-                        }
-                    ]
-                },
-                "verificationStatus": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                            "code": "confirmed",
-                        }
-                    ]
-                },
-                "code": {
-                    "coding": [
-                        {"system": _VOCABULARY_SYSTEM[vocab], "code": code}
-                        for vocab, code in codes.items()
-                    ]
-                },
-                "subject": subject,
-                "onsetDateTime": onset,
-                "recordedDate": onset,
+    events.disease_status = _draw_statuses(cohort.timepoints, rng, disease_status_share)
+    export = write_fhir_events(events, directory, layout=layout)
+    export.notes = [str(d) for d in events.dropped]
+    return export
+
+
+def _draw_statuses(tp: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
+    """A disease status on a ``share`` of the follow-up scans with a response."""
+    rows = tp[(tp[c.ROW_TYPE] == "imaging") & tp[c.EXTRAOSSEOUS_RESPONSE].isin(RESPONSE_TO_STATUS)]
+    rows = rows.sort_values([c.PATIENT_ID, c.ASSESSMENT_DATE], kind="stable")
+    chosen = rows[rng.random(len(rows)) < share] if share > 0 else rows.iloc[:0]
+    return pd.DataFrame(
+        {
+            c.PATIENT_ID: chosen[c.PATIENT_ID].astype(str),
+            "status_date": pd.to_datetime(chosen[c.ASSESSMENT_DATE]),
+            "status": chosen[c.EXTRAOSSEOUS_RESPONSE].astype(str).map(RESPONSE_TO_STATUS),
+        }
+    )
+
+
+def _ref(pid: Any) -> dict[str, str]:
+    return {"reference": f"Patient/{_fhir_id(str(pid))}"}
+
+
+def _conditions(build: _Builder, conditions: pd.DataFrame) -> None:
+    frame = conditions.assign(_day=conditions["condition_date"].astype(str))
+    for n, ((pid, _), rows) in enumerate(frame.groupby([c.PATIENT_ID, "_day"], sort=False), 1):
+        day = rows["condition_date"].iloc[0]
+        data: dict[str, Any] = {
+            "id": f"cond-{n}",
+            "clinicalStatus": {"coding": [{"system": _CLINICAL, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": _VERIFICATION, "code": "confirmed"}]},
+            "code": {
+                "coding": [
+                    {"system": _VOCABULARY_SYSTEM[str(v)], "code": str(code)}
+                    for v, code in zip(rows["vocabulary"], rows["code"], strict=True)
+                ]
             },
-            pid,
-        )
-        drugs = representative_drugs(str(first[c.THERAPY_CLASS]))
-        if not drugs:
-            no_drug.append(pid)
-        for k, (ingredient, code) in enumerate(drugs):
-            data: dict[str, Any] = {
-                "id": f"ma-{pid}-{k + 1}",
-                "status": "completed",
-                "subject": subject,
-                "effectivePeriod": {"start": start, "end": last},
-            }
-            if index % 2:  # every other patient: a Medication resource, by reference
-                med_id = f"med-{code or _slug(ingredient)}"
-                if med_id not in medications:
-                    medications.add(med_id)
-                    build.add(
-                        "Medication",
-                        {"id": med_id, "code": _medication_concept(ingredient, code)},
-                        None,
-                    )
-                data["medicationReference"] = {"reference": f"Medication/{med_id}"}
-            else:
-                data["medicationCodeableConcept"] = _medication_concept(ingredient, code)
-            build.add("MedicationAdministration", data, pid)
-    if no_drug:
-        notes.append(
-            f"{len(no_drug)} patients on therapy class 'other' written without a medication "
-            f"(no RxNorm ingredient maps to it), e.g. {', '.join(no_drug[:5])}"
-        )
-    _labs(build, cohort)
-    n_status = _reports(build, report_table, tp, rng, disease_status_share)
-    counts = {rtype: len(build.resources[rtype]) for rtype in _ORDER if build.resources[rtype]}
-    if n_status:
-        counts["Observation"] -= n_status
-        counts["Observation (disease status)"] = n_status
-    _write(build, directory, layout)
-    return FhirExport(directory=directory, counts=counts, notes=notes)
+            "subject": _ref(pid),
+        }
+        if pd.notna(day):
+            data["onsetDateTime"] = _day(day)
+        build.add("Condition", data, str(pid))
 
 
-def _labs(build: _Builder, cohort: Any) -> None:
-    labs = cohort.labs
-    test = str(getattr(cohort.site.labs, "test_name", "ALP")).lower()
-    labs = labs[labs["test"].astype(str).str.lower().isin({test, "alp"})]
-    labs = labs.dropna(subset=["value"]).sort_values(["patient_id", "sample_date"], kind="stable")
-    for i, row in enumerate(labs.itertuples(index=False), start=1):
+def _drugs(build: _Builder, drugs: pd.DataFrame, by_reference: dict[str, bool]) -> None:
+    medications: set[str] = set()
+    for n, row in enumerate(drugs.itertuples(index=False), start=1):
+        pid, ingredient, code = str(row.patient_id), str(row.ingredient), str(row.rxnorm_code)
+        data: dict[str, Any] = {"id": f"ma-{n}", "status": "completed", "subject": _ref(pid)}
+        if pd.notna(row.end_date):
+            data["effectivePeriod"] = {"start": _day(row.start_date), "end": _day(row.end_date)}
+        else:
+            data["effectiveDateTime"] = _day(row.start_date)
+        if by_reference.get(pid, False):  # every other patient: a Medication resource
+            med_id = _fhir_id(f"med-{code or _slug(ingredient)}")
+            if med_id not in medications:
+                medications.add(med_id)
+                concept = _medication_concept(ingredient, code)
+                build.add("Medication", {"id": med_id, "code": concept}, None)
+            data["medicationReference"] = {"reference": f"Medication/{med_id}"}
+        else:
+            data["medicationCodeableConcept"] = _medication_concept(ingredient, code)
+        build.add("MedicationAdministration", data, pid)
+
+
+def _labs(build: _Builder, labs: pd.DataFrame) -> None:
+    alp = labs[labs["test"].astype(str).str.strip().str.lower().isin(ALP_TEST_NAMES)]
+    alp = alp.dropna(subset=["value"])
+    for n, row in enumerate(alp.itertuples(index=False), start=1):
         unit = str(row.unit)
         build.add(
             "Observation",
             {
-                "id": f"alp-{i}",
+                "id": f"alp-{n}",
                 "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                "code": "laboratory",
-                            }
-                        ]
-                    }
-                ],
+                "category": [{"coding": [{"system": _OBSERVATION_CATEGORY, "code": "laboratory"}]}],
                 "code": {
-                    "coding": [
-                        {
-                            "system": LOINC,
-                            "code": LOINC_ALP,
-                            "display": "Alkaline phosphatase [Enzymatic activity/volume] "
-                            "in Serum or Plasma",
-                        }
-                    ],
+                    "coding": [{"system": LOINC, "code": LOINC_ALP, "display": _ALP_DISPLAY}],
                     "text": "ALP",
                 },
-                "subject": {"reference": f"Patient/{row.patient_id}"},
+                "subject": _ref(row.patient_id),
                 "effectiveDateTime": _day(row.sample_date),
                 "valueQuantity": {
                     "value": float(row.value),
@@ -350,27 +414,15 @@ def _labs(build: _Builder, cohort: Any) -> None:
         )
 
 
-def _reports(
-    build: _Builder,
-    reports: pd.DataFrame,
-    tp: pd.DataFrame,
-    rng: np.random.Generator,
-    share: float,
-) -> int:
-    """DiagnosticReports (and disease-status Observations); returns how many statuses."""
-    key = [c.PATIENT_ID, c.ASSESSMENT_DATE]
-    response = tp.set_index(key)[c.EXTRAOSSEOUS_RESPONSE]
-    n_status = 0
-    ordered = reports.sort_values(key, kind="stable").reset_index(drop=True)
-    for i, row in enumerate(ordered.itertuples(index=False), start=1):
-        pid, when = str(row.patient_id), _day(row.assessment_date)
-        modality = str(row.modality or "")
+def _reports(build: _Builder, reports: pd.DataFrame) -> None:
+    for n, row in enumerate(reports.itertuples(index=False), start=1):
+        pid, modality = str(row.patient_id), str(row.modality or "")
         category = [{"coding": [{"system": LOINC, "code": "LP29684-5", "display": "Radiology"}]}]
         if modality in _MODALITY_DICOM:
             dcm, display = _MODALITY_DICOM[modality]
             category.append({"coding": [{"system": DICOM, "code": dcm, "display": display}]})
         data: dict[str, Any] = {
-            "id": f"img-{i}",
+            "id": _fhir_id(row.report_id) if str(row.report_id) else f"img-{n}",
             "status": "final",
             "category": category,
             "code": {
@@ -379,26 +431,28 @@ def _reports(
                 ],
                 "text": _MODALITY_TITLE.get(modality, "Diagnostic imaging study"),
             },
-            "subject": {"reference": f"Patient/{pid}"},
-            "effectiveDateTime": when,
-            "issued": f"{when}T17:00:00+00:00",
+            "subject": _ref(pid),
         }
+        if pd.notna(row.assessment_date):
+            day = _day(row.assessment_date)
+            data["effectiveDateTime"] = day
+            data["issued"] = f"{day}T17:00:00+00:00"
         text = str(row.text)
-        if i % 2:
+        if n % 2:
             data["conclusion"] = text
         else:
             encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
             data["presentedForm"] = [{"contentType": "text/plain; charset=utf-8", "data": encoded}]
         build.add("DiagnosticReport", data, pid)
-        value = response.get((row.patient_id, pd.Timestamp(row.assessment_date)))
-        status = RESPONSE_TO_STATUS.get(str(value)) if isinstance(value, str) else None
-        if status is None or rng.random() >= share:
-            continue
-        n_status += 1
+
+
+def _statuses(build: _Builder, statuses: pd.DataFrame) -> None:
+    for n, row in enumerate(statuses.itertuples(index=False), start=1):
+        status = str(row.status)
         build.add(
             "Observation",
             {
-                "id": f"cds-{i}",
+                "id": f"cds-{n}",
                 "meta": {"profile": [_MCODE_STATUS_PROFILE]},
                 "status": "final",
                 "code": {
@@ -410,8 +464,8 @@ def _reports(
                         }
                     ]
                 },
-                "subject": {"reference": f"Patient/{pid}"},
-                "effectiveDateTime": when,
+                "subject": _ref(row.patient_id),
+                "effectiveDateTime": _day(row.status_date),
                 "valueCodeableConcept": {
                     "coding": [
                         {
@@ -422,9 +476,8 @@ def _reports(
                     ]
                 },
             },
-            pid,
+            str(row.patient_id),
         )
-    return n_status
 
 
 # --- files --------------------------------------------------------------------------------
@@ -517,4 +570,6 @@ def _write_bundles(build: _Builder, tmp: Path) -> None:
         bundle = Bundle.model_validate(
             {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         )
-        (tmp / f"{pid}.json").write_text(bundle.model_dump_json(exclude_none=True), "utf-8")
+        (tmp / f"{_fhir_id(pid)}.json").write_text(
+            bundle.model_dump_json(exclude_none=True), "utf-8"
+        )
