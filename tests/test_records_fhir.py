@@ -28,7 +28,7 @@ from flare_ml.records.assemble import STATUS_RESPONSES, assemble_timepoints
 from flare_ml.records.fhir import read_fhir
 from flare_ml.records.mappings import cancer_type_of, ingredient_role, therapy_class_of
 from flare_ml.simulate import simulate_cohort
-from flare_ml.simulate.fhir import RESPONSE_TO_STATUS, write_fhir
+from flare_ml.simulate.fhir import RESPONSE_TO_STATUS, write_fhir, write_fhir_events
 from flare_ml.simulate.reports import simulate_reports
 
 KEY = [c.PATIENT_ID, c.ASSESSMENT_DATE]
@@ -110,11 +110,14 @@ def test_events_equal_the_simulated_records(simulated: tuple, exported: dict) ->
     assert set(labs["unit"]) == {"ukat/L"} and set(labs["test"]) == {"alp"}
     # conditions and drugs map back to each patient's cancer type and therapy class
     for pid, rows in events.conditions.groupby(c.PATIENT_ID):
-        types = {cancer_type_of(v, code) for v, code in zip(rows.vocabulary, rows.code)}
+        types = {
+            cancer_type_of(v, code) for v, code in zip(rows.vocabulary, rows.code, strict=True)
+        }
         assert types == {truth.loc[pid, c.CANCER_TYPE]}
     for pid, rows in events.drugs.groupby(c.PATIENT_ID):
         classes = {
-            ingredient_role(i, code)[0] for i, code in zip(rows.ingredient, rows.rxnorm_code)
+            ingredient_role(i, code)[0]
+            for i, code in zip(rows.ingredient, rows.rxnorm_code, strict=True)
         }
         assert therapy_class_of(classes) == truth.loc[pid, c.THERAPY_CLASS]
         assert (rows["start_date"] == truth.loc[pid, c.TREATMENT_START_DATE]).all()
@@ -132,6 +135,49 @@ def test_bundles_read_as_the_ndjson_export(exported: dict) -> None:
         a = a[cols].sort_values(cols, ignore_index=True)
         b = b[cols].sort_values(cols, ignore_index=True)
         pd.testing.assert_frame_equal(a, b, obj=name)
+
+
+@pytest.mark.parametrize("layout", ["ndjson", "bundle"])
+def test_any_events_survive_fhir_unchanged(simulated: tuple, tmp_path: Path, layout: str) -> None:
+    """write_fhir_events then read_fhir is the identity on the events (all vocabularies)."""
+    from flare_ml.simulate.records import cohort_events
+
+    cohort, _ = simulated
+    events = cohort_events(cohort)
+    first = events.persons[c.PATIENT_ID].iloc[0]
+    events.conditions = pd.concat(
+        [
+            events.conditions,
+            pd.DataFrame(
+                {
+                    c.PATIENT_ID: [first] * 3,
+                    "condition_date": pd.to_datetime(["2020-01-02"] * 3),
+                    "vocabulary": ["SNOMED", "ICDO3", "ICD10"],
+                    "code": ["399068003", "C61.9", "C61"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    events.drugs.loc[0, "end_date"] = pd.Timestamp("2021-01-01")
+    events.disease_status = pd.DataFrame(
+        {
+            c.PATIENT_ID: [first, first],
+            "status_date": pd.to_datetime(["2020-02-01", "2020-05-01"]),
+            "status": ["improved", "worsened"],
+        }
+    )
+    write_fhir_events(events, tmp_path / "out", layout=layout)
+    back = read_fhir(tmp_path / "out")
+    assert back.dropped == []
+    for name in ("persons", "conditions", "drugs", "labs", "reports", "disease_status"):
+        a, b = getattr(events, name).copy(), getattr(back, name).copy()
+        if name == "labs":
+            a["test"] = a["test"].str.lower()
+        cols = list(a.columns)
+        a = a.sort_values(cols, ignore_index=True)
+        b = b[cols].sort_values(cols, ignore_index=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=name)
 
 
 # --- the round trip ------------------------------------------------------------------------------
@@ -171,7 +217,10 @@ def test_round_trip_agrees_with_the_simulated_table(
     expected = [
         s if isinstance(s, str) else STATUS_RESPONSES.get(status.get((pid, day), ""), "NE")
         for pid, day, s in zip(
-            stated[c.PATIENT_ID], stated[c.ASSESSMENT_DATE], stated["extraosseous_response_s"]
+            stated[c.PATIENT_ID],
+            stated[c.ASSESSMENT_DATE],
+            stated["extraosseous_response_s"],
+            strict=True,
         )
     ]
     assert stated["extraosseous_response_r"].astype(str).tolist() == expected
@@ -179,8 +228,21 @@ def test_round_trip_agrees_with_the_simulated_table(
     assert from_status > 0
     # lab rows: one per ALP sample date without a scan; ALP values carried exactly
     labs_r = table[table[c.ROW_TYPE] == "lab"]
-    samples = set(zip(cohort.labs[c.PATIENT_ID], pd.to_datetime(cohort.labs["sample_date"])))
-    assert set(zip(labs_r[c.PATIENT_ID], labs_r[c.ASSESSMENT_DATE])) <= samples
+    samples = set(
+        zip(cohort.labs[c.PATIENT_ID], pd.to_datetime(cohort.labs["sample_date"]), strict=True)
+    )
+    assert set(zip(labs_r[c.PATIENT_ID], labs_r[c.ASSESSMENT_DATE], strict=True)) <= samples
+
+
+def test_fhir_path_equals_the_in_memory_path(simulated: tuple, tmp_path: Path) -> None:
+    """Records add no difference: FHIR -> table equals the core's events -> table."""
+    from flare_ml.simulate.records import cohort_events
+
+    cohort, _ = simulated
+    direct = assemble_timepoints(cohort_events(cohort)).timepoints
+    write_fhir(cohort, None, tmp_path / "records")
+    via_fhir = assemble_timepoints(read_fhir(tmp_path / "records")).timepoints
+    pd.testing.assert_frame_equal(via_fhir, direct)
 
 
 # --- the mCODE disease-status fallback -------------------------------------------------------
@@ -286,8 +348,9 @@ def test_a_stated_response_wins_over_disease_status(tmp_path: Path) -> None:
 
 
 def test_mcode_stu1_code_and_the_writer_mapping(tmp_path: Path) -> None:
-    records = _patient_records(NO_RESPONSE, None) + [
-        _status("s1", "2024-03-01", "271299001", "88040-1")
+    records = [
+        *_patient_records(NO_RESPONSE, None),
+        _status("s1", "2024-03-01", "271299001", "88040-1"),
     ]
     events = read_fhir(_write_ndjson(tmp_path, records))
     assert events.disease_status["status"].tolist() == ["worsened"]
@@ -303,7 +366,7 @@ def _reasons(events: Any) -> dict[str, Any]:
 
 def test_malformed_resources_are_skipped_and_reported(tmp_path: Path) -> None:
     bad_date = _status("bad1", "2024-13-45", "271299001")
-    records = _patient_records(NO_RESPONSE, None) + [bad_date]
+    records = [*_patient_records(NO_RESPONSE, None), bad_date]
     events = read_fhir(_write_ndjson(tmp_path, records, extra_lines=("{not json",)))
     reasons = _reasons(events)
     invalid = reasons["invalid FHIR R4 resource (skipped)"]
@@ -320,7 +383,8 @@ def test_malformed_resources_are_skipped_and_reported(tmp_path: Path) -> None:
 def test_every_drop_is_reported_with_count_and_example_ids(tmp_path: Path) -> None:
     pdf = _report("pdf1", "2024-04-01", "x")
     pdf["presentedForm"] = [{"contentType": "application/pdf", "data": "JVBERi0="}]
-    records = _patient_records(NO_RESPONSE, None) + [
+    records = [
+        *_patient_records(NO_RESPONSE, None),
         {**_report("nosubj", "2024-04-01", "text"), "subject": None},
         pdf,
         _report(
@@ -378,11 +442,15 @@ def test_every_drop_is_reported_with_count_and_example_ids(tmp_path: Path) -> No
         ),
         "DiagnosticReport not an imaging report (category)": "DiagnosticReport/lab1",
         "DiagnosticReport with a date less precise than a day": "DiagnosticReport/month (2024-04)",
-        "disease-status value not in mCODE ConditionStatusTrendVS": "Observation/odd (550991000124107)",
+        "disease-status value not in mCODE ConditionStatusTrendVS": (
+            "Observation/odd (550991000124107)"
+        ),
         "ALP Observation without a valueQuantity": "Observation/alp0",
         "Observation not read (not ALP 6768-6 or disease status)": "Observation/hb",
         "Condition without an ICD-10-CM, ICD-10, ICD-O-3 or SNOMED coding": "Condition/icd9",
-        "MedicationAdministration medicationReference not found": "MedicationAdministration/ma-missing",
+        "MedicationAdministration medicationReference not found": (
+            "MedicationAdministration/ma-missing"
+        ),
         "resource type not read: Encounter": "Encounter/e1",
         "disease-status Observation with status entered-in-error": "Observation/gone",
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,17 +92,11 @@ _NOT_IMAGING: Final = {
 }
 #: modality words in a report's title (code text, coding display) or first line, in order
 _MODALITY_WORDS: Final = (
-    ("pet", "pet_ct"),
-    ("bone scan", "bone_scan"),
-    ("scintigra", "bone_scan"),
-    ("mdp", "bone_scan"),
-    ("mri", "mri"),
-    ("magnetic resonance", "mri"),
-    ("computed tomography", "ct"),
-    ("ct ", "ct"),
-    ("ct,", "ct"),
-    ("radiograph", "radiograph"),
-    ("x-ray", "radiograph"),
+    (re.compile(r"\bpet\b", re.I), "pet_ct"),
+    (re.compile(r"\bbone scan|scintigra|\bmdp\b", re.I), "bone_scan"),
+    (re.compile(r"\bmri?\b|magnetic resonance", re.I), "mri"),
+    (re.compile(r"\bct\b|computed tomography", re.I), "ct"),
+    (re.compile(r"radiograph|x-ray|\bxr\b", re.I), "radiograph"),
 )
 _READ_TYPES: Final = (
     "Patient",
@@ -644,11 +639,12 @@ def _modality_from_words(title: str) -> str:
     --------
     >>> _modality_from_words("Whole-body bone scintigraphy"), _modality_from_words("CT chest")
     ('bone_scan', 'ct')
+    >>> _modality_from_words("FDG PET/CT"), _modality_from_words("No distinct finding.")
+    ('pet_ct', '')
 
     """
-    lowered = f" {title.lower()} "
-    for word, modality in _MODALITY_WORDS:
-        if word in lowered:
+    for pattern, modality in _MODALITY_WORDS:
+        if pattern.search(title):
             return modality
     return ""
 
