@@ -145,7 +145,8 @@ def _files(path: Path) -> tuple[list[Path], list[Path]]:
     """The JSON/NDJSON files under ``path`` and the other files there."""
     if path.is_file():
         return [path], []
-    files, others = [], []
+    files: list[Path] = []
+    others: list[Path] = []
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         if file.name.startswith("."):
             continue
