@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from flare_ml.cli import app
@@ -309,6 +311,18 @@ def _status(oid: str, day: str, code: str, loinc: str = "97509-4") -> dict:
     }
 
 
+def _alp(oid: str, day: str, value: float = 110.0, unit: str = "U/L") -> dict:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "6768-6"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": day,
+        "valueQuantity": {"value": value, "unit": unit},
+    }
+
+
 def _write_ndjson(path: Path, records: list[dict], extra_lines: tuple[str, ...] = ()) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r) for r in records] + list(extra_lines)
@@ -472,6 +486,40 @@ def test_examples_are_capped_at_five_and_counted(tmp_path: Path) -> None:
     events = read_fhir(_write_ndjson(tmp_path, _patient_records(NO_RESPONSE, None) + extra))
     drop = _reasons(events)["resource type not read: Encounter"]
     assert drop.count == 8 and len(drop.examples) == 5
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_a_mangled_resource_never_crashes_the_reader(tmp_path: Path, data: st.DataObject) -> None:
+    """Any element of any resource replaced by any JSON: read, skip or a ContractError."""
+    records = [*_patient_records(NO_RESPONSE, "268910001"), _alp("a1", "2024-02-01")]
+    i = data.draw(st.integers(0, len(records) - 1), label="resource")
+    key = data.draw(st.sampled_from(sorted(records[i])), label="element")
+    sub = records[i][key]
+    if isinstance(sub, dict) and sub and data.draw(st.booleans(), label="nested"):
+        inner = data.draw(st.sampled_from(sorted(sub)), label="inner element")
+        records[i] = {**records[i], key: {**sub, inner: data.draw(_JSON, label="value")}}
+    else:
+        records[i] = {**records[i], key: data.draw(_JSON, label="value")}
+    folder = tmp_path / f"fuzz{data.draw(st.integers(0, 10**9))}"
+    try:
+        events = read_fhir(_write_ndjson(folder, records))
+    except ContractError:
+        return
+    assert len(events.persons) <= 1
+    kept = sum(len(getattr(events, n)) for n in ("labs", "reports", "disease_status"))
+    assert kept + sum(d.count for d in events.dropped) >= 1
 
 
 def test_missing_or_empty_input_is_a_clear_error(tmp_path: Path) -> None:

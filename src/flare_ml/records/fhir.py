@@ -617,7 +617,8 @@ class _Extractor:
             self._no_date(raw, "DiagnosticReport", "DiagnosticReport", value)
             return
         if not modality:
-            titles = [model.code.text or "", *(c.display or "" for c in _codings(model.code))]
+            code_text = getattr(model.code, "text", None) or ""
+            titles = [code_text, *(c.display or "" for c in _codings(model.code))]
             modality = _modality_from_words(" ".join(titles)) or _modality_from_words(
                 text.split("\n", 1)[0]
             )
