@@ -107,6 +107,7 @@ _READ_TYPES: Final = (
     "Observation",
     "DiagnosticReport",
 )
+_OTHER_OBSERVATION: Final = "Observation not read (not ALP 6768-6 or disease status)"
 _SUFFIXES: Final = (".ndjson", ".json", ".ndjson.gz", ".json.gz", ".jsonl")
 _MAX_EXAMPLES: Final = 5
 _STAGE: Final = "fhir"
@@ -344,6 +345,10 @@ def read_fhir(path: str | Path, *, strict: bool = False) -> ClinicalEvents:
         if rtype not in _READ_TYPES:
             drops.add(f"resource type not read: {rtype}", _label(rtype, rid, raw.where))
             continue
+        if rtype == "Observation" and _plainly_other_observation(raw.resource):
+            # most of an export: vital signs, other labs; not worth parsing
+            drops.add(_OTHER_OBSERVATION, _label(rtype, rid, raw.where))
+            continue
         try:
             model = get_fhir_model_class(rtype).model_validate(raw.resource)
         except ValidationError as exc:
@@ -554,7 +559,7 @@ class _Extractor:
         is_status = _has_code(model.code, LOINC, DISEASE_STATUS_LOINC)
         label = _label("Observation", _id_of(raw), raw.where)
         if not (is_alp or is_status):
-            self.drops.add("Observation not read (not ALP 6768-6 or disease status)", label)
+            self.drops.add(_OTHER_OBSERVATION, label)
             return
         what = "ALP Observation" if is_alp else "disease-status Observation"
         if self._entered_in_error(raw, model, what, {"entered-in-error", "cancelled"}):
@@ -623,6 +628,28 @@ class _Extractor:
                 text.split("\n", 1)[0]
             )
         self.reports.append((patient, day, modality, text, _id_of(raw) or raw.where))
+
+
+def _plainly_other_observation(resource: dict[str, Any]) -> bool:
+    """True when an Observation's raw ``code`` is well formed and names neither code read.
+
+    Examples
+    --------
+    >>> loinc = lambda code: {"code": {"coding": [{"system": LOINC, "code": code}]}}
+    >>> _plainly_other_observation(loinc("8480-6")), _plainly_other_observation(loinc("6768-6"))
+    (True, False)
+    >>> _plainly_other_observation({"code": "oops"})  # malformed: parsed, and reported
+    False
+
+    """
+    code = resource.get("code")
+    codings = code.get("coding") if isinstance(code, dict) else None
+    if not isinstance(codings, list) or not codings:
+        return False
+    if not all(isinstance(x, dict) for x in codings):
+        return False
+    wanted = {LOINC_ALP, *DISEASE_STATUS_LOINC}
+    return not any(x.get("system") == LOINC and x.get("code") in wanted for x in codings)
 
 
 def _modality_from_codes(codes: list[tuple[str | None, str | None]]) -> str:
