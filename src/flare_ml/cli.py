@@ -125,7 +125,12 @@ def _at_least(minimum: int) -> Callable[[int], int]:
 @app.command()
 @user_errors_exit_2
 def simulate(
-    out: Annotated[Path, typer.Option("--out", help="Output table (.csv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Output table (.csv or .parquet); with --format fhir a directory."
+        ),
+    ],
     patients: Annotated[int, typer.Option("--patients", min=1, help="Number of patients.")] = 2000,
     site: Annotated[
         str, typer.Option("--site", help="Site profile name or YAML path.")
@@ -151,17 +156,40 @@ def simulate(
         typer.Option(
             "--confirmation-scans",
             help="Give lines that end at a progression index a confirmation scan 6-16 "
-            "weeks later (for `flare-ml label`); rows of the cohort without them unchanged.",
+            "weeks later (for `flare-ml label`); rows of the cohort without them unchanged. "
+            "Always on with --format omop or fhir (records are for labelling).",
         ),
     ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="`table` (the timepoint table, its oracle and lab table), `omop` (an OMOP "
+            "CDM 5.4 DuckDB file at --out) or `fhir` (FHIR R4 bulk NDJSON records in the "
+            "--out directory); records hold the reports.",
+        ),
+    ] = "table",
 ) -> None:
     """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table.
 
     With --reports, also the report table (patient_id, assessment_date, modality, text).
+    With --format fhir, the cohort as FHIR R4 records instead (for `flare-ml ingest fhir`).
     """
     from flare_ml.simulate import simulate_cohort, write_cohort
 
-    cohort = simulate_cohort(patients, site=site, seed=seed, confirmation_scans=confirmation_scans)
+    if output_format not in ("table", "omop", "fhir"):
+        raise typer.BadParameter(
+            f"{output_format!r} is not one of table, omop, fhir", param_hint="--format"
+        )
+    records = output_format != "table"
+    cohort = simulate_cohort(
+        patients, site=site, seed=seed, confirmation_scans=confirmation_scans or records
+    )
+    if output_format == "fhir":
+        _simulate_fhir(cohort, out, seed, bone_scan_share)
+        return
+    if output_format == "omop":
+        raise FlareMLError("--format omop is not implemented on this branch")
     paths = write_cohort(cohort, out)
     tp = cohort.timepoints
     if reports:
@@ -175,6 +203,21 @@ def simulate(
     )
     for what, path in paths.items():
         console.print(f"  {what:<11} {path}")
+
+
+def _simulate_fhir(cohort: Any, out: Path, seed: int, bone_scan_share: float) -> None:
+    """Write a simulated cohort as FHIR R4 NDJSON records (``simulate --format fhir``)."""
+    from flare_ml.simulate.fhir import write_fhir
+
+    tp = cohort.timepoints
+    export = write_fhir(cohort, None, out, bone_scan_share=bone_scan_share)
+    console.print(
+        f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
+        f"[bold]{cohort.site.name}[/bold] (seed {seed}) as FHIR R4 NDJSON in {export.directory}"
+    )
+    for what, count in export.counts.items():
+        console.print(f"  {what:<30} {count}")
+    _print_notices(export.notes)
 
 
 # --- how input files are written (validate and score) ----------------------------------
@@ -1114,3 +1157,43 @@ def prior_measure(
         f"{met} of {len(frame)} sites reach per-class coverage >= 0.88 "
         "(SYNTHETIC cohorts; not for clinical use)"
     )
+
+
+# --- from a site's records (flare_ml.records) -------------------------------------------
+
+ingest_app = typer.Typer(
+    help="Turn a site's records (FHIR R4, OMOP CDM) into a validated timepoint table.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
+app.add_typer(ingest_app, name="ingest")
+
+
+@ingest_app.command("fhir")
+@user_errors_exit_2
+def ingest_fhir(
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="FHIR R4 records: a directory of bulk NDJSON or Bundle JSON files, or one file.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Timepoint table (.csv or .parquet).")],
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Stop at the first invalid resource instead of skipping it."),
+    ] = False,
+) -> None:
+    """Read FHIR R4 records into a timepoint table: patients, lines, ALP, imaging reports.
+
+    Every resource is parsed with the FHIR R4 models; invalid ones are skipped and listed
+    (or, with --strict, stop the command). Prints what was kept and what was dropped, and
+    why. Nothing is written when the result would break the data contract.
+    """
+    from flare_ml.workflows import ingest_fhir as run
+
+    result = run(input_path, out, strict=strict)
+    for line in result.summary():
+        console.print(escape(str(line)), highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}")

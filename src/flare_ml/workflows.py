@@ -975,3 +975,33 @@ def label(
         indeterminate_share=result.indeterminate_share,
         notices=notices,
     )
+
+
+def ingest_fhir(input_path: str | Path, out: str | Path, *, strict: bool = False) -> Any:
+    """Read FHIR R4 records, assemble the timepoint table and write it atomically.
+
+    ``read_fhir`` -> ``assemble_timepoints`` -> ``write_table``. The output's extension is
+    checked before anything is read; nothing is written when reading or assembling fails
+    (a :class:`~flare_ml.errors.FlareMLError` naming the file, resource or rule) or when no
+    patient is left.
+
+    Returns
+    -------
+    IngestResult
+        The assembled table (``.timepoints``), what was dropped and why (``.dropped``)
+        and the summary lines the command prints (``.summary()``).
+
+    """
+    from flare_ml.data import table_format
+    from flare_ml.errors import ContractError
+    from flare_ml.records.assemble import assemble_timepoints
+    from flare_ml.records.fhir import read_fhir
+
+    table_format(out)
+    events = read_fhir(input_path, strict=strict)
+    result = assemble_timepoints(events)
+    if result.timepoints.empty:
+        lines = "\n".join(f"  {line}" for line in result.summary())
+        raise ContractError(f"no patient left to write from {events.source}:\n{lines}")
+    write_table(result.timepoints, out)
+    return result
