@@ -14,6 +14,7 @@ from non-small-cell lung cancer), is in ``docs/records.md``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
@@ -131,7 +132,9 @@ def ingredient_role(ingredient: str, rxnorm_code: str = "") -> tuple[str, str] |
     """The ``(therapy_class, role)`` of one ingredient, or None when the table lacks it.
 
     The ingredient name is matched case-insensitively; the RxNorm code is tried when the
-    name is not listed (names are the primary key: see ``docs/records.md``).
+    name is not listed (names are the primary key: see ``docs/records.md``); last, a listed
+    ingredient named as a whole word inside a clinical-drug name ("osimertinib 80 MG Oral
+    Tablet"; the longest listed name first).
 
     Examples
     --------
@@ -143,13 +146,26 @@ def ingredient_role(ingredient: str, rxnorm_code: str = "") -> tuple[str, str] |
     ('background', 'background')
     >>> ingredient_role("paracetamol") is None
     True
+    >>> ingredient_role("Osimertinib 80 MG Oral Tablet")
+    ('egfr_tki', 'anchor')
+    >>> ingredient_role("ado-trastuzumab emtansine 100 MG Injection")
+    ('her2_targeted', 'anchor')
 
     """
     name = (ingredient or "").strip().lower()
     hit = _by_name().get(name)
     if hit is None and rxnorm_code:
         hit = _by_code().get(str(rxnorm_code).strip())
+    if hit is None and name:  # a clinical-drug name: "osimertinib 80 MG Oral Tablet"
+        found = _ingredient_pattern().search(name)
+        hit = _by_name()[found.group(1)] if found else None
     return hit
+
+
+@cache
+def _ingredient_pattern() -> re.Pattern[str]:
+    names = sorted(_by_name(), key=len, reverse=True)  # the longest name first
+    return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
 
 
 def therapy_class_of(classes: Iterable[str]) -> str | None:
