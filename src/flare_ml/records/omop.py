@@ -167,8 +167,24 @@ class _Cdm:
         """``alias.column`` when the table has the column, else ``NULL``."""
         return f"{alias}.{column}" if column in self.columns.get(table, set()) else "NULL"
 
+    def missing(self, table: str, columns: Iterable[str]) -> list[str]:
+        """The columns of ``columns`` the table lacks."""
+        return sorted(set(columns) - self.columns.get(table, set()))
+
+    def unreadable(self, conn: sa.Connection, table: str, columns: Iterable[str]) -> list[Dropped]:
+        """An optional table without the CDM's columns: its rows, reported as not read."""
+        missing = self.missing(table, columns)
+        if not missing:
+            return []
+        count = int(conn.execute(sa.text(f"SELECT count(*) FROM {self.t(table)}")).scalar_one())
+        reason = (
+            f"rows of {table.upper()} not read: the table lacks the CDM column(s) "
+            f"{', '.join(missing)} (found: {', '.join(sorted(self.columns[table])[:6])})"
+        )
+        return [Dropped(STAGE, reason, count)]
+
     def require(self, table: str, columns: Iterable[str]) -> None:
-        missing = sorted(set(columns) - self.columns.get(table, set()))
+        missing = self.missing(table, columns)
         if missing:
             raise OmopError(
                 f"table {table.upper()} lacks the column(s) {', '.join(missing)} that OMOP CDM "
@@ -374,7 +390,11 @@ def _labs(
     if not cdm.has("measurement"):
         return pd.DataFrame(columns=columns), []  # no MEASUREMENT table: no ALP
     m = "measurement"
-    cdm.require(m, ("measurement_id", "person_id", "measurement_concept_id", "measurement_date"))
+    bad = cdm.unreadable(
+        conn, m, ("measurement_id", "person_id", "measurement_concept_id", "measurement_date")
+    )
+    if bad:
+        return pd.DataFrame(columns=columns), bad
     frame = _query(
         conn,
         f"""SELECT m.measurement_id AS id, m.person_id AS person_id,
@@ -433,7 +453,9 @@ def _reports(
     if not cdm.has("note"):
         return pd.DataFrame(columns=columns), []  # no NOTE table: no report
     n = "note"
-    cdm.require(n, ("note_id", "person_id", "note_date", "note_text"))
+    bad = cdm.unreadable(conn, n, ("note_id", "person_id", "note_date", "note_text"))
+    if bad:
+        return pd.DataFrame(columns=columns), bad
     note_class, note_type = "note_class_concept_id", "note_type_concept_id"
     frame = _query(
         conn,
