@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("flare_ml.decision_policy",),
     ("flare_ml.data",),
     ("flare_ml.reports",),
+    ("flare_ml.records", "flare_ml.labels"),
     ("flare_ml.simulate", "flare_ml.cases", "flare_ml.train_config"),
     ("flare_ml.features",),
     ("flare_ml.model_selection", "flare_ml.calibration"),
