@@ -146,16 +146,39 @@ def simulate(
             help="With --reports: share of follow-up scans reported as bone scans.",
         ),
     ] = 0.3,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="`table` (default), `omop` (an OMOP CDM 5.4 DuckDB file at --out, reports "
+            "in NOTE), or `fhir`.",
+        ),
+    ] = "table",
 ) -> None:
     """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table.
 
     With --reports, also the report table (patient_id, assessment_date, modality, text).
+    With --format omop, --out is an OMOP CDM DuckDB file holding the cohort's records.
     """
     from flare_ml.simulate import simulate_cohort, write_cohort
 
+    if fmt not in ("table", "omop", "fhir"):
+        raise typer.BadParameter(f"{fmt!r} is not one of table, omop, fhir", param_hint="--format")
     cohort = simulate_cohort(patients, site=site, seed=seed)
-    paths = write_cohort(cohort, out)
     tp = cohort.timepoints
+    if fmt == "omop":
+        from flare_ml.simulate.omop import write_omop
+        from flare_ml.simulate.reports import simulate_reports
+
+        notes = simulate_reports(tp, seed=seed, bone_scan_share=bone_scan_share)
+        written = write_omop(cohort, notes, out)
+        console.print(
+            f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
+            f"[bold]{cohort.site.name}[/bold] (seed {seed}) as an OMOP CDM 5.4 database "
+            f"({len(notes.reports)} reports in NOTE): {written}"
+        )
+        return
+    paths = write_cohort(cohort, out)
     if reports:
         from flare_ml.simulate.reports import write_reports
 
@@ -1051,3 +1074,46 @@ def prior_measure(
         f"{met} of {len(frame)} sites reach per-class coverage >= 0.88 "
         "(SYNTHETIC cohorts; not for clinical use)"
     )
+
+
+# --- from a site's records to a timepoint table (flare_ml.records) --------------------
+
+ingest_app = typer.Typer(
+    help="From a site's records (OMOP CDM, FHIR R4) to a timepoint table in the data contract.",
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+)
+app.add_typer(ingest_app, name="ingest")
+
+
+def _print_ingest(outcome: Any) -> None:
+    for line in outcome.result.summary():
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {len(outcome.result.timepoints)} rows -> {outcome.out}")
+
+
+@ingest_app.command("omop")
+@user_errors_exit_2
+def ingest_omop(
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db",
+            help="DuckDB file path, or a SQLAlchemy URL (`postgresql+psycopg://user@host/db`).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Timepoint table to write (.csv/.parquet).")],
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="Database schema of the CDM tables.")
+    ] = None,
+) -> None:
+    """Read an OMOP CDM 5.4/5.3 database into a timepoint table (no `outcome`: see `label`).
+
+    Prints what was kept and what was dropped and why; writes nothing (exit 2) when no
+    patient has a mapped cancer diagnosis, an anticancer drug and an imaging report.
+    """
+    from flare_ml.workflows import ingest_omop as run
+
+    outcome = run(db, out, schema=schema)
+    console.print(f"read {escape(outcome.source)}")
+    _print_ingest(outcome)

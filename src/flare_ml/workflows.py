@@ -880,3 +880,46 @@ def _write_staged(table: pd.DataFrame, out: Path, page: str | None, review: Path
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+
+
+# --- records -> timepoint table (flare_ml.records) ------------------------------------
+
+
+@dataclass
+class IngestOutcome:
+    """What ``flare-ml ingest`` wrote: the assembled result and where it went."""
+
+    result: Any
+    out: Path
+    source: str
+
+
+def ingest_omop(
+    db: str | os.PathLike[str], out: Path, *, schema: str | None = None
+) -> IngestOutcome:
+    """Read an OMOP CDM, assemble its timepoint table and write it atomically.
+
+    Parameters
+    ----------
+    db : str or PathLike
+        A DuckDB file path or a SQLAlchemy URL (:func:`flare_ml.records.omop.read_omop`).
+    out : Path
+        The table to write (``.csv`` or ``.parquet``); nothing is written when no patient
+        can be assembled (a :class:`~flare_ml.errors.ContractError` says why).
+    schema : str, optional
+        The database schema of the CDM tables.
+
+    Returns
+    -------
+    IngestOutcome
+        ``result`` is the :class:`~flare_ml.records.assemble.IngestResult` (counts and
+        drops for the command line).
+
+    """
+    from flare_ml.records.assemble import assemble_timepoints
+    from flare_ml.records.omop import read_omop
+
+    events = read_omop(db, schema=schema)
+    result = assemble_timepoints(events)
+    write_table(result.timepoints, out)
+    return IngestOutcome(result=result, out=Path(out), source=events.source)
