@@ -10,7 +10,9 @@ contract, whichever adapter extracted them. Its rules, each documented in
 - **lines of therapy**: anticancer drugs through ``therapy_classes.csv``; the drugs started
   within :attr:`AssemblyConfig.regimen_window_days` of a line's first start form its
   regimen, whose class names the line (:func:`~flare_ml.records.mappings.therapy_class_of`);
-  a later drug of a class outside the regimen starts the next line; background drugs
+  a later drug that is not in the regimen and whose class differs from the line's starts
+  the next line (fulvestrant after palbociclib with letrozole does; a letrozole refill, or
+  osimertinib after erlotinib, does not); background drugs
   (androgen deprivation, bone-targeted agents) never start or name a line. Line 1 keeps
   the patient's id, later lines get ``-L2``, ``-L3`` (the contract's ``P1-L2`` style);
 - **imaging rows**: one per report date within the line; the latest report at most
@@ -20,7 +22,9 @@ contract, whichever adapter extracted them. Its rules, each documented in
   :func:`flare_ml.reports.merge_findings`;
 - **response fallback**: where no report of the day states the response outside bone,
   a clinician's disease status of that day (FHIR mCODE) gives it, else ``NE``;
-- **lab rows**: one per ALP sample date of the line without a scan; ALP reaches every row
+- **lab rows**: one per ALP sample date of the line more than
+  :attr:`AssemblyConfig.scan_draw_days` from any of its scans (a sample that close is the
+  scan's own blood draw, not a lab visit); ALP reaches every row
   through the lab adapter's as-of join; samples in units it does not know are dropped and
   reported.
 
@@ -81,6 +85,7 @@ class AssemblyConfig(StrictModel):
     baseline_window_days: int = Field(42, ge=0)
     alp_window_days: int = Field(30, ge=0)
     status_window_days: int = Field(14, ge=0)
+    scan_draw_days: int = Field(7, ge=0)
 
 
 @dataclass
@@ -181,17 +186,23 @@ def _lines(events: ClinicalEvents, config: AssemblyConfig) -> tuple[pd.DataFrame
     window = pd.Timedelta(days=config.regimen_window_days)
     rows = []
     for pid, group in active.groupby(c.PATIENT_ID, sort=False):
-        starts = group["start_date"].tolist()
-        classes = group["therapy_class"].tolist()
-        line_start, regimen = starts[0], {classes[0]}
-        number = 1
-        for start, cls in zip(starts[1:], classes[1:], strict=True):
+        names = (
+            group["ingredient"]
+            .str.strip()
+            .str.lower()
+            .where(group["ingredient"].str.strip() != "", group["rxnorm_code"])
+        )
+        drugs_of = list(zip(group["start_date"], names, group["therapy_class"], strict=True))
+        line_start, number = drugs_of[0][0], 1
+        regimen, classes = {drugs_of[0][1]}, {drugs_of[0][2]}
+        for start, name, cls in drugs_of[1:]:
             if start - line_start <= window:
-                regimen.add(cls)
-            elif cls not in regimen:
-                rows.append((pid, number, line_start, start, therapy_class_of(regimen)))
-                number, line_start, regimen = number + 1, start, {cls}
-        rows.append((pid, number, line_start, pd.NaT, therapy_class_of(regimen)))
+                regimen.add(name)
+                classes.add(cls)
+            elif name not in regimen and cls != therapy_class_of(classes):
+                rows.append((pid, number, line_start, start, therapy_class_of(classes)))
+                number, line_start, regimen, classes = number + 1, start, {name}, {cls}
+        rows.append((pid, number, line_start, pd.NaT, therapy_class_of(classes)))
     lines = pd.DataFrame(
         rows, columns=["person", "line", c.TREATMENT_START_DATE, "line_end", c.THERAPY_CLASS]
     )
@@ -302,9 +313,13 @@ def _lab_rows(
     on_line = joined[joined["sample_date"] >= joined[c.TREATMENT_START_DATE]]
     dates = on_line[[c.PATIENT_ID, "sample_date"]].drop_duplicates()
     dates = dates.rename(columns={"sample_date": c.ASSESSMENT_DATE})
-    scans = imaging[[c.PATIENT_ID, c.ASSESSMENT_DATE]].drop_duplicates()
-    dates = dates.merge(scans, how="left", indicator=True)
-    dates = dates[dates["_merge"] == "left_only"].drop(columns="_merge")
+    # a sample within a few days of a scan is the scan's own blood draw, not a lab visit
+    scans = imaging[[c.PATIENT_ID, c.ASSESSMENT_DATE]].rename(columns={c.ASSESSMENT_DATE: "scan"})
+    near = dates.merge(scans, on=c.PATIENT_ID)
+    gap = (near[c.ASSESSMENT_DATE] - near["scan"]).abs()
+    near = near[gap <= pd.Timedelta(days=config.scan_draw_days)]
+    drawn = pd.MultiIndex.from_frame(near[[c.PATIENT_ID, c.ASSESSMENT_DATE]])
+    dates = dates[~pd.MultiIndex.from_frame(dates).isin(drawn)]
     return dates.assign(**{c.ROW_TYPE: "lab"}), line_labs, dropped
 
 
