@@ -194,7 +194,15 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pd.
     frames = omop_frames(cohort, simulate_reports(cohort.timepoints, seed=5))
     frames = {k: v.copy() for k, v in frames.items()}
     drug = frames["drug_exposure"]
-    frames["drug_exposure"] = drug[drug["person_id"] != 2]  # person 2: no therapy
+    drug = drug[drug["person_id"] != 2].copy()  # person 2: no therapy
+    # person 1's exposure recorded 10 days late; its regimen episode keeps the true start
+    late = drug["person_id"] == 1
+    drug.loc[late, "drug_exposure_start_date"] = drug.loc[late, "drug_exposure_start_date"].map(
+        lambda d: d + pd.Timedelta(days=10)
+    )
+    frames["drug_exposure"] = drug
+    unlinked = frames["episode"].iloc[[2]].assign(episode_id=777)  # no EPISODE_EVENT row
+    frames["episode"] = pd.concat([frames["episode"], unlinked], ignore_index=True)
     note = frames["note"].astype({"note_date": object})
     note.loc[note.index[0], "note_date"] = None  # a radiology note without a date
     note.loc[note.index[1], "note_text"] = "  "  # ... and one without text
@@ -241,3 +249,18 @@ def test_drop_report_names_counts_and_example_ids(
     assert "without a mapped anticancer drug" in text and person2 in text
     assert "mg/dL" in text or "unit" in text
     assert person2 not in set(result.timepoints["patient_id"])
+
+
+def test_treatment_regimen_episodes_date_their_linked_drugs(
+    messy: tuple[Path, dict[str, pd.DataFrame]],
+) -> None:
+    path, frames = messy
+    events = read_omop(path)
+    persons = frames["person"].set_index("person_id")["person_source_value"]
+    episode_start = frames["episode"].set_index("person_id").loc[1, "episode_start_date"]
+    recorded = frames["drug_exposure"].query("person_id == 1")["drug_exposure_start_date"]
+    assert (recorded != episode_start).all()  # the exposure itself says 10 days later
+    starts = events.drugs.loc[events.drugs["patient_id"] == persons[1], "start_date"]
+    assert len(starts) and (starts == pd.Timestamp(episode_start)).all()
+    unlinked = [d for d in events.dropped if d.reason.startswith("treatment-regimen episodes")]
+    assert unlinked and unlinked[0].examples == ("777",)

@@ -347,23 +347,30 @@ def _episodes(
     """Date the drug exposures linked to a treatment-regimen EPISODE by the regimen."""
     if not cdm.has("episode"):
         return drugs, []
+    bad = cdm.unreadable(
+        conn, "episode", ("episode_id", "episode_concept_id", "episode_start_date")
+    )
+    if bad:
+        return drugs, bad
     episodes = _query(
         conn,
         f"""SELECT e.episode_id AS episode_id, e.episode_start_date AS start_date,
-            e.episode_end_date AS end_date
+            {cdm.col("episode", "e", "episode_end_date")} AS end_date
         FROM {cdm.t("episode")} e JOIN {cdm.t("concept")} k ON k.concept_id = e.episode_concept_id
-        WHERE lower(k.concept_name) = 'treatment regimen'""",
+        WHERE k.vocabulary_id = 'Episode' AND lower(k.concept_name) = 'treatment regimen'""",
     )
     if episodes.empty:
         return drugs, []
     links = pd.DataFrame(columns=["episode_id", "event_id"])
-    if cdm.has("episode_event"):
+    event_columns = ("episode_id", "event_id", "episode_event_field_concept_id")
+    if cdm.has("episode_event") and not cdm.missing("episode_event", event_columns):
         links = _query(
             conn,
             f"""SELECT ee.episode_id AS episode_id, ee.event_id AS event_id
             FROM {cdm.t("episode_event")} ee
             JOIN {cdm.t("concept")} f ON f.concept_id = ee.episode_event_field_concept_id
-            WHERE lower(f.concept_name) = 'drug_exposure.drug_exposure_id'""",
+            WHERE f.vocabulary_id = 'CDM'
+              AND lower(f.concept_name) = 'drug_exposure.drug_exposure_id'""",
         )
     linked = links.merge(episodes, on="episode_id").drop_duplicates("event_id")
     dropped = dropped_for(

@@ -9,14 +9,16 @@ DRUG_EXPOSURE (the RxNorm ingredients of the therapy class, from
 clinical-drug concept linked to its ingredient through CONCEPT_ANCESTOR, so that both ways a
 warehouse records a drug are exercised), MEASUREMENT (ALP as concept 3035995, LOINC 6768-6,
 with UCUM units), NOTE (the simulated radiology report texts, note class LOINC 18748-4
-"Diagnostic imaging study") and the CONCEPT and CONCEPT_ANCESTOR rows for every concept it
-uses. Table and column names, types and NOT NULL constraints follow the official CDM 5.4 DDL
-(OHDSI/CommonDataModel, ``inst/ddl/5.4``), restricted to the tables above; required concept
-fields the simulation cannot know (gender, race, record type, encoding) hold 0, the CDM's
-"no matching concept". Concept ids are site-local (>= 2,000,000,000, the CDM's range for
-local concepts) except ALP's 3035995; vocabulary ids and concept codes are the real ones,
-which is what the reader matches. Everything written is synthetic; see
-``docs/records_omop.md``.
+"Diagnostic imaging study"), the Oncology extension's EPISODE (one treatment-regimen
+episode per line) and EPISODE_EVENT (linking it to its drug exposures), and the CONCEPT and
+CONCEPT_ANCESTOR rows for every concept it uses. Table and column names, types and NOT NULL
+constraints follow the official CDM 5.4 DDL (OHDSI/CommonDataModel, ``inst/ddl/5.4``),
+restricted to these tables; required concept fields the simulation cannot know (gender,
+race, record type, encoding) hold 0, the CDM's "no matching concept". Concept ids are
+site-local (>= 2,000,000,000, the CDM's range for local concepts) except ALP's 3035995;
+vocabulary ids and concept codes are the real ones, which is what the reader matches
+(the Episode and CDM-field concepts, matched by vocabulary and name, carry local codes).
+Everything written is synthetic; see ``docs/records_omop.md``.
 """
 
 from __future__ import annotations
@@ -157,6 +159,21 @@ def cdm_metadata(schema: str | None = None) -> sa.MetaData:
         _col("note_event_field_concept_id", i),
     )  # fmt: skip
     sa.Table(
+        "episode", meta,
+        _col("episode_id", i, True), _col("person_id", i, True),
+        _col("episode_concept_id", i, True), _col("episode_start_date", d, True),
+        _col("episode_start_datetime", t), _col("episode_end_date", d),
+        _col("episode_end_datetime", t), _col("episode_parent_id", i),
+        _col("episode_number", i), _col("episode_object_concept_id", i, True),
+        _col("episode_type_concept_id", i, True), _col("episode_source_value", s(50)),
+        _col("episode_source_concept_id", i),
+    )  # fmt: skip
+    sa.Table(
+        "episode_event", meta,
+        _col("episode_id", i, True), _col("event_id", i, True),
+        _col("episode_event_field_concept_id", i, True),
+    )  # fmt: skip
+    sa.Table(
         "concept", meta,
         _col("concept_id", i, True), _col("concept_name", s(255), True),
         _col("domain_id", s(20), True), _col("vocabulary_id", s(20), True),
@@ -264,7 +281,18 @@ def omop_frames(cohort: Any, reports: Any) -> dict[str, pd.DataFrame]:
         concept_id=ALP_CONCEPT_ID,
     )
     note_class = concepts.add(*RADIOLOGY_NOTE_CLASS, "Meas Value", "Doc Type")
+    regimen_id = concepts.add(
+        "Episode", f"{SIM_VOCABULARY}-treatment-regimen", "Treatment Regimen", "Episode", "Episode"
+    )
+    drug_field = concepts.add(
+        "CDM",
+        f"{SIM_VOCABULARY}-drug_exposure.drug_exposure_id",
+        "drug_exposure.drug_exposure_id",
+        "Metadata",
+        "Field",
+    )
     persons, periods, conditions, drugs, ancestors = [], [], [], [], []
+    episodes, episode_events = [], []
     person_ids: dict[str, int] = {}
     first = table.groupby(c.PATIENT_ID, sort=True).agg(
         start=(c.TREATMENT_START_DATE, "first"),
@@ -321,7 +349,26 @@ def omop_frames(cohort: Any, reports: Any) -> dict[str, pd.DataFrame]:
                 "condition_source_concept_id": source,
             }
         )
-        for ingredient, code in representative_drugs(str(row["therapy"])):
+        regimen = representative_drugs(str(row["therapy"]))
+        if regimen:  # the Oncology extension: one treatment-regimen episode per line
+            episodes.append(
+                {
+                    "episode_id": person_id,
+                    "person_id": person_id,
+                    "episode_concept_id": regimen_id,
+                    "episode_start_date": start,
+                    "episode_number": 1,
+                    "episode_object_concept_id": concepts.add(
+                        SIM_VOCABULARY,
+                        "+".join(name for name, _ in regimen) + " regimen",
+                        " and ".join(name for name, _ in regimen) + " (simulated regimen)",
+                        "Regimen",
+                        "Regimen",
+                    ),
+                    "episode_type_concept_id": 0,
+                }
+            )
+        for ingredient, code in regimen:
             vocabulary = "RxNorm" if code else SIM_VOCABULARY
             ingredient_id = concepts.add(
                 vocabulary, code or ingredient, ingredient, "Drug", "Ingredient"
@@ -345,6 +392,13 @@ def omop_frames(cohort: Any, reports: Any) -> dict[str, pd.DataFrame]:
                     "drug_exposure_end_date": max(last, start),
                     "drug_type_concept_id": 0,
                     "drug_source_value": ingredient[:50],
+                }
+            )
+            episode_events.append(
+                {
+                    "episode_id": person_id,
+                    "event_id": len(drugs),
+                    "episode_event_field_concept_id": drug_field,
                 }
             )
     measurements = []
@@ -408,6 +462,8 @@ def omop_frames(cohort: Any, reports: Any) -> dict[str, pd.DataFrame]:
         "observation_period": pd.DataFrame(periods),
         "condition_occurrence": pd.DataFrame(conditions),
         "drug_exposure": pd.DataFrame(drugs),
+        "episode": pd.DataFrame(episodes),
+        "episode_event": pd.DataFrame(episode_events),
         "measurement": pd.DataFrame(measurements),
         "note": pd.DataFrame(notes),
     }
