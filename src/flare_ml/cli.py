@@ -150,8 +150,8 @@ def simulate(
         str,
         typer.Option(
             "--format",
-            help="`table` (default), `omop` (an OMOP CDM 5.4 DuckDB file at --out, reports "
-            "in NOTE), or `fhir`.",
+            help="`table` (default) or `omop` (an OMOP CDM 5.4 DuckDB file at --out, reports "
+            "in NOTE).",
         ),
     ] = "table",
 ) -> None:
@@ -162,8 +162,8 @@ def simulate(
     """
     from flare_ml.simulate import simulate_cohort, write_cohort
 
-    if fmt not in ("table", "omop", "fhir"):
-        raise typer.BadParameter(f"{fmt!r} is not one of table, omop, fhir", param_hint="--format")
+    if fmt not in ("table", "omop"):
+        raise typer.BadParameter(f"{fmt!r} is not one of table, omop", param_hint="--format")
     cohort = simulate_cohort(patients, site=site, seed=seed)
     tp = cohort.timepoints
     if fmt == "omop":
