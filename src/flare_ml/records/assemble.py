@@ -328,6 +328,14 @@ def _lab_rows(
     return dates.assign(**{c.ROW_TYPE: "lab"}), line_labs, dropped
 
 
+def _some_left(lines: pd.DataFrame, dropped: list[Dropped], source: str) -> None:
+    if lines.empty:
+        reasons = "; ".join(str(d) for d in dropped) or "the records hold no patient"
+        raise ContractError(
+            f"no patient of {source} could be assembled into a timepoint table: {reasons}"
+        )
+
+
 def assemble_timepoints(
     events: ClinicalEvents,
     *,
@@ -390,6 +398,7 @@ def assemble_timepoints(
     lines = lines[lines["person"].isin(cancer.index)].copy()
     lines[c.CANCER_TYPE] = lines["person"].map(cancer)
 
+    _some_left(lines, dropped, events.source)
     reports = events.reports
     no_date = reports[c.ASSESSMENT_DATE].isna()
     no_text = reports[TEXT].fillna("").astype(str).str.strip() == ""
@@ -413,11 +422,7 @@ def assemble_timepoints(
         lines.loc[~lines[c.PATIENT_ID].isin(with_scans), c.PATIENT_ID],
     )
     lines = lines[lines[c.PATIENT_ID].isin(with_scans)]
-    if lines.empty:
-        reasons = "; ".join(str(d) for d in dropped) or "the records hold no patient"
-        raise ContractError(
-            f"no patient of {events.source} could be assembled into a timepoint table: {reasons}"
-        )
+    _some_left(lines, dropped, events.source)
 
     # read each report once, then give every line its copy
     unique = reports.drop_duplicates("report_id")
