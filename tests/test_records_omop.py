@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flare_ml.cli import app
-from flare_ml.errors import ContractError
+from flare_ml.errors import ContractError, FlareMLError
 from flare_ml.records.assemble import assemble_timepoints
 from flare_ml.records.omop import OmopError, read_omop
 from flare_ml.simulate import simulate_cohort
@@ -117,6 +117,8 @@ def test_postgresql_round_trip_gives_the_same_table(
     assert [str(d) for d in events.dropped] == [str(d) for d in duck["events"].dropped]
     with pytest.raises(OmopError, match="lacks the table"):
         read_omop(postgres_url, schema="public")
+    with pytest.raises(FlareMLError, match="already holds the CDM tables"):
+        write_omop(cohort, reports, postgres_url, schema="cdm")
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +204,27 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pd.
     )
     frames["drug_exposure"] = drug
     unlinked = frames["episode"].iloc[[2]].assign(episode_id=777)  # no EPISODE_EVENT row
+    # person 3 coded in ICD-O-3 only (histology/behaviour-topography); person 4 only by an
+    # unmapped source value
+    concept = frames["concept"]
+    icdo = concept.iloc[[0]].assign(
+        concept_id=2_100_000_000, vocabulary_id="ICDO3", concept_code="8140/3-C61.9",
+        concept_class_id="ICDO Condition",
+    )  # fmt: skip
+    frames["concept"] = pd.concat([concept, icdo], ignore_index=True)
+    cond = frames["condition_occurrence"].astype(
+        {"condition_source_concept_id": object, "condition_source_value": object}
+    )
+    cond.loc[cond["person_id"] == 3, ["condition_concept_id", "condition_source_concept_id"]] = [
+        0,
+        2_100_000_000,
+    ]
+    cond.loc[cond["person_id"] == 4, ["condition_concept_id", "condition_source_concept_id"]] = [
+        0,
+        None,
+    ]
+    cond.loc[cond["person_id"] == 4, "condition_source_value"] = "C50.9"
+    frames["condition_occurrence"] = cond
     frames["episode"] = pd.concat([frames["episode"], unlinked], ignore_index=True)
     note = frames["note"].astype({"note_date": object})
     note.loc[note.index[0], "note_date"] = None  # a radiology note without a date
@@ -264,3 +287,14 @@ def test_treatment_regimen_episodes_date_their_linked_drugs(
     assert len(starts) and (starts == pd.Timestamp(episode_start)).all()
     unlinked = [d for d in events.dropped if d.reason.startswith("treatment-regimen episodes")]
     assert unlinked and unlinked[0].examples == ("777",)
+
+
+def test_conditions_from_icdo3_topography_and_unmapped_source_values(
+    messy: tuple[Path, dict[str, pd.DataFrame]],
+) -> None:
+    path, frames = messy
+    events = read_omop(path)
+    persons = frames["person"].set_index("person_id")["person_source_value"]
+    codes = events.conditions.set_index("patient_id")[["vocabulary", "code"]]
+    assert codes.loc[[persons[3]]].values.tolist() == [["ICDO3", "C61.9"]]
+    assert codes.loc[[persons[4]]].values.tolist() == [["ICD10CM", "C50.9"]]
