@@ -175,8 +175,9 @@ def simulate(
         console.print(
             f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
             f"[bold]{cohort.site.name}[/bold] (seed {seed}) as an OMOP CDM 5.4 database "
-            f"({len(notes.reports)} reports in NOTE): {written}"
+            f"({len(notes.reports)} reports in NOTE)"
         )
+        console.print(f"  omop        {written}", highlight=False, soft_wrap=True)
         return
     paths = write_cohort(cohort, out)
     if reports:
