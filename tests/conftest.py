@@ -252,3 +252,30 @@ def spark() -> Iterator[object]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server of this test session (tests/postgres_helpers.py): its URL.
+
+    Started in a temporary folder on a free loopback port, stopped at the end of the
+    session; skipped only when the PostgreSQL binaries are absent.
+    """
+    from postgres_helpers import find_postgres_bin, postgres_server
+
+    if find_postgres_bin() is None:
+        pytest.skip(
+            "PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in "
+            "/usr/lib/postgresql/*/bin; .ci/run installs Debian's postgresql package"
+        )
+    import tempfile
+
+    # a fresh folder under /tmp: as root the server runs as nobody, who cannot enter
+    # pytest's private temporary tree
+    folder = Path(tempfile.mkdtemp(prefix="flare-ml-postgres-"))
+    folder.chmod(0o755)
+    try:
+        with postgres_server(folder / "pg") as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

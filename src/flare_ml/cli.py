@@ -173,7 +173,8 @@ def simulate(
     """Simulate a synthetic cohort at a site; write the table, its oracle and its lab table.
 
     With --reports, also the report table (patient_id, assessment_date, modality, text).
-    With --format fhir, the cohort as FHIR R4 records instead (for `flare-ml ingest fhir`).
+    With --format omop, --out is an OMOP CDM 5.4 DuckDB file holding the cohort's records;
+    with --format fhir, a directory of FHIR R4 NDJSON records (for `flare-ml ingest`).
     """
     from flare_ml.simulate import simulate_cohort, write_cohort
 
@@ -188,10 +189,21 @@ def simulate(
     if output_format == "fhir":
         _simulate_fhir(cohort, out, seed, bone_scan_share)
         return
-    if output_format == "omop":
-        raise FlareMLError("--format omop is not implemented on this branch")
-    paths = write_cohort(cohort, out)
     tp = cohort.timepoints
+    if output_format == "omop":
+        from flare_ml.simulate.omop import write_omop
+        from flare_ml.simulate.reports import simulate_reports
+
+        notes = simulate_reports(tp, seed=seed, bone_scan_share=bone_scan_share)
+        written = write_omop(cohort, notes, out)
+        console.print(
+            f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
+            f"[bold]{cohort.site.name}[/bold] (seed {seed}) as an OMOP CDM 5.4 database "
+            f"({len(notes.reports)} reports in NOTE)"
+        )
+        console.print(f"  omop        {written}", highlight=False, soft_wrap=True)
+        return
+    paths = write_cohort(cohort, out)
     if reports:
         from flare_ml.simulate.reports import write_reports
 
@@ -1169,6 +1181,39 @@ ingest_app = typer.Typer(
 app.add_typer(ingest_app, name="ingest")
 
 
+def _print_ingest(outcome: Any) -> None:
+    for line in outcome.result.summary():
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {len(outcome.result.timepoints)} rows -> {outcome.out}")
+
+
+@ingest_app.command("omop")
+@user_errors_exit_2
+def ingest_omop(
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db",
+            help="DuckDB file path, or a SQLAlchemy URL (`postgresql+psycopg://user@host/db`).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Timepoint table to write (.csv/.parquet).")],
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="Database schema of the CDM tables.")
+    ] = None,
+) -> None:
+    """Read an OMOP CDM 5.4/5.3 database into a timepoint table (no `outcome`: see `label`).
+
+    Prints what was kept and what was dropped and why; writes nothing (exit 2) when no
+    patient has a mapped cancer diagnosis, an anticancer drug and an imaging report.
+    """
+    from flare_ml.workflows import ingest_omop as run
+
+    outcome = run(db, out, schema=schema)
+    console.print(f"read {escape(outcome.source)}")
+    _print_ingest(outcome)
+
+
 @ingest_app.command("fhir")
 @user_errors_exit_2
 def ingest_fhir(
@@ -1193,7 +1238,6 @@ def ingest_fhir(
     """
     from flare_ml.workflows import ingest_fhir as run
 
-    result = run(input_path, out, strict=strict)
-    for line in result.summary():
-        console.print(escape(str(line)), highlight=False, soft_wrap=True)
-    console.print(f"wrote {out}")
+    outcome = run(input_path, out, strict=strict)
+    console.print(f"read {escape(outcome.source)}")
+    _print_ingest(outcome)

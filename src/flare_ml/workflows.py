@@ -977,7 +977,50 @@ def label(
     )
 
 
-def ingest_fhir(input_path: str | Path, out: str | Path, *, strict: bool = False) -> Any:
+# --- records -> timepoint table (flare_ml.records) ------------------------------------
+
+
+@dataclass
+class IngestOutcome:
+    """What ``flare-ml ingest`` wrote: the assembled result and where it went."""
+
+    result: Any
+    out: Path
+    source: str
+
+
+def ingest_omop(
+    db: str | os.PathLike[str], out: Path, *, schema: str | None = None
+) -> IngestOutcome:
+    """Read an OMOP CDM, assemble its timepoint table and write it atomically.
+
+    Parameters
+    ----------
+    db : str or PathLike
+        A DuckDB file path or a SQLAlchemy URL (:func:`flare_ml.records.omop.read_omop`).
+    out : Path
+        The table to write (``.csv`` or ``.parquet``); nothing is written when no patient
+        can be assembled (a :class:`~flare_ml.errors.ContractError` says why).
+    schema : str, optional
+        The database schema of the CDM tables.
+
+    Returns
+    -------
+    IngestOutcome
+        ``result`` is the :class:`~flare_ml.records.assemble.IngestResult` (counts and
+        drops for the command line).
+
+    """
+    from flare_ml.records.assemble import assemble_timepoints
+    from flare_ml.records.omop import read_omop
+
+    events = read_omop(db, schema=schema)
+    result = assemble_timepoints(events)
+    write_table(result.timepoints, out)
+    return IngestOutcome(result=result, out=Path(out), source=events.source)
+
+
+def ingest_fhir(input_path: str | Path, out: str | Path, *, strict: bool = False) -> IngestOutcome:
     """Read FHIR R4 records, assemble the timepoint table and write it atomically.
 
     ``read_fhir`` -> ``assemble_timepoints`` -> ``write_table``. The output's extension is
@@ -987,9 +1030,10 @@ def ingest_fhir(input_path: str | Path, out: str | Path, *, strict: bool = False
 
     Returns
     -------
-    IngestResult
-        The assembled table (``.timepoints``), what was dropped and why (``.dropped``)
-        and the summary lines the command prints (``.summary()``).
+    IngestOutcome
+        ``result`` is the :class:`~flare_ml.records.assemble.IngestResult`: the table
+        (``.timepoints``), what was dropped and why (``.dropped``) and the summary lines
+        the command prints (``.summary()``).
 
     """
     from flare_ml.data import table_format
@@ -1004,4 +1048,4 @@ def ingest_fhir(input_path: str | Path, out: str | Path, *, strict: bool = False
         lines = "\n".join(f"  {line}" for line in result.summary())
         raise ContractError(f"no patient left to write from {events.source}:\n{lines}")
     write_table(result.timepoints, out)
-    return result
+    return IngestOutcome(result=result, out=Path(out), source=events.source)

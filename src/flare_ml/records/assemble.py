@@ -228,12 +228,17 @@ def _assign_reports(
     joined = joined[(date >= early) & (date < end)].copy()
     before = joined[joined[c.ASSESSMENT_DATE] <= joined[c.TREATMENT_START_DATE]]
     baseline_date = before.groupby(c.PATIENT_ID)[c.ASSESSMENT_DATE].max()
-    base = joined[c.PATIENT_ID].map(baseline_date)
+    # (pandas cannot map through an empty datetime Series: no report before any start)
+    base = (
+        joined[c.PATIENT_ID].map(baseline_date)
+        if len(baseline_date)
+        else pd.Series(pd.NaT, index=joined.index, dtype="datetime64[ns]")
+    )
     keep = (joined[c.ASSESSMENT_DATE] >= joined[c.TREATMENT_START_DATE]) | (
         joined[c.ASSESSMENT_DATE] == base
     )
     joined = joined[keep].copy()
-    joined["is_baseline"] = joined[c.ASSESSMENT_DATE] == joined[c.PATIENT_ID].map(baseline_date)
+    joined["is_baseline"] = joined[c.ASSESSMENT_DATE] == base.loc[joined.index]
     moved = int(
         (joined["is_baseline"] & (joined[c.ASSESSMENT_DATE] < start.loc[joined.index])).sum()
     )
