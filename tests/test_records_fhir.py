@@ -564,8 +564,9 @@ def test_cli_ingest_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None
     assert result.exit_code == 2 and not out.exists()  # nothing left to assemble
 
 
-def test_cli_simulate_omop_is_not_on_this_branch(tmp_path: Path) -> None:
+def test_cli_simulate_refuses_an_unknown_format(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["simulate", "--patients", "5", "--format", "omop", "--out", str(tmp_path / "x")]
+        app, ["simulate", "--patients", "5", "--format", "csv", "--out", str(tmp_path / "x")]
     )
-    assert result.exit_code == 2 and "not implemented" in result.output
+    assert result.exit_code == 2 and "is not one of table, omop, fhir" in result.output
+    assert not (tmp_path / "x").exists()
