@@ -1009,11 +1009,31 @@ def demo(
     config: Annotated[
         Path | None, typer.Option("--config", help="Training config YAML (default: shipped).")
     ] = None,
+    from_records: Annotated[
+        bool,
+        typer.Option(
+            "--from-records",
+            help="Instead: a simulated site's OMOP records -> ingest -> label -> adapt the "
+            "prior -> evaluate, printing what each step kept and dropped.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a training site and two external sites, validate, train, evaluate, report.
 
     The model is registered with the alias `champion` (`models:/flare-classifier@champion`).
+    With --from-records, the path a site takes from its records instead (docs/records.md).
     """
+    if from_records:
+        from flare_ml.train_config import load_train_config
+        from flare_ml.workflows import records_story
+
+        story = records_story(load_train_config(config).output_dir)
+        for step, lines in story.steps:
+            console.print(f"[bold]{step}[/bold]")
+            for line in lines:
+                console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        console.print(f"everything is in {escape(str(story.folder))} (SYNTHETIC data)")
+        return
     from flare_ml.data import load_timepoints, summarize_cohort
     from flare_ml.simulate import simulate_cohort, write_cohort
     from flare_ml.train_config import load_train_config
