@@ -173,3 +173,22 @@ def test_score_with_the_prior_from_the_wheel(installed):
     # no training, no tracking store: nothing MLflow in the working directory
     assert not (work / "mlflow.db").exists()
     assert not list(work.glob("mlruns*"))
+
+
+def test_records_to_a_labelled_table_from_the_wheel(installed):
+    """The mapping tables ship: simulate FHIR records, ingest, label, validate."""
+    work = installed["work"] / "records"
+    work.mkdir()
+    steps = [
+        ("simulate", "--patients", "25", "--seed", "3", "--format", "fhir", "--out", "fhir"),
+        ("ingest", "fhir", "--input", "fhir", "--out", "table.csv"),
+        ("label", "--input", "table.csv", "--out", "labelled.csv"),
+        ("validate", "labelled.csv"),
+    ]
+    for args in steps:
+        result = _flare_ml(installed, *args, cwd=work)
+        assert result.returncode == 0, (args, result.stdout + result.stderr)
+    labelled = pd.read_csv(work / "labelled.csv")
+    assert labelled["patient_id"].nunique() >= 20
+    assert set(labelled["outcome"].dropna()) <= {"flare", "progression"}
+    assert labelled["label_rule"].dropna().str.startswith("pcwg3/").all()
