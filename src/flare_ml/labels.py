@@ -207,11 +207,14 @@ def _reason_words(rule: str, cfg: RuleConfig) -> dict[str, str]:
     """Code -> words of each reason, with the rule's numbers."""
     lo, hi = cfg.confirm_min_days, cfg.confirm_max_days
     window = cfg.flare_window_days
-    inside = f"within {window} days of treatment start"
+    # short enough that the timeline's label line (rule, reason, date) fits on one line
+    flare = f"index within {window} days of treatment start, no progression by the "
+    flare += "confirmation scan"
     after = f"the {window}-day flare window"
     if cfg.first_scan_in_window:
-        inside += " or on the first post-baseline scan"
-        after = f"the flare window ({window} days or the first post-baseline scan)"
+        flare = f"index by day {window} or on the first post-baseline scan, no progression "
+        flare += "by confirmation"
+        after = f"day {window} and the first post-baseline scan"
     return {
         INDEX_EXTRAOSSEOUS_PD: "extraosseous PD at the index scan",
         INDEX_NEW_EXTRAOSSEOUS_LESION: "new extraosseous lesion at the index scan",
@@ -224,7 +227,7 @@ def _reason_words(rule: str, cfg: RuleConfig) -> dict[str, str]:
         CONFIRMED_EXTRAOSSEOUS_PD: "extraosseous PD by the confirmation scan",
         CONFIRMED_NEW_EXTRAOSSEOUS_LESION: "new extraosseous lesion by the confirmation scan",
         CONFIRMED_PROGRESSIVE_LYSIS: "progressive lysis by the confirmation scan",
-        FLARE_WINDOW_NO_PROGRESSION: f"index {inside}, no progression by the confirmation scan",
+        FLARE_WINDOW_NO_PROGRESSION: flare,
         LATE_NEW_LESIONS_CONFIRMED: f">= {cfg.late_index_min_lesions} new bone lesions after "
         f"{after}, confirmation scan present",
         LATE_INDETERMINATE: f"fewer than {cfg.late_index_min_lesions} new bone lesions after "
