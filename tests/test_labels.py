@@ -34,6 +34,7 @@ from flare_ml.labels import (
     LABEL_RULE,
     PCWG3_DEFAULTS,
     REASON_OUTCOMES,
+    RULE_VERSIONS,
     LabelConfig,
     RuleConfig,
     adjudicate,
@@ -110,7 +111,11 @@ def check(df, day, outcome, code, confirm_day=None, rule="pcwg3", **kw) -> None:
         if confirm_day is None
         else row[LABEL_CONFIRM_DATE] == want
     )
-    assert row[LABEL_RULE] == f"{rule}/1"
+    assert row[LABEL_RULE] == f"{rule}/{RULE_VERSIONS[rule]}"
+
+
+#: pcwg3 with the flare window counted in days only (pcwg3/1's logic)
+DAYS_ONLY = PCWG3_DEFAULTS.model_copy(update={"first_scan_in_window": False})
 
 
 # --- every branch of pcwg3 ------------------------------------------------------------
@@ -177,27 +182,71 @@ def test_progression_confirmed_by_other_evidence(rows, code):
 
 
 def test_flare_window_end_is_included_and_a_day_later_is_late():
-    df = make([(84, "PR", 2), (140, "PR", 0)])
+    # a clean scan first, so the index is not the first post-baseline scan
+    df = make([(42, "PR", 0), (84, "PR", 2), (140, "PR", 0)])
     check(df, 84, "flare", "flare_window_no_progression", confirm_day=140)
-    df = make([(85, "PR", 2), (140, "PR", 0)])
+    df = make([(42, "PR", 0), (85, "PR", 2), (140, "PR", 0)])
     check(df, 85, "progression", "late_new_lesions_confirmed", confirm_day=140)
 
 
-def test_the_first_post_baseline_scan_can_count_as_inside_the_window():
-    # the NSCLC seed case: index on the first follow-up CT at day 90 (week 13), partial
-    # response kept on the CT 60 days later
-    df = make([(90, "PR", 12), (150, "PR", 0)])
-    check(df, 90, "progression", "late_new_lesions_confirmed", confirm_day=150)
-    cfg = PCWG3_DEFAULTS.model_copy(update={"first_scan_in_window": True})
-    row = label_of(df, 90, config=cfg)
-    assert row[LABEL_REASON].startswith("flare_window_no_progression")
-    assert row[LABEL_RULE] == "pcwg3/1+custom(first_scan_in_window=True)"
-    df = make([(50, "PR", 0), (90, "PR", 12), (150, "PR", 0)])  # not the first scan
-    assert label_of(df, 90, config=cfg)[LABEL_REASON].startswith("late_new_lesions")
+@pytest.mark.parametrize("day", [85, 90, 150])
+def test_the_first_post_baseline_scan_is_inside_the_window_by_default(day):
+    # the first scan after the start, whatever its date: the window is 84 days or the
+    # first post-baseline scan, whichever ends later (pcwg3/2)
+    df = make([(day, "PR", 2), (day + 60, "PR", 0)])
+    check(df, day, "flare", "flare_window_no_progression", confirm_day=day + 60)
+    words = label_of(df, day)[LABEL_REASON]
+    assert "index by day 84 or on the first post-baseline scan" in words
+    # switched off (--config, first_scan_in_window: false): days only, as pcwg3/1
+    row = label_of(df, day, config=DAYS_ONLY)
+    assert row[LABEL_REASON].startswith("late_new_lesions_confirmed: >= 2 new bone lesions")
+    assert "after the 84-day flare window" in row[LABEL_REASON]
+    assert row[LABEL_CONFIRM_DATE] == START + pd.Timedelta(days=day + 60)
+    assert row[LABEL_RULE] == "pcwg3/2+custom(first_scan_in_window=False)"
+    off = LabelConfig.model_validate({"pcwg3": {"first_scan_in_window": False}})
+    assert off.pcwg3 == DAYS_ONLY
+    # a lab row before it does not make it a later scan; a clean scan before it does
+    df = make([(30, "lab"), (day, "PR", 2), (day + 60, "PR", 0)])
+    assert label_of(df, day)[LABEL_REASON].startswith("flare_window_no_progression")
+    df = make([(20, "PR", 0), (day, "PR", 2), (day + 60, "PR", 0)])
+    row = label_of(df, day)
+    assert row[LABEL_REASON].startswith("late_new_lesions_confirmed")
+    assert "after day 84 and the first post-baseline scan" in row[LABEL_REASON]
+
+
+def test_the_first_scan_still_needs_its_confirmation_and_2plus2_still_wins():
+    df = make([(90, "PR", 12)])  # nothing after it: no call
+    check(df, 90, None, "no_confirmation_scan")
+    df = make([(90, "PR", 12), (150, "SD", 2)])  # 2 further lesions: progression
+    check(df, 90, "progression", "confirmed_2plus2", confirm_day=150)
+
+
+def test_the_nsclc_seed_case_is_labelled_flare_as_its_authors_adjudicated_it():
+    from flare_ml.cases import seed_case_timeline
+
+    case = seed_case_timeline()
+    authors = case.dropna(subset=[c.OUTCOME])  # the case's own label (the paper's)
+    result = adjudicate(case, overwrite=True)
+    assert result.notices == ["replaced 1 existing outcome(s); 0 row(s) changed"]
+    labelled = result.table.dropna(subset=[LABEL_RULE])
+    assert len(labelled) == 1 and result.rule == "pcwg3/2"
+    row = labelled.iloc[0]
+    assert row[c.ASSESSMENT_DATE] == authors[c.ASSESSMENT_DATE].iloc[0]
+    assert (row[c.ASSESSMENT_DATE] - row[c.TREATMENT_START_DATE]).days == 90  # past 84
+    assert row[c.OUTCOME] == authors[c.OUTCOME].iloc[0] == "flare"
+    assert reason_codes(labelled).tolist() == ["flare_window_no_progression"]
+    # confirmed on the next CT, the first imaging row 42-112 days after the index
+    img = case[(case[c.ROW_TYPE] == "imaging") & (case[c.ASSESSMENT_DATE] > row[c.ASSESSMENT_DATE])]
+    nxt = img[c.ASSESSMENT_DATE].iloc[0]
+    assert row[LABEL_CONFIRM_DATE] == nxt and 42 <= (nxt - row[c.ASSESSMENT_DATE]).days <= 112
+    # the days-only window (pcwg3/1's logic) calls it progression
+    off = adjudicate(case, config=DAYS_ONLY, overwrite=True).table.dropna(subset=[LABEL_RULE])
+    assert off[c.OUTCOME].astype(str).tolist() == ["progression"]
+    assert reason_codes(off).tolist() == ["late_new_lesions_confirmed"]
 
 
 def test_late_single_lesion_is_indeterminate():
-    df = make([(150, "PR", 1), (210, "PR", 0)])
+    df = make([(56, "PR", 0), (150, "PR", 1), (210, "PR", 0)])
     check(df, 150, None, "late_indeterminate", confirm_day=210)
 
 
@@ -251,11 +300,12 @@ def test_irecist_one_further_lesion_confirms_and_the_window_is_4_to_8_weeks():
 
 
 def test_every_number_is_configurable_and_named_in_the_rule():
-    df = make([(56, "PR", 2), (100, "PR", 0)])
+    df = make([(28, "PR", 0), (56, "PR", 2), (100, "PR", 0)])
     cfg = LabelConfig.model_validate({"pcwg3": {"confirm_min_days": 50}})
     row = label_of(df, 56, config=cfg)
     assert row[LABEL_REASON].startswith("no_confirmation_scan")
-    assert row[LABEL_RULE] == "pcwg3/1+custom(confirm_min_days=50)"
+    assert row[LABEL_RULE] == "pcwg3/2+custom(confirm_min_days=50)"
+    assert label_of(df, 56)[LABEL_REASON].startswith("flare_window_no_progression")
     cfg = LabelConfig.model_validate({"pcwg3": {"flare_window_days": 30}})
     assert label_of(df, 56, config=cfg)[LABEL_REASON].startswith("late_new_lesions")
 
@@ -408,13 +458,13 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 @SETTINGS
 @given(
     st.lists(_patient, min_size=1, max_size=3),
-    st.sampled_from(["pcwg3", "irecist", "pcwg3-first-scan"]),
+    st.sampled_from(["pcwg3", "irecist", "pcwg3-days-only"]),
 )
 def test_labels_match_the_reference_and_only_index_rows_carry_them(patients, rule):
     df = build(patients)
     cfg = PCWG3_DEFAULTS if rule.startswith("pcwg3") else IRECIST_DEFAULTS
-    if rule == "pcwg3-first-scan":
-        cfg = cfg.model_copy(update={"first_scan_in_window": True})
+    if rule == "pcwg3-days-only":
+        cfg = DAYS_ONLY
     rule = rule.split("-")[0]
     table = adjudicate(df, rule, cfg).table
     got = as_dict(table)
@@ -483,6 +533,8 @@ def test_each_reason_has_the_evidence_it_names(patients):
             assert span[c.NEW_EXTRAOSSEOUS_LESION].eq(True).any()
         elif code == "late_new_lesions_confirmed":
             assert (d - r[c.TREATMENT_START_DATE]).days > 84 and r[c.NEW_BONE_LESIONS] >= 2
+            # not the first post-baseline scan (that one is inside the window by default)
+            assert (mine[c.ASSESSMENT_DATE].between(r[c.TREATMENT_START_DATE], d, "neither")).any()
         if code not in ("no_confirmation_scan",) and not code.startswith("index_"):
             assert 42 <= (cd - d).days <= 112
         if REASON_OUTCOMES[code] == "flare":  # no progression evidence in the span
@@ -514,7 +566,7 @@ def test_label_command_writes_a_valid_labelled_table(tmp_path, confirmed):
     n_open = int(expected.loc[expected["outcome"] == "indeterminate", "n"].sum())
     assert n_open > 0 and f"{n_open} index row(s) left without an outcome" in result.output
     valid = validate_timepoints(table)
-    assert valid[LABEL_RULE].dropna().eq("pcwg3/1").all()
+    assert valid[LABEL_RULE].dropna().eq("pcwg3/2").all()
     check_ = CliRunner().invoke(app, ["validate", str(out)])
     assert check_.exit_code == 0 and "not a contract column" not in check_.output
 

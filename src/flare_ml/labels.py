@@ -38,7 +38,8 @@ LABEL_COLUMNS: Final = c.PROVENANCE_COLUMNS
 
 RULES: Final = ("pcwg3", "irecist")
 #: version of each rule's logic; bumped whenever a branch changes meaning
-RULE_VERSIONS: Final = {"pcwg3": 1, "irecist": 1}
+RULE_VERSIONS: Final = {"pcwg3": 2, "irecist": 1}
+#: pcwg3/2 (from /1): ``first_scan_in_window`` on by default (docs/labels.md, "Versions")
 
 # reason codes (the part of ``label_reason`` before the colon)
 INDEX_EXTRAOSSEOUS_PD: Final = "index_extraosseous_pd"
@@ -98,8 +99,11 @@ class RuleConfig(StrictModel):
         confirmation scan is progression; other late index scans are indeterminate.
     first_scan_in_window : bool
         Also count the first post-baseline imaging row as inside the flare window,
-        whatever its date (PCWG3's window is "primarily the initial post-baseline
-        assessment"); off by default (issue 15's rule: the first 12 weeks only).
+        whatever its date: the window is the first ``flare_window_days`` or the first
+        post-baseline scan, whichever ends later (PCWG3's window is "primarily the
+        initial post-baseline assessment", and it assesses flare on the first scan after
+        treatment start). On in :data:`PCWG3_DEFAULTS` since ``pcwg3/2``; False (the
+        field's own default, and ``pcwg3/1``'s rule) counts days only.
 
     Examples
     --------
@@ -130,8 +134,10 @@ class RuleConfig(StrictModel):
 
 
 #: PCWG3 (Scher 2016; docs/sources.md, Response criteria): confirmation >= 6 weeks later,
-#: >= 2 further new lesions ("2+2"); flare window 12 weeks (upper end of "8-12 weeks");
-#: 16 weeks as the latest confirmation is issue 15's default (two 8-week intervals)
+#: >= 2 further new lesions ("2+2"); flare window 12 weeks (upper end of "8-12 weeks") or
+#: the first post-baseline scan, whichever is later (PCWG3 judges flare on the first
+#: post-treatment scan; default since pcwg3/2); 16 weeks as the latest confirmation is
+#: issue 15's default (two 8-week intervals)
 PCWG3_DEFAULTS: Final = RuleConfig(
     progression_at_index=True,
     confirm_min_days=42,
@@ -139,6 +145,7 @@ PCWG3_DEFAULTS: Final = RuleConfig(
     further_new_lesions=2,
     flare_window_days=84,
     late_index_min_lesions=2,
+    first_scan_in_window=True,
 )
 #: iRECIST (Seymour 2017): iUPD confirmed (iCPD) on the next assessment 4-8 weeks later by
 #: additional new lesions or further growth; no flare window
@@ -200,6 +207,14 @@ def _reason_words(rule: str, cfg: RuleConfig) -> dict[str, str]:
     """Code -> words of each reason, with the rule's numbers."""
     lo, hi = cfg.confirm_min_days, cfg.confirm_max_days
     window = cfg.flare_window_days
+    # short enough that the timeline's label line (rule, reason, date) fits on one line
+    flare = f"index within {window} days of treatment start, no progression by the "
+    flare += "confirmation scan"
+    after = f"the {window}-day flare window"
+    if cfg.first_scan_in_window:
+        flare = f"index by day {window} or on the first post-baseline scan, no progression "
+        flare += "by confirmation"
+        after = f"day {window} and the first post-baseline scan"
     return {
         INDEX_EXTRAOSSEOUS_PD: "extraosseous PD at the index scan",
         INDEX_NEW_EXTRAOSSEOUS_LESION: "new extraosseous lesion at the index scan",
@@ -212,25 +227,26 @@ def _reason_words(rule: str, cfg: RuleConfig) -> dict[str, str]:
         CONFIRMED_EXTRAOSSEOUS_PD: "extraosseous PD by the confirmation scan",
         CONFIRMED_NEW_EXTRAOSSEOUS_LESION: "new extraosseous lesion by the confirmation scan",
         CONFIRMED_PROGRESSIVE_LYSIS: "progressive lysis by the confirmation scan",
-        FLARE_WINDOW_NO_PROGRESSION: f"index within {window} days of treatment start, no "
-        "progression by the confirmation scan",
+        FLARE_WINDOW_NO_PROGRESSION: flare,
         LATE_NEW_LESIONS_CONFIRMED: f">= {cfg.late_index_min_lesions} new bone lesions after "
-        f"the {window}-day flare window, confirmation scan present",
+        f"{after}, confirmation scan present",
         LATE_INDETERMINATE: f"fewer than {cfg.late_index_min_lesions} new bone lesions after "
-        f"the {window}-day flare window, no progression by the confirmation scan",
+        f"{after}, no progression by the confirmation scan",
         NOT_CONFIRMED: "progression not confirmed on the next scan (iUPD, not iCPD)",
     }
 
 
 def rule_name(rule: str, cfg: RuleConfig) -> str:
-    """``label_rule`` text: ``pcwg3/1``, with ``+custom`` when a number differs from default.
+    """``label_rule`` text: ``pcwg3/2``, with ``+custom`` when a setting differs from default.
 
     Examples
     --------
     >>> rule_name("pcwg3", PCWG3_DEFAULTS)
-    'pcwg3/1'
+    'pcwg3/2'
     >>> rule_name("pcwg3", PCWG3_DEFAULTS.model_copy(update={"flare_window_days": 90}))
-    'pcwg3/1+custom(flare_window_days=90)'
+    'pcwg3/2+custom(flare_window_days=90)'
+    >>> rule_name("pcwg3", PCWG3_DEFAULTS.model_copy(update={"first_scan_in_window": False}))
+    'pcwg3/2+custom(first_scan_in_window=False)'
 
     """
     default = PCWG3_DEFAULTS if rule == "pcwg3" else IRECIST_DEFAULTS
@@ -263,9 +279,9 @@ class LabelResult:
     >>> from flare_ml.cases import seed_case_timeline
     >>> result = adjudicate(seed_case_timeline(), overwrite=True)
     >>> result.rule, result.index_rows, result.indeterminate_share
-    ('pcwg3/1', 1, 0.0)
+    ('pcwg3/2', 1, 0.0)
     >>> result.counts.values.tolist()
-    [['progression', 'late_new_lesions_confirmed', 1]]
+    [['flare', 'flare_window_no_progression', 1]]
 
     """
 
@@ -320,8 +336,9 @@ def adjudicate(
        extraosseous lesion or progressive lysis (``confirmed_*``).
     4. Otherwise, without a flare window (irecist): flare (``not_confirmed``). With one
        (pcwg3): flare when the index lies within ``flare_window_days`` of treatment start
-       (``flare_window_no_progression``; optionally also the first post-baseline scan,
-       ``first_scan_in_window``); after it, progression when the index showed at
+       (``flare_window_no_progression``; with ``first_scan_in_window``, the pcwg3
+       default, also when the index is the first post-baseline imaging row, whatever its
+       date); after it, progression when the index showed at
        least ``late_index_min_lesions`` (``late_new_lesions_confirmed``), else
        indeterminate (``late_indeterminate``).
 
@@ -362,7 +379,7 @@ def adjudicate(
     >>> result = adjudicate(rows)
     >>> labelled = result.table.dropna(subset=["label_rule"])
     >>> labelled[["outcome", "label_rule"]].values.tolist()
-    [['flare', 'pcwg3/1']]
+    [['flare', 'pcwg3/2']]
     >>> labelled["label_reason"].iloc[0].split(":")[0]
     'flare_window_no_progression'
 

@@ -941,7 +941,7 @@ def label(
     --------
     >>> summary = label("cohort.csv", "labelled.csv")  # doctest: +SKIP
     >>> summary.rule, round(summary.indeterminate_share, 2)  # doctest: +SKIP
-    ('pcwg3/1', 0.25)
+    ('pcwg3/2', 0.25)
 
     """
     from flare_ml.data import table_format
