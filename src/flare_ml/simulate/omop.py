@@ -332,6 +332,20 @@ def _people(events: ClinicalEvents, ids: dict[str, int]) -> dict[str, pd.DataFra
     return {"person": person, "observation_period": period}
 
 
+def _event_table(
+    frame: pd.DataFrame, ids: dict[str, int], table: str, kind: str, **columns: Any
+) -> pd.DataFrame:
+    """A CDM event table of ``frame``'s rows: ``<table>_id`` 1..n, ``person_id``, type 0."""
+    return pd.DataFrame(
+        {
+            f"{table}_id": range(1, len(frame) + 1),
+            "person_id": frame[c.PATIENT_ID].astype(str).map(ids).to_numpy(),
+            f"{kind}_type_concept_id": 0,
+            **columns,
+        }
+    )
+
+
 def _condition_occurrence(
     conditions: pd.DataFrame, ids: dict[str, int], concepts: _Concepts
 ) -> pd.DataFrame:
@@ -348,16 +362,15 @@ def _condition_occurrence(
         )
         standard.append(concept if vocabulary == "SNOMED" else 0)
         source.append(0 if vocabulary == "SNOMED" else concept)
-    return pd.DataFrame(
-        {
-            "condition_occurrence_id": range(1, len(conditions) + 1),
-            "person_id": conditions[c.PATIENT_ID].astype(str).map(ids).to_numpy(),
-            "condition_concept_id": standard,
-            "condition_start_date": _dates(conditions["condition_date"]),
-            "condition_type_concept_id": 0,
-            "condition_source_value": conditions["code"].astype(str).str[:50].to_numpy(),
-            "condition_source_concept_id": source,
-        }
+    return _event_table(
+        conditions,
+        ids,
+        "condition_occurrence",
+        "condition",
+        condition_concept_id=standard,
+        condition_start_date=_dates(conditions["condition_date"]),
+        condition_source_value=conditions["code"].astype(str).str[:50].to_numpy(),
+        condition_source_concept_id=source,
     )
 
 
@@ -401,17 +414,16 @@ def _drug_exposure(
             concept = product
         drug_ids.append(concept)
     start, end = drugs["start_date"], drugs["end_date"]
-    exposure = pd.DataFrame(
-        {
-            "drug_exposure_id": range(1, len(drugs) + 1),
-            "person_id": person,
-            "drug_concept_id": drug_ids,
-            "drug_exposure_start_date": _dates(start),
-            "drug_exposure_end_date": _dates(end.where(end.notna(), start)),
-            "verbatim_end_date": _dates(end),
-            "drug_type_concept_id": 0,
-            "drug_source_value": drugs["ingredient"].astype(str).str[:50].to_numpy(),
-        }
+    exposure = _event_table(
+        drugs,
+        ids,
+        "drug_exposure",
+        "drug",
+        drug_concept_id=drug_ids,
+        drug_exposure_start_date=_dates(start),
+        drug_exposure_end_date=_dates(end.where(end.notna(), start)),
+        verbatim_end_date=_dates(end),
+        drug_source_value=drugs["ingredient"].astype(str).str[:50].to_numpy(),
     )
     # the Oncology extension: one treatment-regimen episode per person and start date
     episodes, events = [], []
@@ -484,18 +496,17 @@ def _measurement(labs: pd.DataFrame, ids: dict[str, int], concepts: _Concepts) -
         concepts.add("UCUM", u, _UCUM[u], "Unit", "Unit") if u in _UCUM else 0 for u in units
     ]
     value = pd.to_numeric(alp["value"], errors="coerce")
-    return pd.DataFrame(
-        {
-            "measurement_id": range(1, len(alp) + 1),
-            "person_id": alp[c.PATIENT_ID].astype(str).map(ids).to_numpy(),
-            "measurement_concept_id": alp_id,
-            "measurement_date": _dates(alp["sample_date"]),
-            "measurement_type_concept_id": 0,
-            "value_as_number": [None if pd.isna(v) else float(v) for v in value],
-            "unit_concept_id": unit_ids,
-            "measurement_source_value": alp["test"].astype(str).str[:50].to_numpy(),
-            "unit_source_value": units.str[:50].to_numpy(),
-        }
+    return _event_table(
+        alp,
+        ids,
+        "measurement",
+        "measurement",
+        measurement_concept_id=alp_id,
+        measurement_date=_dates(alp["sample_date"]),
+        value_as_number=[None if pd.isna(v) else float(v) for v in value],
+        unit_concept_id=unit_ids,
+        measurement_source_value=alp["test"].astype(str).str[:50].to_numpy(),
+        unit_source_value=units.str[:50].to_numpy(),
     )
 
 
@@ -503,19 +514,18 @@ def _note(reports: pd.DataFrame, ids: dict[str, int], concepts: _Concepts) -> pd
     """One radiology NOTE per report, the report id as ``note_source_value``."""
     note_class = concepts.add(*RADIOLOGY_NOTE_CLASS, "Meas Value", "Doc Type")
     modality = reports["modality"].fillna("").astype(str)
-    return pd.DataFrame(
-        {
-            "note_id": range(1, len(reports) + 1),
-            "person_id": reports[c.PATIENT_ID].astype(str).map(ids).to_numpy(),
-            "note_date": _dates(reports[c.ASSESSMENT_DATE]),
-            "note_type_concept_id": 0,
-            "note_class_concept_id": note_class,
-            "note_title": [NOTE_TITLES.get(m, "Imaging report") for m in modality],
-            "note_text": reports["text"].fillna("").astype(str).to_numpy(),
-            "encoding_concept_id": 0,
-            "language_concept_id": 0,
-            "note_source_value": reports["report_id"].astype(str).str[:50].to_numpy(),
-        }
+    return _event_table(
+        reports,
+        ids,
+        "note",
+        "note",
+        note_date=_dates(reports[c.ASSESSMENT_DATE]),
+        note_class_concept_id=note_class,
+        note_title=[NOTE_TITLES.get(m, "Imaging report") for m in modality],
+        note_text=reports["text"].fillna("").astype(str).to_numpy(),
+        encoding_concept_id=0,
+        language_concept_id=0,
+        note_source_value=reports["report_id"].astype(str).str[:50].to_numpy(),
     )
 
 
@@ -688,13 +698,15 @@ def write_omop_events(
     >>> import tempfile, pathlib
     >>> import pandas as pd
     >>> from flare_ml.records.omop import read_omop
-    >>> events = ClinicalEvents.from_frames(
-    ...     persons=pd.DataFrame({"patient_id": ["P1"]}),
-    ...     labs=pd.DataFrame({"patient_id": ["P1"], "sample_date": ["2024-01-05"],
-    ...                        "test": ["ALP"], "value": [2.1], "unit": ["ukat/L"]}))
-    >>> db = write_omop_events(events, pathlib.Path(tempfile.mkdtemp()) / "cdm.duckdb")
-    >>> read_omop(db).labs[["patient_id", "value", "unit"]].values.tolist()
-    [['P1', 2.1, 'ukat/L']]
+    >>> diagnosis = {"patient_id": ["A7"], "condition_date": ["2023-11-02"],
+    ...              "vocabulary": ["SNOMED"], "code": ["399068003"]}
+    >>> scan = {"patient_id": ["A7"], "assessment_date": ["2024-02-01"],
+    ...         "modality": ["bone_scan"], "text": ["Bone scan: no new lesions."]}
+    >>> events = ClinicalEvents.from_frames(persons=pd.DataFrame({"patient_id": ["A7"]}),
+    ...     conditions=pd.DataFrame(diagnosis), reports=pd.DataFrame(scan))
+    >>> back = read_omop(write_omop_events(events, pathlib.Path(tempfile.mkdtemp()) / "x.db"))
+    >>> back.conditions[["vocabulary", "code"]].values.tolist(), back.reports["modality"][0]
+    ([['SNOMED', '399068003']], 'bone_scan')
 
     """
     frames = omop_frames(events)
