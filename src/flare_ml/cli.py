@@ -192,14 +192,12 @@ def simulate(
     tp = cohort.timepoints
     if output_format == "omop":
         from flare_ml.simulate.omop import write_omop
-        from flare_ml.simulate.reports import simulate_reports
 
-        notes = simulate_reports(tp, seed=seed, bone_scan_share=bone_scan_share)
-        written = write_omop(cohort, notes, out)
+        written = write_omop(cohort, out, bone_scan_share=bone_scan_share)
         console.print(
             f"simulated [bold]{tp['patient_id'].nunique()}[/bold] synthetic patients at site "
             f"[bold]{cohort.site.name}[/bold] (seed {seed}) as an OMOP CDM 5.4 database "
-            f"({len(notes.reports)} reports in NOTE)"
+            f"({int((tp['row_type'] == 'imaging').sum())} reports in NOTE)"
         )
         console.print(f"  omop        {written}", highlight=False, soft_wrap=True)
         return

@@ -545,11 +545,10 @@ def read_omop(url_or_path: str | os.PathLike[str], *, schema: str | None = None)
     --------
     >>> import tempfile, pathlib
     >>> from flare_ml.simulate import simulate_cohort
-    >>> from flare_ml.simulate.reports import simulate_reports
     >>> from flare_ml.simulate.omop import write_omop
     >>> cohort = simulate_cohort(3, seed=4)
     >>> db = pathlib.Path(tempfile.mkdtemp()) / "cdm.duckdb"
-    >>> _ = write_omop(cohort, simulate_reports(cohort.timepoints, seed=4), db)
+    >>> _ = write_omop(cohort, db)
     >>> events = read_omop(db)
     >>> sorted(events.persons["patient_id"]) == sorted(cohort.timepoints["patient_id"].unique())
     True

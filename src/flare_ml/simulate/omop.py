@@ -1,30 +1,35 @@
-"""Write a simulated cohort as an OMOP CDM 5.4 database (DuckDB file or any SQLAlchemy URL).
+"""Write clinical events as an OMOP CDM 5.4 database (DuckDB file or any SQLAlchemy URL).
 
-A site's records reach flare-ml as an OMOP Common Data Model, so the simulator can write its
-cohorts as one: PERSON (the simulated ``patient_id`` as ``person_source_value``),
-OBSERVATION_PERIOD, CONDITION_OCCURRENCE (a SNOMED standard concept and the ICD-10-CM source
-code of the cancer type, from :func:`flare_ml.records.mappings.representative_condition`),
-DRUG_EXPOSURE (the RxNorm ingredients of the therapy class, from
-:func:`flare_ml.records.mappings.representative_drugs`; every second person gets a
+A site's records reach flare-ml as an OMOP Common Data Model, so the simulator writes its
+cohorts as one. :func:`write_omop_events` serialises any
+:class:`~flare_ml.records.events.ClinicalEvents` (the same events the FHIR writer
+serialises) and :func:`write_omop` writes a simulated cohort's,
+:func:`flare_ml.simulate.records.cohort_events`: PERSON (the event's ``patient_id`` as
+``person_source_value``), OBSERVATION_PERIOD (first to last dated record),
+CONDITION_OCCURRENCE (a SNOMED code as the standard concept; ICD-10-CM, ICD-10 and ICD-O-3
+codes as the source concept and value, with standard concept 0, since the writer knows no
+mapping), DRUG_EXPOSURE (the RxNorm ingredient; every second person's exposure is a
 clinical-drug concept linked to its ingredient through CONCEPT_ANCESTOR, so that both ways a
-warehouse records a drug are exercised), MEASUREMENT (ALP as concept 3035995, LOINC 6768-6,
-with UCUM units), NOTE (the simulated radiology report texts, note class LOINC 18748-4
-"Diagnostic imaging study"), the Oncology extension's EPISODE (one treatment-regimen
-episode per line) and EPISODE_EVENT (linking it to its drug exposures), and the CONCEPT and
+warehouse records a drug are exercised), MEASUREMENT (ALP as concept 3035995, LOINC 6768-6;
+U/L and ukat/L as UCUM unit concepts, other spellings in ``unit_source_value``), NOTE (the
+report texts, note class LOINC 18748-4 "Diagnostic imaging study", the title naming the
+modality), the Oncology extension's EPISODE (one treatment-regimen episode per person and
+drug start date) and EPISODE_EVENT (linking it to its drug exposures), and the CONCEPT and
 CONCEPT_ANCESTOR rows for every concept it uses. Table and column names, types and NOT NULL
 constraints follow the official CDM 5.4 DDL (OHDSI/CommonDataModel, ``inst/ddl/5.4``),
-restricted to these tables; required concept fields the simulation cannot know (gender,
-race, record type, encoding) hold 0, the CDM's "no matching concept". Concept ids are
-site-local (>= 2,000,000,000, the CDM's range for local concepts) except ALP's 3035995;
-vocabulary ids and concept codes are the real ones, which is what the reader matches
-(the Episode and CDM-field concepts, matched by vocabulary and name, carry local codes).
-Everything written is synthetic; see ``docs/records_omop.md``.
+restricted to these tables; required concept fields the events do not know (gender, race,
+record type, encoding) hold 0, the CDM's "no matching concept". Concept ids are site-local
+(>= 2,000,000,000, the CDM's range for local concepts) except ALP's 3035995; vocabulary ids
+and concept codes are the real ones, which is what the reader matches (the Episode and
+CDM-field concepts, matched by vocabulary and name, carry local codes). Everything written
+is synthetic; see ``docs/records_omop.md``.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
@@ -33,7 +38,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from flare_ml.data import contract as c
-from flare_ml.errors import FlareMLError
+from flare_ml.data.labs import ALP_TEST_NAMES
+from flare_ml.errors import ContractError, FlareMLError
+from flare_ml.records.events import ClinicalEvents, dropped_for
+from flare_ml.simulate import SimulatedCohort
+from flare_ml.simulate.reports import DEFAULT_BONE_SCAN_SHARE
 
 __all__ = [
     "ALP_CONCEPT_ID",
@@ -43,6 +52,7 @@ __all__ = [
     "cdm_metadata",
     "omop_frames",
     "write_omop",
+    "write_omop_events",
 ]
 
 #: the first concept id of the site-local range (the CDM reserves ids >= 2,000,000,000)
@@ -61,8 +71,17 @@ NOTE_TITLES: Final = {
 }
 #: the vocabulary of concepts that exist only in the simulation (clinical-drug products)
 SIM_VOCABULARY: Final = "FLARE_ML_SIM"
-#: UCUM spelling of the lab units the simulator's sites use
-_UCUM: Final = {"u/l": ("U/L", "unit per liter"), "ukat/l": ("ukat/L", "microkatal per liter")}
+#: unit spellings that are UCUM codes, written as UCUM unit concepts (others: source value)
+_UCUM: Final = {"U/L": "unit per liter", "ukat/L": "microkatal per liter"}
+#: condition vocabularies: (concept class, standard concept flag)
+_CONDITION_CLASS: Final = {
+    "SNOMED": ("Clinical Finding", "S"),
+    "ICD10CM": ("ICD10 code", None),
+    "ICD10": ("ICD10 code", None),
+    "ICDO3": ("ICDO Condition", None),
+}
+#: the CDM's limit on PERSON.person_source_value
+_SOURCE_VALUE_LENGTH: Final = 50
 _FAR_FUTURE: Final = date(2099, 12, 31)
 _EPOCH: Final = date(1970, 1, 1)
 
@@ -228,59 +247,141 @@ class _Concepts:
         return pd.DataFrame(list(self.rows.values()))
 
 
-def _day(value: Any) -> date:
-    return pd.Timestamp(value).date()
+def _dates(values: pd.Series) -> list[date | None]:
+    """Dates as ``datetime.date`` (None where missing), as the DATE columns take them."""
+    return [None if pd.isna(v) else pd.Timestamp(v).date() for v in values]
 
 
-def _report_frame(reports: Any) -> pd.DataFrame:
-    frame = getattr(reports, "reports", reports)
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError("reports must be a SimulatedReports or its report DataFrame")
-    return frame
-
-
-def omop_frames(cohort: Any, reports: Any) -> dict[str, pd.DataFrame]:
-    """The CDM tables of a simulated cohort, as DataFrames (one per table).
-
-    Parameters
-    ----------
-    cohort : SimulatedCohort
-        From :func:`flare_ml.simulate.simulate_cohort` (its ``timepoints`` and ``labs``).
-    reports : SimulatedReports or DataFrame
-        From :func:`flare_ml.simulate.reports.simulate_reports` (``patient_id``,
-        ``assessment_date``, ``modality``, ``text``).
-
-    Returns
-    -------
-    dict of str to DataFrame
-        Keyed by CDM table name; columns are a subset of :func:`cdm_metadata`'s.
-
-    Examples
-    --------
-    >>> from flare_ml.simulate import simulate_cohort
-    >>> from flare_ml.simulate.reports import simulate_reports
-    >>> cohort = simulate_cohort(4, seed=2)
-    >>> frames = omop_frames(cohort, simulate_reports(cohort.timepoints, seed=2))
-    >>> n_scans = int((cohort.timepoints["row_type"] == "imaging").sum())
-    >>> len(frames["person"]), len(frames["note"]) == n_scans
-    (4, True)
-    >>> int(frames["concept"]["concept_id"].min()) == ALP_CONCEPT_ID
-    True
-
-    """
-    from flare_ml.records.mappings import representative_condition, representative_drugs
-
-    table = cohort.timepoints
-    concepts = _Concepts()
-    alp_id = concepts.add(
-        "LOINC",
-        "6768-6",
-        "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
-        "Measurement",
-        "Lab Test",
-        concept_id=ALP_CONCEPT_ID,
+def _check(events: ClinicalEvents) -> None:
+    """Refuse what the CDM cannot hold: a missing NOT NULL date, an over-long person id."""
+    required = {
+        "conditions": "condition_date",
+        "drugs": "start_date",
+        "labs": "sample_date",
+        "reports": c.ASSESSMENT_DATE,
+    }
+    problems = []
+    for name, col in required.items():
+        frame = getattr(events, name)
+        no_date = frame.loc[frame[col].isna(), c.PATIENT_ID]
+        problems += dropped_for(name, f"rows without {col} (NOT NULL in the CDM)", no_date)
+    long_ids = [p for p in _person_ids(events) if len(p) > _SOURCE_VALUE_LENGTH]
+    problems += dropped_for(
+        "persons",
+        f"patient ids longer than person_source_value's {_SOURCE_VALUE_LENGTH} characters",
+        long_ids,
     )
-    note_class = concepts.add(*RADIOLOGY_NOTE_CLASS, "Meas Value", "Doc Type")
+    if problems:
+        raise ContractError(
+            f"cannot write {events.source} as an OMOP CDM: " + "; ".join(map(str, problems))
+        )
+
+
+def _person_ids(events: ClinicalEvents) -> dict[str, int]:
+    """patient_id -> person_id: the persons in order, then anyone only other frames name."""
+    listed = list(dict.fromkeys(events.persons[c.PATIENT_ID].astype(str)))
+    named = set().union(
+        *(
+            set(getattr(events, f)[c.PATIENT_ID].astype(str))
+            for f in ("conditions", "drugs", "labs", "reports", "disease_status")
+        )
+    )
+    ordered = listed + sorted(named - set(listed))
+    return {pid: n for n, pid in enumerate(ordered, start=1)}
+
+
+def _people(events: ClinicalEvents, ids: dict[str, int]) -> dict[str, pd.DataFrame]:
+    """PERSON and OBSERVATION_PERIOD (first to last dated record of each person)."""
+    dated = pd.concat(
+        [
+            pd.DataFrame({"pid": frame[c.PATIENT_ID].astype(str), "day": frame[col]})
+            for frame, col in (
+                (events.conditions, "condition_date"),
+                (events.drugs, "start_date"),
+                (events.drugs, "end_date"),
+                (events.labs, "sample_date"),
+                (events.reports, c.ASSESSMENT_DATE),
+                (events.disease_status, "status_date"),
+            )
+        ]
+    ).dropna()
+    span = dated.groupby("pid")["day"].agg(["min", "max"]).reindex(list(ids))
+    person_id = list(ids.values())
+    # the birth year is not in the events: 65 years before the first record
+    born = [1950 if pd.isna(d) else d.year - 65 for d in span["min"]]
+    person = pd.DataFrame(
+        {
+            "person_id": person_id,
+            "gender_concept_id": 0,
+            "year_of_birth": born,
+            "race_concept_id": 0,
+            "ethnicity_concept_id": 0,
+            "person_source_value": list(ids),
+        }
+    )
+    known = span["min"].notna().to_numpy()
+    period = pd.DataFrame(
+        {
+            "observation_period_id": [p for p, k in zip(person_id, known, strict=True) if k],
+            "person_id": [p for p, k in zip(person_id, known, strict=True) if k],
+            "observation_period_start_date": _dates(span["min"][known]),
+            "observation_period_end_date": _dates(span["max"][known]),
+            "period_type_concept_id": 0,
+        }
+    )
+    return {"person": person, "observation_period": period}
+
+
+def _event_table(
+    frame: pd.DataFrame, ids: dict[str, int], table: str, kind: str, **columns: Any
+) -> pd.DataFrame:
+    """A CDM event table of ``frame``'s rows: ``<table>_id`` 1..n, ``person_id``, type 0."""
+    return pd.DataFrame(
+        {
+            f"{table}_id": range(1, len(frame) + 1),
+            "person_id": frame[c.PATIENT_ID].astype(str).map(ids).to_numpy(),
+            f"{kind}_type_concept_id": 0,
+            **columns,
+        }
+    )
+
+
+def _condition_occurrence(
+    conditions: pd.DataFrame, ids: dict[str, int], concepts: _Concepts
+) -> pd.DataFrame:
+    """SNOMED codes as the standard concept; the other vocabularies as the source concept."""
+    from flare_ml.records.mappings import cancer_type_of
+
+    standard, source = [], []
+    for vocabulary, code in zip(conditions["vocabulary"], conditions["code"], strict=True):
+        vocabulary, code = str(vocabulary), str(code)
+        label = c.CANCER_NAMES.get(cancer_type_of(vocabulary, code) or "", "condition")
+        concept_class, flag = _CONDITION_CLASS.get(vocabulary, ("Condition", None))
+        concept = concepts.add(
+            vocabulary, code, f"{label} ({vocabulary} {code})", "Condition", concept_class, flag
+        )
+        standard.append(concept if vocabulary == "SNOMED" else 0)
+        source.append(0 if vocabulary == "SNOMED" else concept)
+    return _event_table(
+        conditions,
+        ids,
+        "condition_occurrence",
+        "condition",
+        condition_concept_id=standard,
+        condition_start_date=_dates(conditions["condition_date"]),
+        condition_source_value=conditions["code"].astype(str).str[:50].to_numpy(),
+        condition_source_concept_id=source,
+    )
+
+
+def _drug_exposure(
+    drugs: pd.DataFrame, ids: dict[str, int], concepts: _Concepts
+) -> dict[str, pd.DataFrame]:
+    """DRUG_EXPOSURE, CONCEPT_ANCESTOR (products) and the treatment-regimen EPISODEs.
+
+    An unknown end date is written as the start date (the CDM requires one: the OHDSI
+    convention without a days' supply), the true one in ``verbatim_end_date``.
+    """
     regimen_id = concepts.add(
         "Episode", f"{SIM_VOCABULARY}-treatment-regimen", "Treatment Regimen", "Episode", "Episode"
     )
@@ -291,182 +392,203 @@ def omop_frames(cohort: Any, reports: Any) -> dict[str, pd.DataFrame]:
         "Metadata",
         "Field",
     )
-    persons, periods, conditions, drugs, ancestors = [], [], [], [], []
-    episodes, episode_events = [], []
-    person_ids: dict[str, int] = {}
-    first = table.groupby(c.PATIENT_ID, sort=True).agg(
-        start=(c.TREATMENT_START_DATE, "first"),
-        first=(c.ASSESSMENT_DATE, "min"),
-        last=(c.ASSESSMENT_DATE, "max"),
-        cancer=(c.CANCER_TYPE, "first"),
-        therapy=(c.THERAPY_CLASS, "first"),
+    person = drugs[c.PATIENT_ID].astype(str).map(ids).to_numpy()
+    drug_ids, ancestors = [], []
+    for pid, ingredient, code in zip(
+        person, drugs["ingredient"], drugs["rxnorm_code"], strict=True
+    ):
+        ingredient, code = str(ingredient), str(code or "")
+        vocabulary = "RxNorm" if code else SIM_VOCABULARY
+        concept = concepts.add(
+            vocabulary, code or ingredient.lower(), ingredient, "Drug", "Ingredient"
+        )
+        if pid % 2 == 0:  # a product, found through CONCEPT_ANCESTOR
+            product = concepts.add(
+                SIM_VOCABULARY,
+                f"{ingredient.lower()} product",
+                f"{ingredient} (simulated product)",
+                "Drug",
+                "Clinical Drug",
+            )
+            ancestors.append((concept, product))
+            concept = product
+        drug_ids.append(concept)
+    start, end = drugs["start_date"], drugs["end_date"]
+    exposure = _event_table(
+        drugs,
+        ids,
+        "drug_exposure",
+        "drug",
+        drug_concept_id=drug_ids,
+        drug_exposure_start_date=_dates(start),
+        drug_exposure_end_date=_dates(end.where(end.notna(), start)),
+        verbatim_end_date=_dates(end),
+        drug_source_value=drugs["ingredient"].astype(str).str[:50].to_numpy(),
     )
-    for person_id, (pid, row) in enumerate(first.iterrows(), start=1):
-        person_ids[str(pid)] = person_id
-        start, last = _day(row["start"]), _day(row["last"])
-        diagnosed = _day(min(row["start"], row["first"]) - pd.Timedelta(days=30))
-        persons.append(
+    # the Oncology extension: one treatment-regimen episode per person and start date
+    episodes, events = [], []
+    groups = exposure.assign(_start=start.to_numpy(), _end=end.to_numpy())
+    number: dict[int, int] = {}
+    for n, ((pid, _), rows) in enumerate(groups.groupby(["person_id", "_start"]), start=1):
+        names = list(dict.fromkeys(drugs["ingredient"].iloc[rows.index].astype(str)))
+        ends = rows["_end"]
+        episodes.append(
             {
-                "person_id": person_id,
-                "gender_concept_id": 0,
-                "year_of_birth": start.year - 65,
-                "race_concept_id": 0,
-                "ethnicity_concept_id": 0,
-                "person_source_value": str(pid),
-            }
-        )
-        periods.append(
-            {
-                "observation_period_id": person_id,
-                "person_id": person_id,
-                "observation_period_start_date": diagnosed,
-                "observation_period_end_date": max(last, start),
-                "period_type_concept_id": 0,
-            }
-        )
-        codes = representative_condition(str(row["cancer"]))
-        snomed = codes.get("SNOMED")
-        icd = codes.get("ICD10CM")
-        label = c.CANCER_NAMES.get(str(row["cancer"]), "cancer")
-        standard = (
-            concepts.add("SNOMED", snomed, f"{label} (simulated)", "Condition", "Clinical Finding")
-            if snomed
-            else 0
-        )
-        source = (
-            concepts.add("ICD10CM", icd, f"{label} (simulated)", "Condition", "ICD10 code", None)
-            if icd
-            else None
-        )
-        conditions.append(
-            {
-                "condition_occurrence_id": len(conditions) + 1,
-                "person_id": person_id,
-                "condition_concept_id": standard,
-                "condition_start_date": diagnosed,
-                "condition_type_concept_id": 0,
-                "condition_source_value": icd,
-                "condition_source_concept_id": source,
-            }
-        )
-        regimen = representative_drugs(str(row["therapy"]))
-        if regimen:  # the Oncology extension: one treatment-regimen episode per line
-            episodes.append(
-                {
-                    "episode_id": person_id,
-                    "person_id": person_id,
-                    "episode_concept_id": regimen_id,
-                    "episode_start_date": start,
-                    "episode_number": 1,
-                    "episode_object_concept_id": concepts.add(
-                        SIM_VOCABULARY,
-                        "+".join(name for name, _ in regimen) + " regimen",
-                        " and ".join(name for name, _ in regimen) + " (simulated regimen)",
-                        "Regimen",
-                        "Regimen",
-                    ),
-                    "episode_type_concept_id": 0,
-                }
-            )
-        for ingredient, code in regimen:
-            vocabulary = "RxNorm" if code else SIM_VOCABULARY
-            ingredient_id = concepts.add(
-                vocabulary, code or ingredient, ingredient, "Drug", "Ingredient"
-            )
-            drug_id = ingredient_id
-            if person_id % 2 == 0:  # a product, found through CONCEPT_ANCESTOR
-                drug_id = concepts.add(
+                "episode_id": n,
+                "person_id": pid,
+                "episode_concept_id": regimen_id,
+                "episode_start_date": rows["drug_exposure_start_date"].iloc[0],
+                # an end only where every drug of the regimen has the same one
+                "episode_end_date": (
+                    _dates(ends.iloc[:1])[0]
+                    if ends.notna().all() and (ends == ends.iloc[0]).all()
+                    else None
+                ),
+                "episode_number": number.setdefault(pid, 0) + 1,
+                "episode_object_concept_id": concepts.add(
                     SIM_VOCABULARY,
-                    f"{ingredient} product",
-                    f"{ingredient} (simulated product)",
-                    "Drug",
-                    "Clinical Drug",
-                )
-                ancestors.append((ingredient_id, drug_id))
-            drugs.append(
-                {
-                    "drug_exposure_id": len(drugs) + 1,
-                    "person_id": person_id,
-                    "drug_concept_id": drug_id,
-                    "drug_exposure_start_date": start,
-                    "drug_exposure_end_date": max(last, start),
-                    "drug_type_concept_id": 0,
-                    "drug_source_value": ingredient[:50],
-                }
-            )
-            episode_events.append(
-                {
-                    "episode_id": person_id,
-                    "event_id": len(drugs),
-                    "episode_event_field_concept_id": drug_field,
-                }
-            )
-    measurements = []
-    labs = cohort.labs
-    alp = labs[labs["test"].astype(str).str.strip().str.lower() == "alp"]
-    for pid, day, value, unit in zip(
-        alp[c.PATIENT_ID], alp["sample_date"], alp["value"], alp["unit"], strict=True
-    ):
-        key = str(unit).strip().lower().replace("µ", "u").replace(" ", "")
-        ucum, name = _UCUM.get(key, (str(unit), str(unit)))
-        measurements.append(
-            {
-                "measurement_id": len(measurements) + 1,
-                "person_id": person_ids[str(pid)],
-                "measurement_concept_id": alp_id,
-                "measurement_date": _day(day),
-                "measurement_type_concept_id": 0,
-                "value_as_number": None if pd.isna(value) else float(value),
-                "unit_concept_id": concepts.add("UCUM", ucum, name, "Unit", "Unit"),
-                "measurement_source_value": "ALP",
-                "unit_source_value": str(unit),
+                    "+".join(x.lower() for x in names) + " regimen",
+                    " and ".join(names) + " (simulated regimen)",
+                    "Regimen",
+                    "Regimen",
+                ),
+                "episode_type_concept_id": 0,
             }
         )
-    notes = []
-    for pid, day, modality, text in zip(
-        *(
-            _report_frame(reports)[col]
-            for col in (c.PATIENT_ID, c.ASSESSMENT_DATE, "modality", "text")
-        ),
-        strict=True,
-    ):
-        notes.append(
+        number[pid] += 1
+        events += [
+            {"episode_id": n, "event_id": e, "episode_event_field_concept_id": drug_field}
+            for e in rows["drug_exposure_id"]
+        ]
+    ancestor = pd.DataFrame(
+        [
             {
-                "note_id": len(notes) + 1,
-                "person_id": person_ids[str(pid)],
-                "note_date": _day(day),
-                "note_type_concept_id": 0,
-                "note_class_concept_id": note_class,
-                "note_title": NOTE_TITLES.get(str(modality), "Imaging report"),
-                "note_text": str(text),
-                "encoding_concept_id": 0,
-                "language_concept_id": 0,
-                "note_source_value": "radiology",
+                "ancestor_concept_id": a,
+                "descendant_concept_id": d,
+                "min_levels_of_separation": 1,
+                "max_levels_of_separation": 1,
             }
-        )
-    ancestor_rows = [
-        {
-            "ancestor_concept_id": a,
-            "descendant_concept_id": d,
-            "min_levels_of_separation": 1,
-            "max_levels_of_separation": 1,
-        }
-        for a, d in dict.fromkeys(ancestors)
-    ]
+            for a, d in dict.fromkeys(ancestors)
+        ],
+        columns=[col.name for col in cdm_metadata().tables["concept_ancestor"].c],
+    )
     return {
-        "concept": concepts.frame(),
-        "concept_ancestor": pd.DataFrame(
-            ancestor_rows, columns=[col.name for col in cdm_metadata().tables["concept_ancestor"].c]
-        ),
-        "person": pd.DataFrame(persons),
-        "observation_period": pd.DataFrame(periods),
-        "condition_occurrence": pd.DataFrame(conditions),
-        "drug_exposure": pd.DataFrame(drugs),
+        "concept_ancestor": ancestor,
+        "drug_exposure": exposure,
         "episode": pd.DataFrame(episodes),
-        "episode_event": pd.DataFrame(episode_events),
-        "measurement": pd.DataFrame(measurements),
-        "note": pd.DataFrame(notes),
+        "episode_event": pd.DataFrame(events),
     }
+
+
+def _measurement(labs: pd.DataFrame, ids: dict[str, int], concepts: _Concepts) -> pd.DataFrame:
+    """ALP results; a unit that is a UCUM code becomes a unit concept, any unit its source."""
+    alp_id = concepts.add(
+        "LOINC",
+        "6768-6",
+        "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
+        "Measurement",
+        "Lab Test",
+        concept_id=ALP_CONCEPT_ID,
+    )
+    alp = labs[labs["test"].astype(str).str.strip().str.lower().isin(ALP_TEST_NAMES)]
+    units = alp["unit"].astype(str).str.strip()
+    unit_ids = [
+        concepts.add("UCUM", u, _UCUM[u], "Unit", "Unit") if u in _UCUM else 0 for u in units
+    ]
+    value = pd.to_numeric(alp["value"], errors="coerce")
+    return _event_table(
+        alp,
+        ids,
+        "measurement",
+        "measurement",
+        measurement_concept_id=alp_id,
+        measurement_date=_dates(alp["sample_date"]),
+        value_as_number=[None if pd.isna(v) else float(v) for v in value],
+        unit_concept_id=unit_ids,
+        measurement_source_value=alp["test"].astype(str).str[:50].to_numpy(),
+        unit_source_value=units.str[:50].to_numpy(),
+    )
+
+
+def _note(reports: pd.DataFrame, ids: dict[str, int], concepts: _Concepts) -> pd.DataFrame:
+    """One radiology NOTE per report, the report id as ``note_source_value``."""
+    note_class = concepts.add(*RADIOLOGY_NOTE_CLASS, "Meas Value", "Doc Type")
+    modality = reports["modality"].fillna("").astype(str)
+    return _event_table(
+        reports,
+        ids,
+        "note",
+        "note",
+        note_date=_dates(reports[c.ASSESSMENT_DATE]),
+        note_class_concept_id=note_class,
+        note_title=[NOTE_TITLES.get(m, "Imaging report") for m in modality],
+        note_text=reports["text"].fillna("").astype(str).to_numpy(),
+        encoding_concept_id=0,
+        language_concept_id=0,
+        note_source_value=reports["report_id"].astype(str).str[:50].to_numpy(),
+    )
+
+
+def omop_frames(events: ClinicalEvents) -> dict[str, pd.DataFrame]:
+    """The CDM tables of clinical events, as DataFrames (one per table).
+
+    Parameters
+    ----------
+    events : ClinicalEvents
+        Any events (:func:`flare_ml.simulate.records.cohort_events` for a simulated
+        cohort). Every person gets a PERSON row; so does a ``patient_id`` only another
+        frame names. Disease-status records and lab tests other than ALP have no table
+        here and are left out (:func:`write_omop_events` warns).
+
+    Returns
+    -------
+    dict of str to DataFrame
+        Keyed by CDM table name; columns are a subset of :func:`cdm_metadata`'s.
+
+    Raises
+    ------
+    ContractError
+        A condition, drug, lab or report without its date (NOT NULL in the CDM), or a
+        patient id longer than ``person_source_value``'s 50 characters.
+
+    Examples
+    --------
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> from flare_ml.simulate.records import cohort_events
+    >>> events = cohort_events(simulate_cohort(4, seed=2))
+    >>> frames = omop_frames(events)
+    >>> len(frames["person"]), len(frames["note"]) == len(events.reports)
+    (4, True)
+    >>> int(frames["concept"]["concept_id"].min()) == ALP_CONCEPT_ID
+    True
+
+    """
+    _check(events)
+    concepts = _Concepts()
+    ids = _person_ids(events)
+    frames = {
+        **_people(events, ids),
+        "condition_occurrence": _condition_occurrence(events.conditions, ids, concepts),
+        **_drug_exposure(events.drugs, ids, concepts),
+        "measurement": _measurement(events.labs, ids, concepts),
+        "note": _note(events.reports, ids, concepts),
+    }
+    return {"concept": concepts.frame(), **frames}
+
+
+def _not_written(events: ClinicalEvents) -> list[str]:
+    """What :func:`omop_frames` leaves out, in words."""
+    labs = events.labs
+    other = ~labs["test"].astype(str).str.strip().str.lower().isin(ALP_TEST_NAMES)
+    return [
+        str(d)
+        for d in dropped_for(
+            "omop writer",
+            "disease-status records (no CDM table the OMOP adapter reads)",
+            events.disease_status[c.PATIENT_ID],
+        )
+        + dropped_for("omop writer", "lab results other than ALP", labs.loc[other, c.PATIENT_ID])
+    ]
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -519,19 +641,34 @@ def _write_duckdb_file(frames: dict[str, pd.DataFrame], target: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def write_omop(
-    cohort: Any, reports: Any, path: str | os.PathLike[str], *, schema: str | None = None
+def _target(path_or_url: str | os.PathLike[str]) -> str:
+    text = os.fspath(path_or_url)
+    if "://" not in text:
+        return f"duckdb:///{Path(text)}"
+    return sa.make_url(text).render_as_string(hide_password=True)
+
+
+def write_omop_events(
+    events: ClinicalEvents,
+    path_or_url: str | os.PathLike[str],
+    *,
+    schema: str | None = None,
 ) -> str:
-    """Write a simulated cohort as an OMOP CDM 5.4 database.
+    """Write clinical events as an OMOP CDM 5.4 database; :func:`read_omop` reads them back.
+
+    The tables are :func:`omop_frames`'. Read back with
+    :func:`flare_ml.records.omop.read_omop`, the events come back as written (persons,
+    conditions, drugs by ingredient, ALP results, report texts, dates and modalities),
+    except: a drug without an end date comes back ending on its start date (the CDM
+    requires an end), report ids are the NOTE ids, and what the adapter does not read
+    (a condition or ingredient the mapping tables do not know, a report without text)
+    is reported by it as dropped.
 
     Parameters
     ----------
-    cohort : SimulatedCohort
-        The simulated cohort (:func:`flare_ml.simulate.simulate_cohort`).
-    reports : SimulatedReports or DataFrame
-        Its radiology reports (:func:`flare_ml.simulate.reports.simulate_reports`); each
-        becomes a NOTE row.
-    path : str or PathLike
+    events : ClinicalEvents
+        The events (:func:`flare_ml.simulate.records.cohort_events`, or any).
+    path_or_url : str or PathLike
         A DuckDB file path (written atomically: a temporary file beside it, then renamed;
         an existing file is replaced) or a SQLAlchemy URL (``postgresql+psycopg://...``)
         whose schema must not hold these tables yet.
@@ -541,30 +678,45 @@ def write_omop(
     Returns
     -------
     str
-        What was written, for messages (``duckdb:///...`` or the URL without password).
+        What was written, for messages and for ``read_omop`` (``duckdb:///...`` or the
+        URL without password).
 
     Raises
     ------
+    ContractError
+        The events hold a row the CDM cannot (see :func:`omop_frames`); nothing is written.
     FlareMLError
         The database already holds CDM tables, or cannot be reached.
+
+    Warns
+    -----
+    UserWarning
+        Disease-status records or non-ALP lab results were left out (no table for them).
 
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from flare_ml.simulate import simulate_cohort
-    >>> from flare_ml.simulate.reports import simulate_reports
-    >>> cohort = simulate_cohort(3, seed=1)
-    >>> out = pathlib.Path(tempfile.mkdtemp()) / "cdm.duckdb"
-    >>> write_omop(cohort, simulate_reports(cohort.timepoints, seed=1), out).endswith("cdm.duckdb")
-    True
+    >>> import pandas as pd
+    >>> from flare_ml.records.omop import read_omop
+    >>> diagnosis = {"patient_id": ["A7"], "condition_date": ["2023-11-02"],
+    ...              "vocabulary": ["SNOMED"], "code": ["399068003"]}
+    >>> scan = {"patient_id": ["A7"], "assessment_date": ["2024-02-01"],
+    ...         "modality": ["bone_scan"], "text": ["Bone scan: no new lesions."]}
+    >>> events = ClinicalEvents.from_frames(persons=pd.DataFrame({"patient_id": ["A7"]}),
+    ...     conditions=pd.DataFrame(diagnosis), reports=pd.DataFrame(scan))
+    >>> back = read_omop(write_omop_events(events, pathlib.Path(tempfile.mkdtemp()) / "x.db"))
+    >>> back.conditions[["vocabulary", "code"]].values.tolist(), back.reports["modality"][0]
+    ([['SNOMED', '399068003']], 'bone_scan')
 
     """
-    frames = omop_frames(cohort, reports)
-    text = os.fspath(path)
+    frames = omop_frames(events)
+    left_out = _not_written(events)
+    if left_out:
+        warnings.warn("not written to OMOP: " + "; ".join(left_out), UserWarning, stacklevel=2)
+    text = os.fspath(path_or_url)
     if "://" not in text:
-        target = Path(text)
-        _write_duckdb_file(frames, target)
-        return f"duckdb:///{target}"
+        _write_duckdb_file(frames, Path(text))
+        return _target(text)
     url = sa.make_url(text)
     engine = sa.create_engine(url)
     try:
@@ -576,15 +728,56 @@ def write_omop(
             clash = sorted(present & {t.name for t in meta.tables.values()})
             if clash:
                 raise FlareMLError(
-                    f"{url.render_as_string(hide_password=True)} already holds the CDM tables "
+                    f"{_target(text)} already holds the CDM tables "
                     f"{', '.join(clash)}; write into an empty database or schema"
                 )
             meta.create_all(conn)
             _insert(conn, meta, frames)
     except sa.exc.OperationalError as exc:
-        raise FlareMLError(
-            f"cannot write to {url.render_as_string(hide_password=True)}: {exc.orig}"
-        ) from None
+        raise FlareMLError(f"cannot write to {_target(text)}: {exc.orig}") from None
     finally:
         engine.dispose()
-    return url.render_as_string(hide_password=True)
+    return _target(text)
+
+
+def write_omop(
+    cohort: SimulatedCohort,
+    path_or_url: str | os.PathLike[str],
+    *,
+    bone_scan_share: float = DEFAULT_BONE_SCAN_SHARE,
+    schema: str | None = None,
+) -> str:
+    """Write a simulated cohort's records as an OMOP CDM 5.4 database.
+
+    The records are :func:`flare_ml.simulate.records.cohort_events` (the same the FHIR
+    writer writes), written by :func:`write_omop_events`.
+
+    Parameters
+    ----------
+    cohort : SimulatedCohort
+        The simulated cohort (:func:`flare_ml.simulate.simulate_cohort`).
+    path_or_url : str or PathLike
+        See :func:`write_omop_events`.
+    bone_scan_share : float, default 0.3
+        Share of follow-up scans reported as bone scans (the reports become NOTE rows).
+    schema : str, optional
+        See :func:`write_omop_events`.
+
+    Returns
+    -------
+    str
+        What was written (``duckdb:///...`` or the URL without password).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from flare_ml.simulate import simulate_cohort
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "cdm.duckdb"
+    >>> write_omop(simulate_cohort(3, seed=1), out).endswith("cdm.duckdb")
+    True
+
+    """
+    from flare_ml.simulate.records import cohort_events
+
+    events = cohort_events(cohort, bone_scan_share=bone_scan_share)
+    return write_omop_events(events, path_or_url, schema=schema)
