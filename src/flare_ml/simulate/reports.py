@@ -86,13 +86,16 @@ _SITES = (
     "the right humeral head",
     "the sacrum",
 )
-_REGIONS = (
-    " in the spine, ribs and sternum",
-    " throughout the axial skeleton",
-    " in the thoracolumbar spine and pelvis",
-    " in the spine and both iliac bones",
-    "",
-)
+#: regions for many lesions, and the sites each lists (the count a vague word or a bare
+#: plural states is at least that: "several new foci in the spine, ribs and sternum" = 3)
+_REGION_SITES = {
+    " in the spine, ribs and sternum": 3,
+    " throughout the axial skeleton": 1,
+    " in the thoracolumbar spine and pelvis": 2,
+    " in the spine and both iliac bones": 2,
+    "": 1,
+}
+_REGIONS = tuple(_REGION_SITES)
 _MORPHOLOGY_WORDS = {
     "blastic": ("blastic", "sclerotic", "osteoblastic", "osteosclerotic", "dense sclerotic"),
     "lytic": ("lytic", "osteolytic", "destructive lytic"),
@@ -345,6 +348,8 @@ class _Writer:
                 where = f" in {_join_sites(_sites(rng, said))}" if rng.random() < 0.5 else ""
             else:  # many lesions: a region, not a list
                 where = _choice(rng, _REGIONS)
+                if count in (*_VAGUE, ""):  # "more when more sites are listed"
+                    said = max(said, _REGION_SITES[where])
             phrase = f"{count} {words}{where}".lstrip()
         cause = _choice(rng, _CAUSE) if rng.random() < 0.2 and not hedged else ""
         phrase = _ARTICLE.sub("an ", phrase)
