@@ -21,6 +21,7 @@ def test_records_story_reports_every_step(tmp_path):
     labelled = pd.read_parquet(story.folder / "labelled.parquet")
     assert labelled["label_rule"].dropna().str.startswith("pcwg3/").all()
     assert (story.folder / "adapted-model").is_dir()
+    assert any("left indeterminate by flare-ml label" in line for line in steps["adapt"])
     assert list(story.table["scorer"]) == [
         "literature prior, out of the box",
         "prior adapted on the ingested, adjudicated records",

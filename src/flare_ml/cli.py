@@ -729,6 +729,7 @@ def adapt(
         f"{bundle.conformal.budget.describe()}"
     )
     console.print(f"time        {result.seconds:.1f} s")
+    _print_notices(outcome.notices)
     console.print(f"model       {outcome.bundle_dir}")
     model_ref = str(outcome.bundle_dir)
     if outcome.model_uri:

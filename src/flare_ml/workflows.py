@@ -432,6 +432,7 @@ class AdaptOutcome:
     bundle_dir: Path
     model_uri: str | None
     registered_version: str | None
+    notices: list[str] = field(default_factory=list)
 
 
 def adapt(
@@ -531,7 +532,26 @@ def adapt(
             info = log_model(out, register_as)
         version = str(getattr(info, "registered_model_version", "") or "")
         model_uri_out = f"models:/{register_as}/{version}" if version else info.model_uri
-    return AdaptOutcome(adaptation, label, out, model_uri_out, version)
+    return AdaptOutcome(
+        adaptation, label, out, model_uri_out, version, _indeterminate_notice(table)
+    )
+
+
+def _indeterminate_notice(table: pd.DataFrame) -> list[str]:
+    """A warning when ``flare-ml label`` left index rows indeterminate (docs/labels.md)."""
+    if c.LABEL_REASON not in table.columns:
+        return []
+    index = index_row_mask(table)
+    n_index = int(index.sum())
+    left = int((index & table[c.OUTCOME].isna()).sum())
+    if not left:
+        return []
+    return [
+        f"{left} of {n_index} index rows ({left / n_index:.0%}) were left indeterminate by "
+        "flare-ml label and are not trained on; adjudicated labels over-represent what "
+        "could be confirmed, so decision thresholds recalibrated on them may miss the "
+        "error budget (docs/labels.md, Limits)"
+    ]
 
 
 @dataclass
@@ -1141,6 +1161,7 @@ def records_story(
             [
                 f"the literature prior adapted on {adapted.label}: chose "
                 f"{adapted.adaptation.chosen}",
+                *(f"note: {n}" for n in adapted.notices),
                 f"model folder {adapted.bundle_dir}",
             ],
         )
