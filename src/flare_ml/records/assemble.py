@@ -330,9 +330,10 @@ def _lab_rows(
 
 def _some_left(lines: pd.DataFrame, dropped: list[Dropped], source: str) -> None:
     if lines.empty:
-        reasons = "; ".join(str(d) for d in dropped) or "the records hold no patient"
+        reasons = "".join(f"\n  - {d}" for d in dropped) or " the records hold no patient"
         raise ContractError(
-            f"no patient of {source} could be assembled into a timepoint table: {reasons}"
+            f"no patient of {source} could be assembled into a timepoint table; nothing "
+            f"was written. What was left out, and why:{reasons}"
         )
 
 
