@@ -41,6 +41,7 @@ from flare_ml.records.fhir import (
     LOINC_ALP,
     RXNORM,
     SNOMED,
+    SYSTEMS,
 )
 from flare_ml.simulate import SimulatedCohort
 from flare_ml.simulate.reports import DEFAULT_BONE_SCAN_SHARE
@@ -53,8 +54,9 @@ __all__ = [
     "write_fhir_events",
 ]
 
-#: second word of the disease-status draws' seed sequence (apart from cohort and reports)
-DISEASE_STATUS_STREAM: Final = 15
+#: second word of the disease-status draws' seed sequence (apart from the cohort, its
+#: reports (14) and its confirmation scans (15))
+DISEASE_STATUS_STREAM: Final = 16
 #: the simulated extraosseous response -> the mCODE disease status a clinician would record
 RESPONSE_TO_STATUS: Final = {
     "CR": "improved",
@@ -70,12 +72,7 @@ _STATUS_DISPLAY: Final = {
     "worsened": "Patient's condition worsened (finding)",
     "undetermined": "Patient condition undetermined (finding)",
 }
-_VOCABULARY_SYSTEM: Final = {
-    "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
-    "ICD10": "http://hl7.org/fhir/sid/icd-10",
-    "ICDO3": "http://terminology.hl7.org/CodeSystem/icd-o-3",
-    "SNOMED": SNOMED,
-}
+_VOCABULARY_SYSTEM: Final = {vocabulary: system for system, vocabulary in SYSTEMS.items()}
 _MODALITY_DICOM: Final = {
     "ct": ("CT", "Computed Tomography"),
     "pet_ct": ("PT", "Positron emission tomography"),
