@@ -95,6 +95,8 @@ _SENT_ENDS: Final = frozenset({".", "!", "?", ";"})
 _STARTS: Final = np.array([-1, 1], dtype=np.int64).astype(np.uint64)  # spaCy's SENT_START
 #: ``doc.user_data`` key of the sentence starts (token indices) set by :func:`_sentences`
 _SENT_STARTS: Final = "flare_ml.sentence_starts"
+#: ``doc.user_data`` key of the token texts and their lower case, set by :func:`_sentences`
+_WORDS: Final = "flare_ml.words"
 
 
 def _sentences(doc: Any) -> Any:
@@ -128,7 +130,17 @@ def _sentences(doc: Any) -> Any:
         )
     doc.from_array([SENT_START], _STARTS[np.asarray(starts, dtype=np.intp)].reshape(-1, 1))
     doc.user_data[_SENT_STARTS] = [i for i, start in enumerate(starts) if start]
+    doc.user_data[_WORDS] = texts, [t.lower() for t in texts]
     return doc
+
+
+def _words_of(doc: Any) -> tuple[list[str], list[str]]:
+    """The doc's token texts and their lower case (spaCy's ``LOWER``: ``str.lower``)."""
+    words = doc.user_data.get(_WORDS)
+    if words is None:
+        texts = [t.text for t in doc]
+        words = texts, [t.lower() for t in texts]
+    return words
 
 
 def _sentence_starts(doc: Any) -> list[int]:
@@ -190,6 +202,189 @@ def _groups(patterns: list[list[dict[str, Any]]]) -> list[list[int]]:
     return list(groups.values())
 
 
+# --- token patterns, matched in Python ------------------------------------------------
+_LOWER_IN, _ORTH_IN, _PUNCT, _NOT_PUNCT, _LIKE_NUM, _ANY = range(6)
+_BOUNDED_OP = re.compile(r"^\{(\d*),(\d*)\}$|^\{(\d+)\}$")
+
+
+def _quantity(op: str | None) -> tuple[int, int | None]:
+    """The least and most tokens a pattern token takes (spaCy's ``OP``; None: no limit).
+
+    >>> [_quantity(op) for op in (None, "?", "*", "+", "{0,6}", "{2}", "{1,}", "{,3}")]
+    [(1, 1), (0, 1), (0, None), (1, None), (0, 6), (2, 2), (1, None), (0, 3)]
+    """
+    if op is None:
+        return 1, 1
+    fixed = {"?": (0, 1), "*": (0, None), "+": (1, None)}
+    if op in fixed:
+        return fixed[op]
+    m = _BOUNDED_OP.match(op)
+    if m is None:
+        raise ValueError(f"unsupported token pattern operator {op!r}")
+    if m.group(3) is not None:
+        return int(m.group(3)), int(m.group(3))
+    return int(m.group(1) or 0), int(m.group(2)) if m.group(2) else None
+
+
+def _test(token: dict[str, Any]) -> tuple[int, Any]:
+    """A token pattern's test as (kind, value): word sets, punctuation, numbers, any."""
+    attrs = {k: v for k, v in token.items() if k != "OP"}
+    if not attrs:
+        return _ANY, None
+    if len(attrs) != 1:
+        raise ValueError(f"unsupported token pattern (one attribute only): {token}")
+    ((attr, value),) = attrs.items()
+    if attr in ("LOWER", "ORTH"):
+        if isinstance(value, dict):
+            if set(value) != {"IN"}:
+                raise ValueError(f"unsupported token pattern: {token}")
+            words = frozenset(value["IN"])
+        elif isinstance(value, str):
+            words = frozenset([value])
+        else:
+            raise ValueError(f"unsupported token pattern: {token}")
+        return (_LOWER_IN if attr == "LOWER" else _ORTH_IN), words
+    if attr == "IS_PUNCT" and isinstance(value, bool):
+        return (_PUNCT if value else _NOT_PUNCT), None
+    if attr == "LIKE_NUM" and value is True:
+        return _LIKE_NUM, None
+    raise ValueError(f"unsupported token pattern: {token}")
+
+
+class _Tokens:
+    """One doc's words and lexical attributes for :class:`_TokenPattern` (read lazily)."""
+
+    __slots__ = ("doc", "n", "texts", "lows", "_punct", "_num", "_where", "_where_orth")
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+        self.texts, self.lows = _words_of(doc)
+        self.n = len(self.lows)
+        self._punct: list[bool] | None = None
+        self._num: list[bool] | None = None
+        self._where: dict[str, list[int]] | None = None
+        self._where_orth: dict[str, list[int]] | None = None
+
+    @property
+    def punct(self) -> list[bool]:
+        if self._punct is None:
+            from spacy.attrs import IS_PUNCT
+
+            self._punct = [bool(v) for v in self.doc.to_array(IS_PUNCT).tolist()]
+        return self._punct
+
+    @property
+    def num(self) -> list[bool]:
+        if self._num is None:
+            from spacy.attrs import LIKE_NUM
+
+            self._num = [bool(v) for v in self.doc.to_array(LIKE_NUM).tolist()]
+        return self._num
+
+    def where(self, kind: int, words: frozenset[str]) -> list[int]:
+        """The positions of the tokens whose lower case (or text) is one of ``words``."""
+        if kind == _LOWER_IN:
+            if self._where is None:
+                self._where = {}
+                for i, w in enumerate(self.lows):
+                    self._where.setdefault(w, []).append(i)
+            index = self._where
+        else:
+            if self._where_orth is None:
+                self._where_orth = {}
+                for i, w in enumerate(self.texts):
+                    self._where_orth.setdefault(w, []).append(i)
+            index = self._where_orth
+        if len(words) < len(index):
+            return [i for w in words if w in index for i in index[w]]
+        return [i for w, at in index.items() if w in words for i in at]
+
+    def test(self, kind: int, value: Any, i: int) -> bool:
+        if kind == _LOWER_IN:
+            return self.lows[i] in value
+        if kind == _ORTH_IN:
+            return self.texts[i] in value
+        if kind == _NOT_PUNCT:
+            return not self.punct[i]
+        if kind == _PUNCT:
+            return self.punct[i]
+        if kind == _LIKE_NUM:
+            return self.num[i]
+        return True
+
+
+class _TokenPattern:
+    """A spaCy token pattern matched in Python: every (start, end) the spaCy ``Matcher``
+    returns for it (all spans whose tokens match, any length of each quantified token,
+    no empty span), as a set.
+
+    Supported: one attribute per token (``LOWER``/``ORTH`` as a word or ``{"IN": [...]}``,
+    ``IS_PUNCT``, ``LIKE_NUM: True``, or none: any token) with ``OP`` ``?``, ``*``, ``+``,
+    ``{n}``, ``{n,m}``, ``{n,}``, ``{,m}``; anything else raises ``ValueError``.
+
+    >>> from spacy.lang.en import English
+    >>> doc = English().make_doc("new sclerotic and lytic lesions")
+    >>> p = _TokenPattern([{"LOWER": "new"}, {"LOWER": {"IN": ["sclerotic", "and", "lytic"]},
+    ...                    "OP": "{0,6}"}, {"LOWER": {"IN": ["lesion", "lesions"]}}])
+    >>> sorted(p.spans(_Tokens(doc)))
+    [(0, 5)]
+    """
+
+    def __init__(self, pattern: list[dict[str, Any]]) -> None:
+        self.elements = [(*_test(token), *_quantity(token.get("OP"))) for token in pattern]
+        # a match starts on a token of one of the elements up to the first required one
+        self.first: list[tuple[int, Any]] = []
+        for kind, value, least, _most in self.elements:
+            self.first.append((kind, value))
+            if least:
+                break
+        else:
+            self.first = [(_ANY, None)]
+
+    def starts(self, tokens: _Tokens) -> list[int]:
+        """Where a match can start (sorted)."""
+        out: set[int] = set()
+        for kind, value in self.first:
+            if kind in (_LOWER_IN, _ORTH_IN):
+                out.update(tokens.where(kind, value))
+            else:
+                out.update(i for i in range(tokens.n) if tokens.test(kind, value, i))
+        return sorted(out)
+
+    def spans(self, tokens: _Tokens) -> set[tuple[int, int]]:
+        """Every (start, end) of a match in the doc."""
+        n = tokens.n
+        found: set[tuple[int, int]] = set()
+        for start in self.starts(tokens):
+            ends = {start}
+            for kind, value, least, most in self.elements:
+                if kind == _LOWER_IN or kind == _ORTH_IN:
+                    column: list[Any] = tokens.lows if kind == _LOWER_IN else tokens.texts
+                elif kind != _ANY:
+                    column = tokens.num if kind == _LIKE_NUM else tokens.punct
+                    value = kind != _NOT_PUNCT  # the value the column must have
+                nxt: set[int] = set()
+                for j in ends:
+                    limit = n - j if most is None or most > n - j else most
+                    run = 0
+                    if kind == _ANY:
+                        run = limit
+                    elif kind == _LOWER_IN or kind == _ORTH_IN:
+                        while run < limit and column[j + run] in value:
+                            run += 1
+                    else:
+                        while run < limit and column[j + run] == value:
+                            run += 1
+                    if run >= least:
+                        nxt.update(range(j + least, j + run + 1))
+                if not nxt:
+                    break
+                ends = nxt
+            else:
+                found.update((start, end) for end in ends if end > start)
+        return found
+
+
 class _TargetMatcher:
     """medspaCy's TargetMatcher for this project's rules, faster (a spaCy component).
 
@@ -244,6 +439,10 @@ class _TargetMatcher:
                 self.word_bits[w] = self.word_bits.get(w, 0) | 1 << bit
         self.groups = _groups(originals)
         self.matchers: dict[tuple[int, ...], Any] = {}
+        self.compiled = [_TokenPattern(pattern) for pattern in originals]
+        self.key_ids = [nlp.vocab.strings.add(k) for k in self.keys]
+        self.index_of = {key: i for i, key in enumerate(self.key_ids)}
+        self.ties: dict[tuple[Any, ...], list[int]] = {}
 
     def _matcher(self, indices: tuple[int, ...]) -> Any:
         matcher = self.matchers.get(indices)
@@ -258,20 +457,73 @@ class _TargetMatcher:
             self.matchers[indices] = matcher
         return matcher
 
-    def __call__(self, doc: Any) -> Any:
-        from medspacy.common.util import prune_overlapping_matches
-        from spacy.tokens import Span
-
-        present = 0
-        word_bits = self.word_bits
-        for word in {t.lower_ for t in doc}:
-            present |= word_bits.get(word, 0)
+    def _spacy_matches(self, doc: Any, present: int) -> list[tuple[int, int, int]]:
+        """The matches of spaCy's ``Matcher`` (the present patterns, group by group)."""
         required = self.required
         matches: list[tuple[int, int, int]] = []
         for group in self.groups:
             indices = tuple(i for i in group if required[i] & present == required[i])
             if indices:
                 matches += self._matcher(indices)(doc)
+        return matches
+
+    def _tie_order(
+        self, doc: Any, tokens: _Tokens, span: tuple[int, int], rules: tuple[int, ...]
+    ) -> list[int] | None:
+        """The rules matching one span in spaCy's ``Matcher`` order (medspaCy keeps the
+        first of equal spans).
+
+        spaCy's order of the matches of a set of patterns is its order for all patterns
+        restricted to them, and the order of equal spans depends only on the span's words
+        and the word after it (spaCy ends a match with optional tokens at the next word),
+        so the ``Matcher`` of just these rules runs on just these words (cached by them).
+        """
+        start, end = span
+        stop = min(end + 1, tokens.n)
+        key = (rules, tuple(tokens.texts[start:stop]), end == tokens.n)
+        order = self.ties.get(key)
+        if order is None:
+            indices = tuple(sorted(rules))
+            order = [
+                self.index_of[k]
+                for k, s, e in self._matcher(indices)(doc[start:stop])
+                if s == 0 and e == end - start
+            ]
+            if sorted(order) != sorted(rules):
+                return None
+            if len(self.ties) >= self.CACHE:
+                self.ties.clear()
+            self.ties[key] = order
+        return order
+
+    def _matches(self, doc: Any, present: int) -> list[tuple[int, int, int]]:
+        """The matches of the present patterns, by :class:`_TokenPattern`, in spaCy's
+        order where it decides (equal spans of several rules), sorted by span otherwise."""
+        tokens = _Tokens(doc)
+        required = self.required
+        rules_at: dict[tuple[int, int], list[int]] = {}
+        for i, pattern in enumerate(self.compiled):
+            if required[i] & present == required[i]:
+                for span in pattern.spans(tokens):
+                    rules_at.setdefault(span, []).append(i)
+        for span, rules in rules_at.items():
+            if len(rules) > 1:
+                order = self._tie_order(doc, tokens, span, tuple(rules))
+                if order is None:  # never seen: spaCy decides the whole doc
+                    return self._spacy_matches(doc, present)
+                rules_at[span] = order
+        keys = self.key_ids
+        return [(keys[i], start, end) for start, end in sorted(rules_at) for i in rules_at[start, end]]
+
+    def __call__(self, doc: Any) -> Any:
+        from medspacy.common.util import prune_overlapping_matches
+        from spacy.tokens import Span
+
+        present = 0
+        word_bits = self.word_bits
+        for word in set(_words_of(doc)[1]):
+            present |= word_bits.get(word, 0)
+        matches = self._matches(doc, present)
         if len(matches) > 1:
             matches = prune_overlapping_matches(matches)
         spans = []
