@@ -106,9 +106,10 @@ def _sentences(doc: Any) -> Any:
     newline), at a line break, or at a numbered item within a line ("1) ... 2) ...": one or two
     digits before ")", not after "x"); every other token does not (all set at once).
     """
-    from spacy.attrs import SENT_START
+    from spacy.attrs import ORTH, SENT_START
 
-    texts = [t.text for t in doc]
+    strings = doc.vocab.strings  # the token texts without a Token object each
+    texts = [strings[orth] for orth in doc.to_array(ORTH).tolist()]
     n = len(texts)
     if not n:
         return doc
@@ -548,7 +549,6 @@ class _Sections:
     """
 
     def __init__(self, nlp: Any) -> None:
-        self.colon = nlp.vocab.strings.add(":")
         self.rules = r.section_rules()
         self.headers: dict[tuple[str, ...], int] = {}
         for i, rule in enumerate(self.rules):
@@ -563,10 +563,12 @@ class _Sections:
     def __call__(self, doc: Any) -> Any:
         from medspacy.common.util import prune_overlapping_matches
         from medspacy.section_detection import Section
+        from spacy.attrs import IDX
 
+        texts, lows = _words_of(doc)
         matches: list[tuple[int, int, int]] = []
-        for j in np.flatnonzero(doc.to_array("ORTH") == self.colon).tolist():
-            before = [t.lower_ for t in doc[max(0, j - self.longest) : j]]
+        for j in [j for j, t in enumerate(texts) if t == ":"]:
+            before = lows[max(0, j - self.longest) : j]
             for k in range(1, len(before) + 1):
                 rule = self.headers.get(tuple(before[-k:]))
                 if rule is not None:
@@ -586,10 +588,11 @@ class _Sections:
             sections.append(Section(rule.category, start, end, end, body_end, None, rule))
         doc._.sections = sections
         user_data = doc.user_data  # token._.section, as Underscore stores it
+        offsets = doc.to_array(IDX).tolist()
         for section in sections:
             start, end = section.section_span
-            for token in doc[start:end]:
-                user_data[("._.", "section", token.idx, None)] = section
+            for idx in offsets[start:end]:
+                user_data[("._.", "section", idx, None)] = section
         return doc
 
 
@@ -1008,9 +1011,9 @@ class ReportReader:
 
         ents = list(doc.ents)
         evidence: list[Evidence] = []
-        lows = [t.lower_ for t in doc] if ents else []  # the words, sliced below
+        lows = _words_of(doc)[1] if ents else []  # the words, sliced below
         # Span.sent walks the tokens each time; the same spans from the boundaries once
-        bounds = np.flatnonzero(doc.to_array(["SENT_START"]).ravel() == 1).tolist() if ents else []
+        bounds = _sentence_starts(doc) if ents else []
         sents: dict[tuple[int, int], Any] = {}
 
         def sent_of(ent: Any) -> Any:
