@@ -97,6 +97,9 @@ _STARTS: Final = np.array([-1, 1], dtype=np.int64).astype(np.uint64)  # spaCy's 
 _SENT_STARTS: Final = "flare_ml.sentence_starts"
 #: ``doc.user_data`` key of the token texts and their lower case, set by :func:`_sentences`
 _WORDS: Final = "flare_ml.words"
+#: ``doc.user_data`` key of the ConText attributes the targets got: (start, end) -> values
+_CONTEXT: Final = "flare_ml.context"
+_CONTEXT_ATTRIBUTES: Final = ("is_negated", "is_uncertain", "is_historical", "is_family")
 
 
 def _sentences(doc: Any) -> Any:
@@ -255,7 +258,7 @@ def _test(token: dict[str, Any]) -> tuple[int, Any]:
 class _Tokens:
     """One doc's words and lexical attributes for :class:`_TokenPattern` (read lazily)."""
 
-    __slots__ = ("doc", "n", "texts", "lows", "_punct", "_num", "_where", "_where_orth")
+    __slots__ = ("_num", "_punct", "_where", "_where_orth", "doc", "lows", "n", "texts")
 
     def __init__(self, doc: Any) -> None:
         self.doc = doc
@@ -315,9 +318,11 @@ class _Tokens:
 
 
 class _TokenPattern:
-    """A spaCy token pattern matched in Python: every (start, end) the spaCy ``Matcher``
-    returns for it (all spans whose tokens match, any length of each quantified token,
-    no empty span), as a set.
+    """A spaCy token pattern matched in Python: the spans spaCy's ``Matcher`` returns.
+
+    Every (start, end) whose tokens match the pattern (any length of each quantified
+    token; no empty span), as a set; checked against spaCy's ``Matcher`` on the corpus,
+    simulated reports and random word sequences.
 
     Supported: one attribute per token (``LOWER``/``ORTH`` as a word or ``{"IN": [...]}``,
     ``IS_PUNCT``, ``LIKE_NUM: True``, or none: any token) with ``OP`` ``?``, ``*``, ``+``,
@@ -471,9 +476,9 @@ class _TargetMatcher:
     def _tie_order(
         self, doc: Any, tokens: _Tokens, span: tuple[int, int], rules: tuple[int, ...]
     ) -> list[int] | None:
-        """The rules matching one span in spaCy's ``Matcher`` order (medspaCy keeps the
-        first of equal spans).
+        """The rules matching one span in spaCy's ``Matcher`` order.
 
+        medspaCy keeps the first of equal spans in that order.
         spaCy's order of the matches of a set of patterns is its order for all patterns
         restricted to them, and the order of equal spans depends only on the span's words
         and the word after it (spaCy ends a match with optional tokens at the next word),
@@ -498,8 +503,10 @@ class _TargetMatcher:
         return order
 
     def _matches(self, doc: Any, present: int) -> list[tuple[int, int, int]]:
-        """The matches of the present patterns, by :class:`_TokenPattern`, in spaCy's
-        order where it decides (equal spans of several rules), sorted by span otherwise."""
+        """The matches of the present patterns, by :class:`_TokenPattern`.
+
+        Sorted by span; equal spans of several rules in spaCy's order (which decides).
+        """
         tokens = _Tokens(doc)
         required = self.required
         rules_at: dict[tuple[int, int], list[int]] = {}
@@ -514,7 +521,7 @@ class _TargetMatcher:
                     return self._spacy_matches(doc, present)
                 rules_at[span] = order
         keys = self.key_ids
-        return [(keys[i], start, end) for start, end in sorted(rules_at) for i in rules_at[start, end]]
+        return [(keys[i], s, e) for s, e in sorted(rules_at) for i in rules_at[s, e]]
 
     def __call__(self, doc: Any) -> Any:
         from medspacy.common.util import prune_overlapping_matches
@@ -691,6 +698,7 @@ class _Context:
                 else:  # bidirectional, terminate, pseudo: the sentence (as medspaCy)
                     scope = (sent_start, sent_end)
                 modifiers.append(ConTextModifier(rule, start, end, doc, *scope))
+            attributes: dict[tuple[int, int], dict[str, Any]] = {}
             if modifiers:
                 graph.modifiers = modifiers
                 graph.update_scopes()
@@ -699,6 +707,13 @@ class _Context:
                     target._.modifiers += (modifier,)
                 if self.mapping:
                     self.context.set_context_attributes(graph.edges)
+                    # the same values, for the reader without a span extension lookup each
+                    for target, modifier in graph.edges:
+                        if modifier.category in self.mapping:
+                            attributes.setdefault((target.start, target.end), {}).update(
+                                self.mapping[modifier.category]
+                            )
+            doc.user_data[_CONTEXT] = attributes
         doc._.context_graph = graph
         return doc
 
@@ -1010,6 +1025,16 @@ class ReportReader:
             return None
 
         ents = list(doc.ents)
+        # each target's ConText (negated, uncertain, historical, family), read once
+        recorded = doc.user_data.get(_CONTEXT)
+        context: dict[int, tuple[Any, ...]] = {}
+        for ent in ents:
+            if recorded is None:
+                values = tuple(getattr(ent._, name) for name in _CONTEXT_ATTRIBUTES)
+            else:
+                got = recorded.get((ent.start, ent.end), {})
+                values = tuple(got.get(name, False) for name in _CONTEXT_ATTRIBUTES)
+            context[ent.start] = values
         evidence: list[Evidence] = []
         lows = _words_of(doc)[1] if ents else []  # the words, sliced below
         # Span.sent walks the tokens each time; the same spans from the boundaries once
@@ -1037,7 +1062,7 @@ class ReportReader:
             sent_text = sent_texts.get(sent.start)
             if sent_text is None:
                 sent_text = sent_texts[sent.start] = text[sent.start_char : sent.end_char].strip()
-            attrs = ent._
+            ent_negated, ent_uncertain, ent_historical, _family = context[ent.start]
             evidence.append(
                 Evidence(
                     field,
@@ -1047,15 +1072,15 @@ class ReportReader:
                     text[ent.start_char : ent.end_char],
                     sent_text,
                     section,
-                    ctx["negated"] if "negated" in ctx else attrs.is_negated,
-                    ctx["uncertain"] if "uncertain" in ctx else attrs.is_uncertain,
-                    ctx["historical"] if "historical" in ctx else attrs.is_historical,
+                    ctx["negated"] if "negated" in ctx else ent_negated,
+                    ctx["uncertain"] if "uncertain" in ctx else ent_uncertain,
+                    ctx["historical"] if "historical" in ctx else ent_historical,
                 )
             )
 
         baseline = False
         for ent in ents:
-            if ent.label_ != r.BASELINE or ent._.is_negated:
+            if ent.label_ != r.BASELINE or context[ent.start][0]:
                 continue
             section = section_of(ent.start)
             if section == "comparison":
@@ -1077,12 +1102,12 @@ class ReportReader:
         for k, ent in enumerate(ents):
             label = ent.label_
             section = section_of(ent.start)
-            if label == r.BASELINE or section in r.IGNORED_SECTIONS or ent._.is_family:
+            negated, ent_uncertain, historical, family = context[ent.start]
+            if label == r.BASELINE or section in r.IGNORED_SECTIONS or family:
                 continue
             sent = sent_of(ent)
             next_start = next((s for s in starts[k + 1 :] if s > ent.end - 1), sent.end)
             clause = lows[ent.end : min(sent.end, next_start)]
-            negated = ent._.is_negated
             if label in (r.NEW_LESION, r.LESION_INCREASE):
                 ent_words = lows[ent.start : ent.end]
                 look_words = lows[max(sent.start, ent.start - 4) : ent.start]
@@ -1091,7 +1116,7 @@ class ReportReader:
                 span_words |= _subwords(lows[_adjectives(lows, ent.start, sent.start) : ent.start])
                 clause_words = _subwords(clause)
                 known_clause = _mentions_known(clause) or bool(span_words & {"known"})
-                if ent._.is_historical or (known_clause and label == r.NEW_LESION):
+                if historical or (known_clause and label == r.NEW_LESION):
                     if not negated and (span_words | clause_words) & r.BLASTIC and known_clause:
                         sclerosis = True
                         note(ent, c.KNOWN_LESION_SCLEROSIS, True, section, historical=True)
@@ -1101,7 +1126,7 @@ class ReportReader:
                 if negated:
                     note(ent, c.NEW_BONE_LESIONS, 0, section)
                     continue
-                hedged = bool(ent._.is_uncertain) or bool(
+                hedged = bool(ent_uncertain) or bool(
                     (span_words | set(look_words[-2:])) & r.HEDGE_WORDS
                 )
                 bone_sites, organ_sites = _sites(ent_words + clause)
