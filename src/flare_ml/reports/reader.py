@@ -45,7 +45,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,13 @@ _TIMES = re.compile(r"^[x×](\d{1,2})$")
 _AT_LEAST_TWO: Final = -2
 
 
+class _Sentence(NamedTuple):
+    """A sentence's token range."""
+
+    start: int
+    end: int
+
+
 @dataclass
 class _Item:
     """One counted new-lesion statement."""
@@ -99,6 +106,8 @@ _SENT_STARTS: Final = "flare_ml.sentence_starts"
 _WORDS: Final = "flare_ml.words"
 #: ``doc.user_data`` key of the ConText attributes the targets got: (start, end) -> values
 _CONTEXT: Final = "flare_ml.context"
+#: ``doc.user_data`` key of the target spans set as ``doc.ents`` by the target matcher
+_TARGETS: Final = "flare_ml.targets"
 _CONTEXT_ATTRIBUTES: Final = ("is_negated", "is_uncertain", "is_historical", "is_family")
 
 
@@ -136,6 +145,12 @@ def _sentences(doc: Any) -> Any:
     doc.user_data[_SENT_STARTS] = [i for i, start in enumerate(starts) if start]
     doc.user_data[_WORDS] = texts, [t.lower() for t in texts]
     return doc
+
+
+def _targets(doc: Any) -> Sequence[Any]:
+    """The doc's targets (``doc.ents``; the target matcher's own spans when it set them)."""
+    targets = doc.user_data.get(_TARGETS)
+    return doc.ents if targets is None else targets
 
 
 def _words_of(doc: Any) -> tuple[list[str], list[str]]:
@@ -541,6 +556,7 @@ class _TargetMatcher:
             span._.target_rule = rule
             spans.append(span)
         doc.ents = spans
+        doc.user_data[_TARGETS] = spans  # the same spans, without doc.ents making new ones
         return doc
 
 
@@ -659,7 +675,7 @@ class _Context:
         from medspacy.common.util import prune_overlapping_matches
         from medspacy.context import ConTextGraph, ConTextModifier
 
-        targets = doc.ents
+        targets = _targets(doc)
         graph = ConTextGraph(prune_on_modifier_overlap=False)
         graph.targets = targets
         if targets:
@@ -1024,7 +1040,7 @@ class ReportReader:
                     return category
             return None
 
-        ents = list(doc.ents)
+        ents = list(_targets(doc))
         # each target's ConText (negated, uncertain, historical, family), read once
         recorded = doc.user_data.get(_CONTEXT)
         context: dict[int, tuple[Any, ...]] = {}
@@ -1039,18 +1055,16 @@ class ReportReader:
         lows = _words_of(doc)[1] if ents else []  # the words, sliced below
         # Span.sent walks the tokens each time; the same spans from the boundaries once
         bounds = _sentence_starts(doc) if ents else []
-        sents: dict[tuple[int, int], Any] = {}
+        sents: dict[int, _Sentence] = {}
 
-        def sent_of(ent: Any) -> Any:
-            key = (ent.start, ent.end)
-            sent = sents.get(key)
+        def sent_of(ent: Any) -> _Sentence:
+            # the sentence of the span's first token, as Span.sent (token indices only)
+            sent = sents.get(ent.start)
             if sent is None:
                 k = bisect_right(bounds, ent.start) - 1
-                k2 = k + 1  # the first sentence of the span, as Span.sent
-                sent = doc[
-                    bounds[k] if k >= 0 else 0 : bounds[k2] if k2 < len(bounds) else len(doc)
-                ]
-                sents[key] = sent
+                sent = sents[ent.start] = _Sentence(
+                    bounds[k] if k >= 0 else 0, bounds[k + 1] if k + 1 < len(bounds) else len(doc)
+                )
             return sent
 
         if text is None:
@@ -1061,7 +1075,8 @@ class ReportReader:
             sent = sent_of(ent)
             sent_text = sent_texts.get(sent.start)
             if sent_text is None:
-                sent_text = sent_texts[sent.start] = text[sent.start_char : sent.end_char].strip()
+                span = doc[sent.start : sent.end]
+                sent_text = sent_texts[sent.start] = text[span.start_char : span.end_char].strip()
             ent_negated, ent_uncertain, ent_historical, _family = context[ent.start]
             evidence.append(
                 Evidence(
@@ -1087,7 +1102,8 @@ class ReportReader:
                 continue
             sent = sent_of(ent)
             before = set(lows[max(sent.start, ent.start - 3) : ent.start])
-            if before & r.BASELINE_BLOCKERS and not ent.text.lower().startswith("no"):
+            ent_text = text[ent.start_char : ent.end_char]
+            if before & r.BASELINE_BLOCKERS and not ent_text.lower().startswith("no"):
                 continue
             baseline = True
             note(ent, c.EXTRAOSSEOUS_RESPONSE, "baseline", section)
@@ -1179,7 +1195,7 @@ class ReportReader:
                     marrow = True
                 note(ent, c.BASELINE_MARROW_INVOLVEMENT, not negated, section)
             elif label == r.RESPONSE and not negated:
-                code = self._response_code(ent)
+                code = self._response_code(text[ent.start_char : ent.end_char])
                 if code is None:
                     continue
                 prev_end = max(
@@ -1290,8 +1306,7 @@ class ReportReader:
         return best
 
     @staticmethod
-    def _response_code(ent: Any) -> str | None:
-        text = ent.text
+    def _response_code(text: str) -> str | None:
         for code in _RESPONSE_CODES:
             if re.search(rf"\b{code}\b", text):
                 return code
