@@ -372,38 +372,43 @@ class _TokenPattern:
                 out.update(i for i in range(tokens.n) if tokens.test(kind, value, i))
         return sorted(out)
 
-    def spans(self, tokens: _Tokens) -> set[tuple[int, int]]:
-        """Every (start, end) of a match in the doc."""
+    def spans(self, tokens: _Tokens, starts: Iterable[int] | None = None) -> set[tuple[int, int]]:
+        """Every (start, end) of a match in the doc (starting at ``starts`` if given)."""
         n = tokens.n
-        found: set[tuple[int, int]] = set()
-        for start in self.starts(tokens):
-            ends = {start}
-            for kind, value, least, most in self.elements:
+        # (start, where the next pattern token goes) for every way of matching so far
+        states = {(start, start) for start in (self.starts(tokens) if starts is None else starts)}
+        for kind, value, least, most in self.elements:
+            if not states:
+                return set()
+            if kind == _LOWER_IN or kind == _ORTH_IN:
+                column: list[Any] = tokens.lows if kind == _LOWER_IN else tokens.texts
+            elif kind != _ANY:
+                column = tokens.num if kind == _LIKE_NUM else tokens.punct
+                value = kind != _NOT_PUNCT  # the value the column must have
+            if least == 1 and most == 1:  # one token: the common case
                 if kind == _LOWER_IN or kind == _ORTH_IN:
-                    column: list[Any] = tokens.lows if kind == _LOWER_IN else tokens.texts
-                elif kind != _ANY:
-                    column = tokens.num if kind == _LIKE_NUM else tokens.punct
-                    value = kind != _NOT_PUNCT  # the value the column must have
-                nxt: set[int] = set()
-                for j in ends:
-                    limit = n - j if most is None or most > n - j else most
-                    run = 0
-                    if kind == _ANY:
-                        run = limit
-                    elif kind == _LOWER_IN or kind == _ORTH_IN:
-                        while run < limit and column[j + run] in value:
-                            run += 1
-                    else:
-                        while run < limit and column[j + run] == value:
-                            run += 1
-                    if run >= least:
-                        nxt.update(range(j + least, j + run + 1))
-                if not nxt:
-                    break
-                ends = nxt
-            else:
-                found.update((start, end) for end in ends if end > start)
-        return found
+                    states = {(s, j + 1) for s, j in states if j < n and column[j] in value}
+                elif kind == _ANY:
+                    states = {(s, j + 1) for s, j in states if j < n}
+                else:
+                    states = {(s, j + 1) for s, j in states if j < n and column[j] == value}
+                continue
+            nxt: set[tuple[int, int]] = set()
+            for s, j in states:
+                limit = n - j if most is None or most > n - j else most
+                run = 0
+                if kind == _ANY:
+                    run = limit
+                elif kind == _LOWER_IN or kind == _ORTH_IN:
+                    while run < limit and column[j + run] in value:
+                        run += 1
+                else:
+                    while run < limit and column[j + run] == value:
+                        run += 1
+                if run >= least:
+                    nxt.update((s, e) for e in range(j + least, j + run + 1))
+            states = nxt
+        return {(s, e) for s, e in states if e > s}
 
 
 class _TargetMatcher:
@@ -464,6 +469,23 @@ class _TargetMatcher:
         self.key_ids = [nlp.vocab.strings.add(k) for k in self.keys]
         self.index_of = {key: i for i, key in enumerate(self.key_ids)}
         self.ties: dict[tuple[Any, ...], list[int]] = {}
+        self.labels = {
+            key: nlp.vocab.strings.add(rule.category) for key, rule in self.by_key.items()
+        }
+        # word -> the patterns a match can start on it (first tokens that are word sets);
+        # the other patterns look for their starts in each doc
+        starters: dict[str, list[int]] = {}
+        self.scanned: set[int] = set()
+        for i, pattern in enumerate(self.compiled):
+            if all(kind == _LOWER_IN for kind, _ in pattern.first):
+                for word in frozenset().union(*(words for _, words in pattern.first)):
+                    starters.setdefault(word, []).append(i)
+            else:
+                self.scanned.add(i)
+        self.lookup = {
+            w: (self.word_bits.get(w, 0), tuple(starters.get(w, ())))
+            for w in self.word_bits.keys() | starters.keys()
+        }
 
     def _matcher(self, indices: tuple[int, ...]) -> Any:
         matcher = self.matchers.get(indices)
@@ -517,17 +539,27 @@ class _TargetMatcher:
             self.ties[key] = order
         return order
 
-    def _matches(self, doc: Any, present: int) -> list[tuple[int, int, int]]:
+    def _matches(self, doc: Any) -> list[tuple[int, int, int]]:
         """The matches of the present patterns, by :class:`_TokenPattern`.
 
         Sorted by span; equal spans of several rules in spaCy's order (which decides).
         """
         tokens = _Tokens(doc)
+        # one look-up per word: the required words it is, the patterns that start on it
+        lookup = self.lookup
+        present = 0
+        starts: dict[int, list[int]] = {}
+        for position, word in enumerate(tokens.lows):
+            hit = lookup.get(word)
+            if hit is not None:
+                present |= hit[0]
+                for i in hit[1]:
+                    starts.setdefault(i, []).append(position)
         required = self.required
         rules_at: dict[tuple[int, int], list[int]] = {}
-        for i, pattern in enumerate(self.compiled):
+        for i in sorted(starts.keys() | self.scanned):
             if required[i] & present == required[i]:
-                for span in pattern.spans(tokens):
+                for span in self.compiled[i].spans(tokens, starts.get(i)):
                     rules_at.setdefault(span, []).append(i)
         for span, rules in rules_at.items():
             if len(rules) > 1:
@@ -542,20 +574,16 @@ class _TargetMatcher:
         from medspacy.common.util import prune_overlapping_matches
         from spacy.tokens import Span
 
-        present = 0
-        word_bits = self.word_bits
-        for word in set(_words_of(doc)[1]):
-            present |= word_bits.get(word, 0)
-        matches = self._matches(doc, present)
+        matches = self._matches(doc)
         if len(matches) > 1:
             matches = prune_overlapping_matches(matches)
         spans = []
         for key, start, end in matches:
             rule = self.by_key[key]
-            span = Span(doc, start, end, label=rule.category)
+            span = Span(doc, start, end, label=self.labels[key])
             span._.target_rule = rule
             spans.append(span)
-        doc.ents = spans
+        doc.set_ents(spans, default="outside")  # as the doc.ents setter does
         doc.user_data[_TARGETS] = spans  # the same spans, without doc.ents making new ones
         return doc
 
