@@ -75,6 +75,7 @@ _NUMBER = re.compile(r"^\d{1,3}$")
 _LEVEL_NUM = re.compile(r"^([ctls])(\d{1,2})$", re.IGNORECASE)
 _SUBWORDS = re.compile(r"[-/]")
 _RESPONSE_CODES: Final = ("CR", "PR", "SD", "PD", "NE")
+_RESPONSE_PATTERNS: Final = tuple((code, re.compile(rf"\b{code}\b")) for code in _RESPONSE_CODES)
 _TIMES = re.compile(r"^[x×](\d{1,2})$")
 #: "several", "multiple", "a few": at least two (more when more sites are listed)
 _AT_LEAST_TWO: Final = -2
@@ -1335,8 +1336,8 @@ class ReportReader:
 
     @staticmethod
     def _response_code(text: str) -> str | None:
-        for code in _RESPONSE_CODES:
-            if re.search(rf"\b{code}\b", text):
+        for code, pattern in _RESPONSE_PATTERNS:
+            if pattern.search(text):
                 return code
         low = text.lower()
         if "complete" in low or "resol" in low or "disappear" in low:
