@@ -77,6 +77,12 @@ _SUBWORDS = re.compile(r"[-/]")
 _RESPONSE_CODES: Final = ("CR", "PR", "SD", "PD", "NE")
 _RESPONSE_PATTERNS: Final = tuple((code, re.compile(rf"\b{code}\b")) for code in _RESPONSE_CODES)
 _TIMES = re.compile(r"^[x×](\d{1,2})$")
+#: words that make a response statement one about the disease outside bone
+_ORGAN_RESPONSE_WORDS: Final = (
+    r.ORGAN_WORDS
+    | r.NODE_WORDS
+    | {"extraosseous", "extra-osseous", "visceral", "non-osseous", "nonosseous", "soft", "target"}
+)
 #: "several", "multiple", "a few": at least two (more when more sites are listed)
 _AT_LEAST_TWO: Final = -2
 
@@ -1234,22 +1240,7 @@ class ReportReader:
                 nxt = next((e.start for e in ents[k + 1 :] if e.label_ == r.RESPONSE), sent.end)
                 window = lows[max(sent.start, prev_end) : min(sent.end, nxt)]
                 around = _subwords(window)
-                organ = bool(
-                    around
-                    & (
-                        r.ORGAN_WORDS
-                        | r.NODE_WORDS
-                        | {
-                            "extraosseous",
-                            "extra-osseous",
-                            "visceral",
-                            "non-osseous",
-                            "nonosseous",
-                            "soft",
-                            "target",
-                        }
-                    )
-                )
+                organ = bool(around & _ORGAN_RESPONSE_WORDS)
                 # "stable disease outside the skeleton": the disease outside bone (issue 14)
                 outside = bool(around & r.OUTSIDE_WORDS) and _outside_bone(window)
                 organ = organ or outside
