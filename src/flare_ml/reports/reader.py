@@ -5,9 +5,10 @@ downloaded): a sentence splitter (punctuation, semicolons and line breaks), a Ta
 with this project's rules (:mod:`flare_ml.reports.rules`: new lesions, an increase in their
 number, progressive lysis, sclerosis of known lesions, diffuse marrow involvement, response
 statements, baseline cues), a Sectionizer (FINDINGS, IMPRESSION, COMPARISON,
-HISTORY/INDICATION, TECHNIQUE) -- both faster equivalents of medspaCy's, with the same
-output (``docs/reports.md``, "Speed") -- and medspaCy's ConText (negation, hedges,
-historical/known, family). The conventions below then turn the matched spans into one
+HISTORY/INDICATION, TECHNIQUE) and medspaCy's ConText (negation, hedges, historical/known,
+family) -- each a faster equivalent of medspaCy's component, with the same output
+(``docs/reports.md``, "Speed"; ConText's own modifier and graph classes do the work). The
+conventions below then turn the matched spans into one
 :class:`~flare_ml.reports.findings.ReportFindings` per report, each value with its
 :class:`~flare_ml.reports.findings.Evidence`. Conventions (also in ``docs/reports.md``):
 **count** -- digits and number words ("two new", "3 new", "a single new" = 1); a list of
@@ -422,23 +423,24 @@ class _TargetMatcher:
     """medspaCy's TargetMatcher for this project's rules, faster (a spaCy component).
 
     The same matches as medspaCy's TargetMatcher with :func:`flare_ml.reports.rules.
-    target_rules`, for a fraction of the time. spaCy's ``Matcher`` costs about 0.1
-    microsecond per pattern and token even when a pattern's first word is absent, and a
-    Python call per token and word set; here (1) word sets are lexeme flags, tested in C
-    (:func:`flare_ml.reports.rules.word_set_flags`); (2) a report runs only the patterns
-    whose required words (the tokens that must match at least once) all occur in it; (3)
-    the patterns are grouped so that patterns of different groups cannot start on the
-    same word, and each group's patterns present in a report run in one ``Matcher`` (built
-    once per combination and cached), in the rules' order. spaCy's match order restricted
-    to a subset of patterns is the full order restricted to them, and only equal spans
-    (which need the same start word, so the same group) are ordered by it in medspaCy's
-    pruning (``prune_overlapping_matches``: the longest wins, the first of equal ones), so
-    the kept matches are medspaCy's. Spans get medspaCy's rule keys (``CATEGORY_i``) and
-    ``span._.target_rule`` and are set as ``doc.ents`` at once.
+    target_rules`, for a fraction of the time. A spaCy ``Matcher`` call costs about 25
+    microseconds before it tests a pattern (two ``Token`` objects per word), and a bounded
+    repeat (``{0,6}``) reaches the same match by many paths; here (1) a report runs only the
+    patterns whose required words (the tokens that must match at least once) all occur in
+    it, found with one look-up per word that also gives where each pattern can start; (2)
+    each pattern is matched in Python (:class:`_TokenPattern`: the set of spans spaCy's
+    ``Matcher`` returns); (3) medspaCy's pruning (``prune_overlapping_matches``: the longest
+    wins, the first of equal ones) depends on the order of matches only among equal spans,
+    so the matches are sorted by span, and where several rules match the same span their
+    order is spaCy's (:meth:`_tie_order`). Spans get medspaCy's rule keys (``CATEGORY_i``)
+    and ``span._.target_rule`` and are set as ``doc.ents`` at once. The spaCy matchers
+    (word sets as lexeme flags, :func:`flare_ml.reports.rules.word_set_flags`; grouped so
+    that patterns of different groups cannot start on the same word) order the ties and
+    are the fallback should a tie's rules ever differ from spaCy's.
     """
 
-    #: matchers kept per group and pattern combination (the cache is cleared when full)
-    CACHE: Final = 1024  # about 20 KB each: at most about 20 MB
+    #: matchers per pattern combination, and tie orders, kept (each cache cleared when full)
+    CACHE: Final = 1024  # a matcher is about 20 KB: at most about 20 MB
 
     def __init__(self, nlp: Any) -> None:
         rules = r.target_rules()
