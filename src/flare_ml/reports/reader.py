@@ -671,8 +671,9 @@ class _Context:
     ``max_scope``; no rule spans a sentence boundary), so a modifier in another sentence
     can neither modify a target nor limit the scope of a modifier of another sentence
     (``doc._.context_graph`` holds the kept modifiers); (3) each scope comes from the
-    sentence starts computed once (``Token.sent`` walks the tokens per modifier); (4) a
-    report without targets is not matched at all.
+    sentence starts computed once (``Token.sent`` walks the tokens per modifier); (4) the
+    graph's pairwise steps run sentence by sentence (the same edges, in the same order);
+    (5) a report without targets is not matched at all.
     """
 
     def __init__(self, nlp: Any) -> None:
@@ -726,16 +727,15 @@ class _Context:
                 matches = prune_overlapping_matches(matches)
             starts = _sentence_starts(doc)
             n = len(doc)
-            held: set[int] = set()
-            for target in targets:
-                held.update(
-                    range(
-                        bisect_right(starts, target.start) - 1,
-                        bisect_right(starts, target.end - 1),
-                    )
-                )
+            # the sentences each target lies in
+            spread = [
+                (bisect_right(starts, t.start) - 1, bisect_right(starts, t.end - 1) - 1)
+                for t in targets
+            ]
+            held = {k for first, last in spread for k in range(first, last + 1)}
             by_key = self.by_key
             modifiers = []
+            by_sentence: dict[int, list[Any]] = {}
             for key, start, end in matches:
                 k = bisect_right(starts, start) - 1
                 if k not in held:
@@ -750,12 +750,22 @@ class _Context:
                     scope = (sent_start, start)
                 else:  # bidirectional, terminate, pseudo: the sentence (as medspaCy)
                     scope = (sent_start, sent_end)
-                modifiers.append(ConTextModifier(rule, start, end, doc, *scope))
+                modifier = ConTextModifier(rule, start, end, doc, *scope)
+                modifiers.append(modifier)
+                by_sentence.setdefault(k, []).append(modifier)
+            graph.modifiers = modifiers
+            # medspaCy's graph sentence by sentence: across sentences a modifier limits no
+            # scope and modifies no target, and the modifiers come in order of their start,
+            # so the edges (modifier by modifier, each one's targets in order) are the same
+            for k, in_sentence in by_sentence.items():
+                part = ConTextGraph(prune_on_modifier_overlap=False)
+                part.modifiers = in_sentence
+                part.targets = [t for t, (a, b) in zip(targets, spread, strict=True) if a <= k <= b]
+                part.update_scopes()
+                part.apply_modifiers()
+                graph.edges += part.edges
             attributes: dict[tuple[int, int], dict[str, Any]] = {}
-            if modifiers:
-                graph.modifiers = modifiers
-                graph.update_scopes()
-                graph.apply_modifiers()
+            if graph.edges:
                 for target, modifier in graph.edges:
                     target._.modifiers += (modifier,)
                 if self.mapping:
