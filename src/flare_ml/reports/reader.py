@@ -5,9 +5,10 @@ downloaded): a sentence splitter (punctuation, semicolons and line breaks), a Ta
 with this project's rules (:mod:`flare_ml.reports.rules`: new lesions, an increase in their
 number, progressive lysis, sclerosis of known lesions, diffuse marrow involvement, response
 statements, baseline cues), a Sectionizer (FINDINGS, IMPRESSION, COMPARISON,
-HISTORY/INDICATION, TECHNIQUE) -- both faster equivalents of medspaCy's, with the same
-output (``docs/reports.md``, "Speed") -- and medspaCy's ConText (negation, hedges,
-historical/known, family). The conventions below then turn the matched spans into one
+HISTORY/INDICATION, TECHNIQUE) and medspaCy's ConText (negation, hedges, historical/known,
+family) -- each a faster equivalent of medspaCy's component, with the same output
+(``docs/reports.md``, "Speed"; ConText's own modifier and graph classes do the work). The
+conventions below then turn the matched spans into one
 :class:`~flare_ml.reports.findings.ReportFindings` per report, each value with its
 :class:`~flare_ml.reports.findings.Evidence`. Conventions (also in ``docs/reports.md``):
 **count** -- digits and number words ("two new", "3 new", "a single new" = 1); a list of
@@ -45,7 +46,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -75,9 +76,23 @@ _NUMBER = re.compile(r"^\d{1,3}$")
 _LEVEL_NUM = re.compile(r"^([ctls])(\d{1,2})$", re.IGNORECASE)
 _SUBWORDS = re.compile(r"[-/]")
 _RESPONSE_CODES: Final = ("CR", "PR", "SD", "PD", "NE")
+_RESPONSE_PATTERNS: Final = tuple((code, re.compile(rf"\b{code}\b")) for code in _RESPONSE_CODES)
 _TIMES = re.compile(r"^[x×](\d{1,2})$")
+#: words that make a response statement one about the disease outside bone
+_ORGAN_RESPONSE_WORDS: Final = (
+    r.ORGAN_WORDS
+    | r.NODE_WORDS
+    | {"extraosseous", "extra-osseous", "visceral", "non-osseous", "nonosseous", "soft", "target"}
+)
 #: "several", "multiple", "a few": at least two (more when more sites are listed)
 _AT_LEAST_TWO: Final = -2
+
+
+class _Sentence(NamedTuple):
+    """A sentence's token range."""
+
+    start: int
+    end: int
 
 
 @dataclass
@@ -93,6 +108,15 @@ class _Item:
 
 _SENT_ENDS: Final = frozenset({".", "!", "?", ";"})
 _STARTS: Final = np.array([-1, 1], dtype=np.int64).astype(np.uint64)  # spaCy's SENT_START
+#: ``doc.user_data`` key of the sentence starts (token indices) set by :func:`_sentences`
+_SENT_STARTS: Final = "flare_ml.sentence_starts"
+#: ``doc.user_data`` key of the token texts and their lower case, set by :func:`_sentences`
+_WORDS: Final = "flare_ml.words"
+#: ``doc.user_data`` key of the ConText attributes the targets got: (start, end) -> values
+_CONTEXT: Final = "flare_ml.context"
+#: ``doc.user_data`` key of the target spans set as ``doc.ents`` by the target matcher
+_TARGETS: Final = "flare_ml.targets"
+_CONTEXT_ATTRIBUTES: Final = ("is_negated", "is_uncertain", "is_historical", "is_family")
 
 
 def _sentences(doc: Any) -> Any:
@@ -102,9 +126,10 @@ def _sentences(doc: Any) -> Any:
     newline), at a line break, or at a numbered item within a line ("1) ... 2) ...": one or two
     digits before ")", not after "x"); every other token does not (all set at once).
     """
-    from spacy.attrs import SENT_START
+    from spacy.attrs import ORTH, SENT_START
 
-    texts = [t.text for t in doc]
+    strings = doc.vocab.strings  # the token texts without a Token object each
+    texts = [strings[orth] for orth in doc.to_array(ORTH).tolist()]
     n = len(texts)
     if not n:
         return doc
@@ -125,7 +150,34 @@ def _sentences(doc: Any) -> Any:
             )
         )
     doc.from_array([SENT_START], _STARTS[np.asarray(starts, dtype=np.intp)].reshape(-1, 1))
+    doc.user_data[_SENT_STARTS] = [i for i, start in enumerate(starts) if start]
+    doc.user_data[_WORDS] = texts, [t.lower() for t in texts]
     return doc
+
+
+def _targets(doc: Any) -> Sequence[Any]:
+    """The doc's targets (``doc.ents``; the target matcher's own spans when it set them)."""
+    targets = doc.user_data.get(_TARGETS)
+    return doc.ents if targets is None else targets
+
+
+def _words_of(doc: Any) -> tuple[list[str], list[str]]:
+    """The doc's token texts and their lower case (spaCy's ``LOWER``: ``str.lower``)."""
+    words = doc.user_data.get(_WORDS)
+    if words is None:
+        texts = [t.text for t in doc]
+        words = texts, [t.lower() for t in texts]
+    return words
+
+
+def _sentence_starts(doc: Any) -> list[int]:
+    """The token indices where the doc's sentences start (from :func:`_sentences`)."""
+    starts = doc.user_data.get(_SENT_STARTS)
+    if starts is None:
+        starts = np.flatnonzero(doc.to_array(["SENT_START"]).ravel() == 1).tolist()
+        if len(doc) and (not starts or starts[0] != 0):
+            starts.insert(0, 0)
+    return starts
 
 
 def _words(token: dict[str, Any]) -> frozenset[str] | None:
@@ -177,27 +229,218 @@ def _groups(patterns: list[list[dict[str, Any]]]) -> list[list[int]]:
     return list(groups.values())
 
 
+# --- token patterns, matched in Python ------------------------------------------------
+_LOWER_IN, _ORTH_IN, _PUNCT, _NOT_PUNCT, _LIKE_NUM, _ANY = range(6)
+_BOUNDED_OP = re.compile(r"^\{(\d*),(\d*)\}$|^\{(\d+)\}$")
+
+
+def _quantity(op: str | None) -> tuple[int, int | None]:
+    """The least and most tokens a pattern token takes (spaCy's ``OP``; None: no limit).
+
+    >>> [_quantity(op) for op in (None, "?", "*", "+", "{0,6}", "{2}", "{1,}", "{,3}")]
+    [(1, 1), (0, 1), (0, None), (1, None), (0, 6), (2, 2), (1, None), (0, 3)]
+    """
+    if op is None:
+        return 1, 1
+    fixed = {"?": (0, 1), "*": (0, None), "+": (1, None)}
+    if op in fixed:
+        return fixed[op]
+    m = _BOUNDED_OP.match(op)
+    if m is None:
+        raise ValueError(f"unsupported token pattern operator {op!r}")
+    if m.group(3) is not None:
+        return int(m.group(3)), int(m.group(3))
+    return int(m.group(1) or 0), int(m.group(2)) if m.group(2) else None
+
+
+def _test(token: dict[str, Any]) -> tuple[int, Any]:
+    """A token pattern's test as (kind, value): word sets, punctuation, numbers, any."""
+    attrs = {k: v for k, v in token.items() if k != "OP"}
+    if not attrs:
+        return _ANY, None
+    if len(attrs) != 1:
+        raise ValueError(f"unsupported token pattern (one attribute only): {token}")
+    ((attr, value),) = attrs.items()
+    if attr in ("LOWER", "ORTH"):
+        if isinstance(value, dict):
+            if set(value) != {"IN"}:
+                raise ValueError(f"unsupported token pattern: {token}")
+            words = frozenset(value["IN"])
+        elif isinstance(value, str):
+            words = frozenset([value])
+        else:
+            raise ValueError(f"unsupported token pattern: {token}")
+        return (_LOWER_IN if attr == "LOWER" else _ORTH_IN), words
+    if attr == "IS_PUNCT" and isinstance(value, bool):
+        return (_PUNCT if value else _NOT_PUNCT), None
+    if attr == "LIKE_NUM" and value is True:
+        return _LIKE_NUM, None
+    raise ValueError(f"unsupported token pattern: {token}")
+
+
+class _Tokens:
+    """One doc's words and lexical attributes for :class:`_TokenPattern` (read lazily)."""
+
+    __slots__ = ("_num", "_punct", "_where", "_where_orth", "doc", "lows", "n", "texts")
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+        self.texts, self.lows = _words_of(doc)
+        self.n = len(self.lows)
+        self._punct: list[bool] | None = None
+        self._num: list[bool] | None = None
+        self._where: dict[str, list[int]] | None = None
+        self._where_orth: dict[str, list[int]] | None = None
+
+    @property
+    def punct(self) -> list[bool]:
+        if self._punct is None:
+            from spacy.attrs import IS_PUNCT
+
+            self._punct = [bool(v) for v in self.doc.to_array(IS_PUNCT).tolist()]
+        return self._punct
+
+    @property
+    def num(self) -> list[bool]:
+        if self._num is None:
+            from spacy.attrs import LIKE_NUM
+
+            self._num = [bool(v) for v in self.doc.to_array(LIKE_NUM).tolist()]
+        return self._num
+
+    def where(self, kind: int, words: frozenset[str]) -> list[int]:
+        """The positions of the tokens whose lower case (or text) is one of ``words``."""
+        if kind == _LOWER_IN:
+            if self._where is None:
+                self._where = {}
+                for i, w in enumerate(self.lows):
+                    self._where.setdefault(w, []).append(i)
+            index = self._where
+        else:
+            if self._where_orth is None:
+                self._where_orth = {}
+                for i, w in enumerate(self.texts):
+                    self._where_orth.setdefault(w, []).append(i)
+            index = self._where_orth
+        if len(words) < len(index):
+            return [i for w in words if w in index for i in index[w]]
+        return [i for w, at in index.items() if w in words for i in at]
+
+    def test(self, kind: int, value: Any, i: int) -> bool:
+        if kind == _LOWER_IN:
+            return self.lows[i] in value
+        if kind == _ORTH_IN:
+            return self.texts[i] in value
+        if kind == _NOT_PUNCT:
+            return not self.punct[i]
+        if kind == _PUNCT:
+            return self.punct[i]
+        if kind == _LIKE_NUM:
+            return self.num[i]
+        return True
+
+
+class _TokenPattern:
+    """A spaCy token pattern matched in Python: the spans spaCy's ``Matcher`` returns.
+
+    Every (start, end) whose tokens match the pattern (any length of each quantified
+    token; no empty span), as a set; checked against spaCy's ``Matcher`` on the corpus,
+    simulated reports and random word sequences.
+
+    Supported: one attribute per token (``LOWER``/``ORTH`` as a word or ``{"IN": [...]}``,
+    ``IS_PUNCT``, ``LIKE_NUM: True``, or none: any token) with ``OP`` ``?``, ``*``, ``+``,
+    ``{n}``, ``{n,m}``, ``{n,}``, ``{,m}``; anything else raises ``ValueError``.
+
+    >>> from spacy.lang.en import English
+    >>> doc = English().make_doc("new sclerotic and lytic lesions")
+    >>> p = _TokenPattern([{"LOWER": "new"}, {"LOWER": {"IN": ["sclerotic", "and", "lytic"]},
+    ...                    "OP": "{0,6}"}, {"LOWER": {"IN": ["lesion", "lesions"]}}])
+    >>> sorted(p.spans(_Tokens(doc)))
+    [(0, 5)]
+    """
+
+    def __init__(self, pattern: list[dict[str, Any]]) -> None:
+        self.elements = [(*_test(token), *_quantity(token.get("OP"))) for token in pattern]
+        # a match starts on a token of one of the elements up to the first required one
+        self.first: list[tuple[int, Any]] = []
+        for kind, value, least, _most in self.elements:
+            self.first.append((kind, value))
+            if least:
+                break
+        else:
+            self.first = [(_ANY, None)]
+
+    def starts(self, tokens: _Tokens) -> list[int]:
+        """Where a match can start (sorted)."""
+        out: set[int] = set()
+        for kind, value in self.first:
+            if kind in (_LOWER_IN, _ORTH_IN):
+                out.update(tokens.where(kind, value))
+            else:
+                out.update(i for i in range(tokens.n) if tokens.test(kind, value, i))
+        return sorted(out)
+
+    def spans(self, tokens: _Tokens, starts: Iterable[int] | None = None) -> set[tuple[int, int]]:
+        """Every (start, end) of a match in the doc (starting at ``starts`` if given)."""
+        n = tokens.n
+        # (start, where the next pattern token goes) for every way of matching so far
+        states = {(start, start) for start in (self.starts(tokens) if starts is None else starts)}
+        for kind, value, least, most in self.elements:
+            if not states:
+                return set()
+            if kind == _LOWER_IN or kind == _ORTH_IN:
+                column: list[Any] = tokens.lows if kind == _LOWER_IN else tokens.texts
+            elif kind != _ANY:
+                column = tokens.num if kind == _LIKE_NUM else tokens.punct
+                value = kind != _NOT_PUNCT  # the value the column must have
+            if least == 1 and most == 1:  # one token: the common case
+                if kind == _LOWER_IN or kind == _ORTH_IN:
+                    states = {(s, j + 1) for s, j in states if j < n and column[j] in value}
+                elif kind == _ANY:
+                    states = {(s, j + 1) for s, j in states if j < n}
+                else:
+                    states = {(s, j + 1) for s, j in states if j < n and column[j] == value}
+                continue
+            nxt: set[tuple[int, int]] = set()
+            for s, j in states:
+                limit = n - j if most is None or most > n - j else most
+                run = 0
+                if kind == _ANY:
+                    run = limit
+                elif kind == _LOWER_IN or kind == _ORTH_IN:
+                    while run < limit and column[j + run] in value:
+                        run += 1
+                else:
+                    while run < limit and column[j + run] == value:
+                        run += 1
+                if run >= least:
+                    nxt.update((s, e) for e in range(j + least, j + run + 1))
+            states = nxt
+        return {(s, e) for s, e in states if e > s}
+
+
 class _TargetMatcher:
     """medspaCy's TargetMatcher for this project's rules, faster (a spaCy component).
 
     The same matches as medspaCy's TargetMatcher with :func:`flare_ml.reports.rules.
-    target_rules`, for a fraction of the time. spaCy's ``Matcher`` costs about 0.1
-    microsecond per pattern and token even when a pattern's first word is absent, and a
-    Python call per token and word set; here (1) word sets are lexeme flags, tested in C
-    (:func:`flare_ml.reports.rules.word_set_flags`); (2) a report runs only the patterns
-    whose required words (the tokens that must match at least once) all occur in it; (3)
-    the patterns are grouped so that patterns of different groups cannot start on the
-    same word, and each group's patterns present in a report run in one ``Matcher`` (built
-    once per combination and cached), in the rules' order. spaCy's match order restricted
-    to a subset of patterns is the full order restricted to them, and only equal spans
-    (which need the same start word, so the same group) are ordered by it in medspaCy's
-    pruning (``prune_overlapping_matches``: the longest wins, the first of equal ones), so
-    the kept matches are medspaCy's. Spans get medspaCy's rule keys (``CATEGORY_i``) and
-    ``span._.target_rule`` and are set as ``doc.ents`` at once.
+    target_rules`, for a fraction of the time. A spaCy ``Matcher`` call costs about 25
+    microseconds before it tests a pattern (two ``Token`` objects per word), and a bounded
+    repeat (``{0,6}``) reaches the same match by many paths; here (1) a report runs only the
+    patterns whose required words (the tokens that must match at least once) all occur in
+    it, found with one look-up per word that also gives where each pattern can start; (2)
+    each pattern is matched in Python (:class:`_TokenPattern`: the set of spans spaCy's
+    ``Matcher`` returns); (3) medspaCy's pruning (``prune_overlapping_matches``: the longest
+    wins, the first of equal ones) depends on the order of matches only among equal spans,
+    so the matches are sorted by span, and where several rules match the same span their
+    order is spaCy's (:meth:`_tie_order`). Spans get medspaCy's rule keys (``CATEGORY_i``)
+    and ``span._.target_rule`` and are set as ``doc.ents`` at once. The spaCy matchers
+    (word sets as lexeme flags, :func:`flare_ml.reports.rules.word_set_flags`; grouped so
+    that patterns of different groups cannot start on the same word) order the ties and
+    are the fallback should a tie's rules ever differ from spaCy's.
     """
 
-    #: matchers kept per group and pattern combination (the cache is cleared when full)
-    CACHE: Final = 1024  # about 20 KB each: at most about 20 MB
+    #: matchers per pattern combination, and tie orders, kept (each cache cleared when full)
+    CACHE: Final = 1024  # a matcher is about 20 KB: at most about 20 MB
 
     def __init__(self, nlp: Any) -> None:
         rules = r.target_rules()
@@ -231,6 +474,27 @@ class _TargetMatcher:
                 self.word_bits[w] = self.word_bits.get(w, 0) | 1 << bit
         self.groups = _groups(originals)
         self.matchers: dict[tuple[int, ...], Any] = {}
+        self.compiled = [_TokenPattern(pattern) for pattern in originals]
+        self.key_ids = [nlp.vocab.strings.add(k) for k in self.keys]
+        self.index_of = {key: i for i, key in enumerate(self.key_ids)}
+        self.ties: dict[tuple[Any, ...], list[int]] = {}
+        self.labels = {
+            key: nlp.vocab.strings.add(rule.category) for key, rule in self.by_key.items()
+        }
+        # word -> the patterns a match can start on it (first tokens that are word sets);
+        # the other patterns look for their starts in each doc
+        starters: dict[str, list[int]] = {}
+        self.scanned: set[int] = set()
+        for i, pattern in enumerate(self.compiled):
+            if all(kind == _LOWER_IN for kind, _ in pattern.first):
+                for word in frozenset().union(*(words for _, words in pattern.first)):
+                    starters.setdefault(word, []).append(i)
+            else:
+                self.scanned.add(i)
+        self.lookup = {
+            w: (self.word_bits.get(w, 0), tuple(starters.get(w, ())))
+            for w in self.word_bits.keys() | starters.keys()
+        }
 
     def _matcher(self, indices: tuple[int, ...]) -> Any:
         matcher = self.matchers.get(indices)
@@ -245,29 +509,91 @@ class _TargetMatcher:
             self.matchers[indices] = matcher
         return matcher
 
-    def __call__(self, doc: Any) -> Any:
-        from medspacy.common.util import prune_overlapping_matches
-        from spacy.tokens import Span
-
-        present = 0
-        word_bits = self.word_bits
-        for word in {t.lower_ for t in doc}:
-            present |= word_bits.get(word, 0)
+    def _spacy_matches(self, doc: Any, present: int) -> list[tuple[int, int, int]]:
+        """The matches of spaCy's ``Matcher`` (the present patterns, group by group)."""
         required = self.required
         matches: list[tuple[int, int, int]] = []
         for group in self.groups:
             indices = tuple(i for i in group if required[i] & present == required[i])
             if indices:
                 matches += self._matcher(indices)(doc)
+        return matches
+
+    def _tie_order(
+        self, doc: Any, tokens: _Tokens, span: tuple[int, int], rules: tuple[int, ...]
+    ) -> list[int] | None:
+        """The rules matching one span in spaCy's ``Matcher`` order.
+
+        medspaCy keeps the first of equal spans in that order.
+        spaCy's order of the matches of a set of patterns is its order for all patterns
+        restricted to them, and the order of equal spans depends only on the span's words
+        and the word after it (spaCy ends a match with optional tokens at the next word),
+        so the ``Matcher`` of just these rules runs on just these words (cached by them).
+        """
+        start, end = span
+        stop = min(end + 1, tokens.n)
+        key = (rules, tuple(tokens.texts[start:stop]), end == tokens.n)
+        order = self.ties.get(key)
+        if order is None:
+            indices = tuple(sorted(rules))
+            order = [
+                self.index_of[k]
+                for k, s, e in self._matcher(indices)(doc[start:stop])
+                if s == 0 and e == end - start
+            ]
+            if sorted(order) != sorted(rules):
+                return None
+            if len(self.ties) >= self.CACHE:
+                self.ties.clear()
+            self.ties[key] = order
+        return order
+
+    def _matches(self, doc: Any) -> list[tuple[int, int, int]]:
+        """The matches of the present patterns, by :class:`_TokenPattern`.
+
+        Sorted by span; equal spans of several rules in spaCy's order (which decides).
+        """
+        tokens = _Tokens(doc)
+        # one look-up per word: the required words it is, the patterns that start on it
+        lookup = self.lookup
+        present = 0
+        starts: dict[int, list[int]] = {}
+        for position, word in enumerate(tokens.lows):
+            hit = lookup.get(word)
+            if hit is not None:
+                present |= hit[0]
+                for i in hit[1]:
+                    starts.setdefault(i, []).append(position)
+        required = self.required
+        rules_at: dict[tuple[int, int], list[int]] = {}
+        for i in sorted(starts.keys() | self.scanned):
+            if required[i] & present == required[i]:
+                for span in self.compiled[i].spans(tokens, starts.get(i)):
+                    rules_at.setdefault(span, []).append(i)
+        for span, rules in rules_at.items():
+            if len(rules) > 1:
+                order = self._tie_order(doc, tokens, span, tuple(rules))
+                if order is None:  # never seen: spaCy decides the whole doc
+                    return self._spacy_matches(doc, present)
+                rules_at[span] = order
+        keys = self.key_ids
+        return [(keys[i], s, e) for s, e in sorted(rules_at) for i in rules_at[s, e]]
+
+    def __call__(self, doc: Any) -> Any:
+        from medspacy.common.util import prune_overlapping_matches
+        from spacy.tokens import Span
+
+        matches = self._matches(doc)
         if len(matches) > 1:
             matches = prune_overlapping_matches(matches)
         spans = []
         for key, start, end in matches:
             rule = self.by_key[key]
-            span = Span(doc, start, end, label=rule.category)
+            span = Span(doc, start, end, label=self.labels[key])
             span._.target_rule = rule
             spans.append(span)
-        doc.ents = spans
+        doc.set_ents(spans, default="outside")  # as the doc.ents setter does
+        doc.user_data[_TARGETS] = spans  # the same spans, without doc.ents making new ones
         return doc
 
 
@@ -283,7 +609,6 @@ class _Sections:
     """
 
     def __init__(self, nlp: Any) -> None:
-        self.colon = nlp.vocab.strings.add(":")
         self.rules = r.section_rules()
         self.headers: dict[tuple[str, ...], int] = {}
         for i, rule in enumerate(self.rules):
@@ -298,10 +623,12 @@ class _Sections:
     def __call__(self, doc: Any) -> Any:
         from medspacy.common.util import prune_overlapping_matches
         from medspacy.section_detection import Section
+        from spacy.attrs import IDX
 
+        texts, lows = _words_of(doc)
         matches: list[tuple[int, int, int]] = []
-        for j in np.flatnonzero(doc.to_array("ORTH") == self.colon).tolist():
-            before = [t.lower_ for t in doc[max(0, j - self.longest) : j]]
+        for j in [j for j, t in enumerate(texts) if t == ":"]:
+            before = lows[max(0, j - self.longest) : j]
             for k in range(1, len(before) + 1):
                 rule = self.headers.get(tuple(before[-k:]))
                 if rule is not None:
@@ -321,10 +648,136 @@ class _Sections:
             sections.append(Section(rule.category, start, end, end, body_end, None, rule))
         doc._.sections = sections
         user_data = doc.user_data  # token._.section, as Underscore stores it
+        offsets = doc.to_array(IDX).tolist()
         for section in sections:
             start, end = section.section_span
-            for token in doc[start:end]:
-                user_data[("._.", "section", token.idx, None)] = section
+            for idx in offsets[start:end]:
+                user_data[("._.", "section", idx, None)] = section
+        return doc
+
+
+class _Context:
+    """medspaCy's ConText for this project's rules, faster (a spaCy component).
+
+    The modifiers, scopes and target attributes of medspaCy's ConText component with
+    :func:`flare_ml.reports.rules.context_rules`, computed with medspaCy's own
+    ``ConTextModifier`` and ``ConTextGraph`` (scope limits, ``modifies``, the span
+    attributes ``is_negated``, ``is_uncertain``, ``is_historical``, ``is_family`` and
+    ``modifiers``); what changed is the work around them. (1) The rules are phrases, so
+    one ``PhraseMatcher`` finds them all (medspaCy also runs a ``Matcher`` for the one
+    token rule "no"; its matches are put first, in medspaCy's order); (2) the matches are
+    pruned as medspaCy prunes them, then only the modifiers in sentences that hold a
+    target are kept: a modifier's scope lies within its sentence (no rule sets
+    ``max_scope``; no rule spans a sentence boundary), so a modifier in another sentence
+    can neither modify a target nor limit the scope of a modifier of another sentence
+    (``doc._.context_graph`` holds the kept modifiers); (3) each scope comes from the
+    sentence starts computed once (``Token.sent`` walks the tokens per modifier); (4) the
+    graph's pairwise steps run sentence by sentence (the same edges, in the same order);
+    (5) a report without targets is not matched at all.
+    """
+
+    def __init__(self, nlp: Any) -> None:
+        from medspacy.context import ConText
+        from spacy.matcher import PhraseMatcher
+
+        # medspaCy's component, for its rules (as it stores them) and attribute mapping
+        self.context = ConText(nlp, name="medspacy_context", rules=None)
+        self.context.add(r.context_rules())
+        if self.context.max_scope is not None or self.context.prune_on_target_overlap:
+            raise ValueError("the fast ConText assumes medspaCy's default scope and pruning")
+        self.phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.by_key: dict[int, Any] = {}
+        self.first: set[int] = set()
+        for rule in self.context.rules:
+            key = nlp.vocab.strings.add(rule._rule_id)
+            if rule.max_scope is not None:
+                raise ValueError(f"the fast ConText assumes no max_scope: {rule}")
+            if rule.pattern is None:
+                words = rule.literal.lower()
+            elif (
+                isinstance(rule.pattern, list)
+                and len(rule.pattern) == 1
+                and set(rule.pattern[0]) == {"LOWER"}
+                and isinstance(rule.pattern[0]["LOWER"], str)
+            ):
+                # a one-word token pattern: the same matches as the phrase (LOWER)
+                words = rule.pattern[0]["LOWER"]
+                self.first.add(key)
+            else:
+                raise ValueError(f"the fast ConText takes phrases and one-word patterns: {rule}")
+            self.phrases.add(rule._rule_id, [nlp.make_doc(words)])
+            self.by_key[key] = rule
+        self.mapping = self.context.context_attributes_mapping
+
+    def __call__(self, doc: Any) -> Any:
+        from medspacy.common.util import prune_overlapping_matches
+        from medspacy.context import ConTextGraph, ConTextModifier
+
+        targets = _targets(doc)
+        graph = ConTextGraph(prune_on_modifier_overlap=False)
+        graph.targets = targets
+        if targets:
+            matches = self.phrases(doc)
+            if self.first:
+                first = self.first
+                matches = [m for m in matches if m[0] in first] + [
+                    m for m in matches if m[0] not in first
+                ]
+            if matches:
+                matches = prune_overlapping_matches(matches)
+            starts = _sentence_starts(doc)
+            n = len(doc)
+            # the sentences each target lies in
+            spread = [
+                (bisect_right(starts, t.start) - 1, bisect_right(starts, t.end - 1) - 1)
+                for t in targets
+            ]
+            held = {k for first, last in spread for k in range(first, last + 1)}
+            by_key = self.by_key
+            modifiers = []
+            by_sentence: dict[int, list[Any]] = {}
+            for key, start, end in matches:
+                k = bisect_right(starts, start) - 1
+                if k not in held:
+                    continue
+                rule = by_key[key]
+                direction = rule.direction.lower()
+                sent_start = starts[k]
+                sent_end = starts[k + 1] if k + 1 < len(starts) else n
+                if direction == "forward":
+                    scope = (end, sent_end)
+                elif direction == "backward":
+                    scope = (sent_start, start)
+                else:  # bidirectional, terminate, pseudo: the sentence (as medspaCy)
+                    scope = (sent_start, sent_end)
+                modifier = ConTextModifier(rule, start, end, doc, *scope)
+                modifiers.append(modifier)
+                by_sentence.setdefault(k, []).append(modifier)
+            graph.modifiers = modifiers
+            # medspaCy's graph sentence by sentence: across sentences a modifier limits no
+            # scope and modifies no target, and the modifiers come in order of their start,
+            # so the edges (modifier by modifier, each one's targets in order) are the same
+            for k, in_sentence in by_sentence.items():
+                part = ConTextGraph(prune_on_modifier_overlap=False)
+                part.modifiers = in_sentence
+                part.targets = [t for t, (a, b) in zip(targets, spread, strict=True) if a <= k <= b]
+                part.update_scopes()
+                part.apply_modifiers()
+                graph.edges += part.edges
+            attributes: dict[tuple[int, int], dict[str, Any]] = {}
+            if graph.edges:
+                for target, modifier in graph.edges:
+                    target._.modifiers += (modifier,)
+                if self.mapping:
+                    self.context.set_context_attributes(graph.edges)
+                    # the same values, for the reader without a span extension lookup each
+                    for target, modifier in graph.edges:
+                        if modifier.category in self.mapping:
+                            attributes.setdefault((target.start, target.end), {}).update(
+                                self.mapping[modifier.category]
+                            )
+            doc.user_data[_CONTEXT] = attributes
+        doc._.context_graph = graph
         return doc
 
 
@@ -340,19 +793,24 @@ def build_pipeline() -> Any:
     --------
     >>> nlp = build_pipeline()
     >>> nlp.pipe_names
-    ['flare_sentences', 'flare_target_matcher', 'flare_sections', 'medspacy_context']
+    ['flare_sentences', 'flare_target_matcher', 'flare_sections', 'flare_context']
 
-    The fast target matcher and sections agree with medspaCy's own components:
+    The fast target matcher, sections and ConText agree with medspaCy's own components:
 
     >>> import spacy
     >>> ref = spacy.blank("en")
     >>> _ = ref.add_pipe("flare_sentences")
     >>> ref.add_pipe("medspacy_target_matcher").add(r.target_rules())
     >>> ref.add_pipe("medspacy_sectionizer", config={"rules": None}).add(r.section_rules())
+    >>> ref.add_pipe("medspacy_context", config={"rules": None}).add(r.context_rules())
     >>> text = ("FINDINGS: Increase in size and number of lytic lesions; the T9 lesion is "
-    ...         "new. Lytic lesion in L2 has enlarged. IMPRESSION: PD. Comparison: none")
+    ...         "new. No new lytic lesion. Lytic lesion in L2 has enlarged, not seen "
+    ...         "previously. IMPRESSION: PD. Possible new focus in the 6th rib, but no "
+    ...         "sclerosis. Comparison: none")
     >>> def seen(doc):
-    ...     return ([(e.start, e.end, e.label_) for e in doc.ents],
+    ...     return ([(e.start, e.end, e.label_, e._.is_negated, e._.is_uncertain,
+    ...               e._.is_historical, [(m.category, m.modifier_span, m.scope_span)
+    ...                                   for m in e._.modifiers]) for e in doc.ents],
     ...             [(s.category, s.body_start, s.body_end) for s in doc._.sections])
     >>> seen(nlp(text)) == seen(ref(text))
     True
@@ -368,12 +826,13 @@ def build_pipeline() -> Any:
         Language.factory("flare_target_matcher")(lambda nlp, name: _TargetMatcher(nlp))
     if "flare_sections" not in Language.factories:
         Language.factory("flare_sections")(lambda nlp, name: _Sections(nlp))
+    if "flare_context" not in Language.factories:
+        Language.factory("flare_context")(lambda nlp, name: _Context(nlp))
     nlp = spacy.blank("en")
     nlp.add_pipe("flare_sentences")
     nlp.add_pipe("flare_target_matcher")
     nlp.add_pipe("flare_sections")
-    context = nlp.add_pipe("medspacy_context", config={"rules": None})
-    context.add(r.context_rules())
+    nlp.add_pipe("flare_context")
     return nlp
 
 
@@ -628,23 +1087,31 @@ class ReportReader:
                     return category
             return None
 
-        ents = list(doc.ents)
+        ents = list(_targets(doc))
+        # each target's ConText (negated, uncertain, historical, family), read once
+        recorded = doc.user_data.get(_CONTEXT)
+        context: dict[int, tuple[Any, ...]] = {}
+        for ent in ents:
+            if recorded is None:
+                values = tuple(getattr(ent._, name) for name in _CONTEXT_ATTRIBUTES)
+            else:
+                got = recorded.get((ent.start, ent.end), {})
+                values = tuple(got.get(name, False) for name in _CONTEXT_ATTRIBUTES)
+            context[ent.start] = values
         evidence: list[Evidence] = []
-        lows = [t.lower_ for t in doc] if ents else []  # the words, sliced below
+        lows = _words_of(doc)[1] if ents else []  # the words, sliced below
         # Span.sent walks the tokens each time; the same spans from the boundaries once
-        bounds = np.flatnonzero(doc.to_array(["SENT_START"]).ravel() == 1).tolist() if ents else []
-        sents: dict[tuple[int, int], Any] = {}
+        bounds = _sentence_starts(doc) if ents else []
+        sents: dict[int, _Sentence] = {}
 
-        def sent_of(ent: Any) -> Any:
-            key = (ent.start, ent.end)
-            sent = sents.get(key)
+        def sent_of(ent: Any) -> _Sentence:
+            # the sentence of the span's first token, as Span.sent (token indices only)
+            sent = sents.get(ent.start)
             if sent is None:
                 k = bisect_right(bounds, ent.start) - 1
-                k2 = k + 1  # the first sentence of the span, as Span.sent
-                sent = doc[
-                    bounds[k] if k >= 0 else 0 : bounds[k2] if k2 < len(bounds) else len(doc)
-                ]
-                sents[key] = sent
+                sent = sents[ent.start] = _Sentence(
+                    bounds[k] if k >= 0 else 0, bounds[k + 1] if k + 1 < len(bounds) else len(doc)
+                )
             return sent
 
         if text is None:
@@ -655,8 +1122,9 @@ class ReportReader:
             sent = sent_of(ent)
             sent_text = sent_texts.get(sent.start)
             if sent_text is None:
-                sent_text = sent_texts[sent.start] = text[sent.start_char : sent.end_char].strip()
-            attrs = ent._
+                span = doc[sent.start : sent.end]
+                sent_text = sent_texts[sent.start] = text[span.start_char : span.end_char].strip()
+            ent_negated, ent_uncertain, ent_historical, _family = context[ent.start]
             evidence.append(
                 Evidence(
                     field,
@@ -666,22 +1134,23 @@ class ReportReader:
                     text[ent.start_char : ent.end_char],
                     sent_text,
                     section,
-                    ctx["negated"] if "negated" in ctx else attrs.is_negated,
-                    ctx["uncertain"] if "uncertain" in ctx else attrs.is_uncertain,
-                    ctx["historical"] if "historical" in ctx else attrs.is_historical,
+                    ctx["negated"] if "negated" in ctx else ent_negated,
+                    ctx["uncertain"] if "uncertain" in ctx else ent_uncertain,
+                    ctx["historical"] if "historical" in ctx else ent_historical,
                 )
             )
 
         baseline = False
         for ent in ents:
-            if ent.label_ != r.BASELINE or ent._.is_negated:
+            if ent.label_ != r.BASELINE or context[ent.start][0]:
                 continue
             section = section_of(ent.start)
             if section == "comparison":
                 continue
             sent = sent_of(ent)
             before = set(lows[max(sent.start, ent.start - 3) : ent.start])
-            if before & r.BASELINE_BLOCKERS and not ent.text.lower().startswith("no"):
+            ent_text = text[ent.start_char : ent.end_char]
+            if before & r.BASELINE_BLOCKERS and not ent_text.lower().startswith("no"):
                 continue
             baseline = True
             note(ent, c.EXTRAOSSEOUS_RESPONSE, "baseline", section)
@@ -696,12 +1165,12 @@ class ReportReader:
         for k, ent in enumerate(ents):
             label = ent.label_
             section = section_of(ent.start)
-            if label == r.BASELINE or section in r.IGNORED_SECTIONS or ent._.is_family:
+            negated, ent_uncertain, historical, family = context[ent.start]
+            if label == r.BASELINE or section in r.IGNORED_SECTIONS or family:
                 continue
             sent = sent_of(ent)
             next_start = next((s for s in starts[k + 1 :] if s > ent.end - 1), sent.end)
             clause = lows[ent.end : min(sent.end, next_start)]
-            negated = ent._.is_negated
             if label in (r.NEW_LESION, r.LESION_INCREASE):
                 ent_words = lows[ent.start : ent.end]
                 look_words = lows[max(sent.start, ent.start - 4) : ent.start]
@@ -710,7 +1179,7 @@ class ReportReader:
                 span_words |= _subwords(lows[_adjectives(lows, ent.start, sent.start) : ent.start])
                 clause_words = _subwords(clause)
                 known_clause = _mentions_known(clause) or bool(span_words & {"known"})
-                if ent._.is_historical or (known_clause and label == r.NEW_LESION):
+                if historical or (known_clause and label == r.NEW_LESION):
                     if not negated and (span_words | clause_words) & r.BLASTIC and known_clause:
                         sclerosis = True
                         note(ent, c.KNOWN_LESION_SCLEROSIS, True, section, historical=True)
@@ -720,7 +1189,7 @@ class ReportReader:
                 if negated:
                     note(ent, c.NEW_BONE_LESIONS, 0, section)
                     continue
-                hedged = bool(ent._.is_uncertain) or bool(
+                hedged = bool(ent_uncertain) or bool(
                     (span_words | set(look_words[-2:])) & r.HEDGE_WORDS
                 )
                 bone_sites, organ_sites = _sites(ent_words + clause)
@@ -773,7 +1242,7 @@ class ReportReader:
                     marrow = True
                 note(ent, c.BASELINE_MARROW_INVOLVEMENT, not negated, section)
             elif label == r.RESPONSE and not negated:
-                code = self._response_code(ent)
+                code = self._response_code(text[ent.start_char : ent.end_char])
                 if code is None:
                     continue
                 prev_end = max(
@@ -783,22 +1252,7 @@ class ReportReader:
                 nxt = next((e.start for e in ents[k + 1 :] if e.label_ == r.RESPONSE), sent.end)
                 window = lows[max(sent.start, prev_end) : min(sent.end, nxt)]
                 around = _subwords(window)
-                organ = bool(
-                    around
-                    & (
-                        r.ORGAN_WORDS
-                        | r.NODE_WORDS
-                        | {
-                            "extraosseous",
-                            "extra-osseous",
-                            "visceral",
-                            "non-osseous",
-                            "nonosseous",
-                            "soft",
-                            "target",
-                        }
-                    )
-                )
+                organ = bool(around & _ORGAN_RESPONSE_WORDS)
                 # "stable disease outside the skeleton": the disease outside bone (issue 14)
                 outside = bool(around & r.OUTSIDE_WORDS) and _outside_bone(window)
                 organ = organ or outside
@@ -884,10 +1338,9 @@ class ReportReader:
         return best
 
     @staticmethod
-    def _response_code(ent: Any) -> str | None:
-        text = ent.text
-        for code in _RESPONSE_CODES:
-            if re.search(rf"\b{code}\b", text):
+    def _response_code(text: str) -> str | None:
+        for code, pattern in _RESPONSE_PATTERNS:
+            if pattern.search(text):
                 return code
         low = text.lower()
         if "complete" in low or "resol" in low or "disappear" in low:
