@@ -38,7 +38,7 @@ from flare_ml.simulate.omop import (
 from flare_ml.simulate.records import cohort_events, record_round_trip
 
 # confirmation scans as `simulate --format omop` writes them; seed 15 has a patient of
-# class 'other' (no drug record: a documented loss) and no report the reader misreads
+# class 'other' (no drug record: a documented loss, which the test wants to see)
 N_PATIENTS, SEED = 40, 15
 
 

@@ -348,3 +348,17 @@ def test_response_outside_bone_and_bare_progression(
     reader: ReportReader, text: str, response: str | None
 ) -> None:
     assert reader.read(text).extraosseous_response == response
+
+
+@pytest.mark.parametrize(
+    ("text", "new"),
+    [
+        # the simulator writes nodal stations; the reader missed "subcarinal" until the
+        # records round trip of issue 15 showed it
+        ("New enlarged subcarinal lymph node (24 mm short axis), likely metastatic.", True),
+        ("New right paratracheal lymph node, suspicious for metastasis.", True),
+        ("No new subcarinal or paratracheal lymph nodes.", False),
+    ],
+)
+def test_new_nodes_at_named_nodal_stations(reader: ReportReader, text: str, new: bool) -> None:
+    assert reader.read(text).new_extraosseous_lesion is new
