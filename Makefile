@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 # medspaCy without its dependencies: its pin spacy<3.8 (Python < 3.12) conflicts with
 # numpy 2; pyproject.toml lists what it needs at run time (docs/reports.md)
 MEDSPACY := medspacy==1.3.1 medspacy_quickumls==3.2
+# test processes (pytest-xdist); each starts its own session fixtures (Spark, a REST
+# server, PostgreSQL), so more than the cores rarely helps. `make test WORKERS=0`: one process
+WORKERS ?= 2
 
 .PHONY: demo test test-wheel lint bench install clean
 
@@ -22,7 +25,7 @@ demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/flare-ml demo
 
 test: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not wheel"
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -m "not wheel" -n $(WORKERS)
 
 # the package as a wheel, installed outside the source tree (tests/test_wheel.py)
 test-wheel: $(STAMP)

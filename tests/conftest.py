@@ -24,9 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from flare_ml.data import contract as c
 from serving_helpers import register_model, serve
+
+# No test is timed (speed lives in benchmarks): hypothesis's per-example deadline only
+# turned a busy machine into failures ("Unreliable test timings"), so it is off everywhere.
+settings.register_profile("flare-ml", deadline=None)
+settings.load_profile("flare-ml")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: MLflow's default stores in the working directory, which no test may leave behind
