@@ -11,6 +11,7 @@ few example ids, so that nothing is dropped silently.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -30,6 +31,7 @@ __all__ = [
     "ClinicalEvents",
     "Dropped",
     "dropped_for",
+    "modality_of",
 ]
 
 PERSON_COLUMNS: Final = (c.PATIENT_ID,)
@@ -206,3 +208,42 @@ class ClinicalEvents:
             dropped=list(dropped),
             source=source,
         )
+
+
+#: (pattern, modality) in the order tried: PET before CT, bone scan before the rest
+_MODALITY_PATTERNS: Final = (
+    (re.compile(r"\bPET\b|\bFDG\b|\bPSMA\b", re.IGNORECASE), "pet_ct"),
+    (re.compile(r"bone scan|scintigra|\bMDP\b|Tc-?99m", re.IGNORECASE), "bone_scan"),
+    (re.compile(r"\bMRI?\b|magnetic resonance", re.IGNORECASE), "mri"),
+    (re.compile(r"\bCT\b|computed tomograph", re.IGNORECASE), "ct"),
+    (re.compile(r"radiograph|x-ray|\bXR\b", re.IGNORECASE), "radiograph"),
+)
+
+
+def modality_of(*texts: str | None) -> str:
+    """The imaging modality the first of ``texts`` to name one names, else "".
+
+    The adapters pass a report's title (OMOP ``note_title``, FHIR ``DiagnosticReport.code``)
+    and then its text; the first 200 characters of each are searched, PET before CT and
+    bone scan before the rest.
+
+    Examples
+    --------
+    >>> modality_of("FDG PET-CT, skull base to mid-thigh")
+    'pet_ct'
+    >>> modality_of("Bone scintigraphy")
+    'bone_scan'
+    >>> modality_of(None, "CT CAP. Comparison: 2024-01-02")
+    'ct'
+    >>> modality_of("Discharge summary")
+    ''
+
+    """
+    for text in texts:
+        if not text:
+            continue
+        head = str(text)[:200]
+        for pattern, modality in _MODALITY_PATTERNS:
+            if pattern.search(head):
+                return modality
+    return ""

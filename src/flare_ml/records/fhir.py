@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from flare_ml.errors import ContractError
-from flare_ml.records.events import ClinicalEvents, Dropped
+from flare_ml.records.events import ClinicalEvents, Dropped, modality_of
 
 __all__ = [
     "DISEASE_STATUS_CODES",
@@ -90,14 +89,6 @@ _NOT_IMAGING: Final = {
     (V2_0074, "EC"),
     (V2_0074, "CG"),
 }
-#: modality words in a report's title (code text, coding display) or first line, in order
-_MODALITY_WORDS: Final = (
-    (re.compile(r"\bpet\b", re.I), "pet_ct"),
-    (re.compile(r"\bbone scan|scintigra|\bmdp\b", re.I), "bone_scan"),
-    (re.compile(r"\bmri?\b|magnetic resonance", re.I), "mri"),
-    (re.compile(r"\bct\b|computed tomography", re.I), "ct"),
-    (re.compile(r"radiograph|x-ray|\bxr\b", re.I), "radiograph"),
-)
 _READ_TYPES: Final = (
     "Patient",
     "Condition",
@@ -624,9 +615,7 @@ class _Extractor:
         if not modality:
             code_text = getattr(model.code, "text", None) or ""
             titles = [code_text, *(c.display or "" for c in _codings(model.code))]
-            modality = _modality_from_words(" ".join(titles)) or _modality_from_words(
-                text.split("\n", 1)[0]
-            )
+            modality = modality_of(" ".join(titles), text.split("\n", 1)[0])
         self.reports.append((patient, day, modality, text, _id_of(raw) or raw.where))
 
 
@@ -658,23 +647,6 @@ def _modality_from_codes(codes: list[tuple[str | None, str | None]]) -> str:
             return _DICOM_MODALITY[code]
         if system == V2_0074 and code in _V2_MODALITY:
             return _V2_MODALITY[code]
-    return ""
-
-
-def _modality_from_words(title: str) -> str:
-    """The modality a title names (``"FDG PET-CT"`` -> ``pet_ct``), or ``""``.
-
-    Examples
-    --------
-    >>> _modality_from_words("Whole-body bone scintigraphy"), _modality_from_words("CT chest")
-    ('bone_scan', 'ct')
-    >>> _modality_from_words("FDG PET/CT"), _modality_from_words("No distinct finding.")
-    ('pet_ct', '')
-
-    """
-    for pattern, modality in _MODALITY_WORDS:
-        if pattern.search(title):
-            return modality
     return ""
 
 

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from flare_ml.data import contract as c
 from flare_ml.errors import FlareMLError
-from flare_ml.records.events import ClinicalEvents, Dropped, dropped_for
+from flare_ml.records.events import ClinicalEvents, Dropped, dropped_for, modality_of
 
 __all__ = [
     "ALP_CONCEPT_ID",
@@ -58,14 +58,6 @@ _IMAGING_WORDS: Final = re.compile(
     r"|bone scan|scintigra|x-ray|radiograph|\bspect\b",
     re.IGNORECASE,
 )
-#: (pattern, modality) in the order tried: PET before CT, bone scan before the rest
-_MODALITY_PATTERNS: Final = (
-    (re.compile(r"\bPET\b|\bFDG\b|\bPSMA\b", re.IGNORECASE), "pet_ct"),
-    (re.compile(r"bone scan|scintigra|\bMDP\b|Tc-?99m", re.IGNORECASE), "bone_scan"),
-    (re.compile(r"\bMRI?\b|magnetic resonance", re.IGNORECASE), "mri"),
-    (re.compile(r"\bCT\b|computed tomograph", re.IGNORECASE), "ct"),
-    (re.compile(r"radiograph|x-ray|\bXR\b", re.IGNORECASE), "radiograph"),
-)
 _ICD10_SHAPE: Final = re.compile(r"^[A-Z]\d{2}(\.?[0-9A-Z]{1,4})?$")
 
 
@@ -86,31 +78,6 @@ def omop_url(url_or_path: str | os.PathLike[str]) -> str:
     """
     text = os.fspath(url_or_path)
     return text if "://" in text else f"duckdb:///{text}"
-
-
-def modality_of(*texts: str | None) -> str:
-    """The imaging modality named in a note title (or, failing that, its text), else "".
-
-    Examples
-    --------
-    >>> modality_of("FDG PET-CT, skull base to mid-thigh")
-    'pet_ct'
-    >>> modality_of("Bone scintigraphy")
-    'bone_scan'
-    >>> modality_of(None, "CT CAP. Comparison: 2024-01-02")
-    'ct'
-    >>> modality_of("Discharge summary")
-    ''
-
-    """
-    for text in texts:
-        if not text:
-            continue
-        head = str(text)[:200]
-        for pattern, modality in _MODALITY_PATTERNS:
-            if pattern.search(head):
-                return modality
-    return ""
 
 
 def _engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
