@@ -117,6 +117,22 @@ def test_new_bone_lesions_are_bars_by_morphology():
     assert colors["blastic"] != colors["lytic"]
 
 
+def test_unknown_morphology_is_a_bar_named_in_the_legend_only_when_present():
+    def legend(fig) -> list[str]:
+        return [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+
+    plain = tl.plot_patient_timeline(constructed_patient())
+    assert not any("unknown" in name for name in legend(plain))
+    table = constructed_patient()
+    table["new_lesion_morphology"] = table["new_lesion_morphology"].astype(object)
+    table.loc[table["new_bone_lesions"] == 3, "new_lesion_morphology"] = "unknown"
+    fig = tl.plot_patient_timeline(validate_timepoints(table))
+    bars = {bar.get_label(): list(bar.datavalues) for bar in fig.axes[2].containers}
+    assert bars == {"blastic": [7], "unknown": [3]}
+    assert "new bone lesions, morphology unknown (bone scan)" in legend(fig)
+    assert "3 new bone lesions (morphology unknown)" in texts(fig)
+
+
 def test_without_predictions_there_is_no_p_flare():
     fig = tl.plot_patient_timeline(constructed_patient())
     assert by_gid(fig, tl.GID_P_FLARE) == []

@@ -68,7 +68,12 @@ RESPONSE_COLORS = {
     "PD": "#d73027",
     "NE": "#bababa",
 }
-MORPHOLOGY_COLORS = {"blastic": "#4575b4", "lytic": "#f46d43", "mixed": "#9e6ebd"}
+MORPHOLOGY_COLORS = {
+    "blastic": "#4575b4",
+    "lytic": "#f46d43",
+    "mixed": "#9e6ebd",
+    "unknown": "#a6a6a6",  # a bone scan's new uptake: the modality cannot tell
+}
 DECISION_COLORS = {"flare": "#2166ac", "progression": "#b2182b", "uncertain": "#e08214"}
 _INDEX_BAND = "#fee8c8"
 _SYNTHETIC = "SYNTHETIC data unless you supplied real data; not for clinical use"
@@ -374,11 +379,13 @@ def _draw_bone(ax: Any, scans: pd.DataFrame, weeks: np.ndarray, width: float) ->
     ax.set_ylim(0, top * 1.35)
     ax.set_ylabel("new bone\nlesions")
     ax.yaxis.get_major_locator().set_params(integer=True)
-    handles = [
-        Patch(color=col, label=f"{kind} new bone lesions")
-        for kind, col in MORPHOLOGY_COLORS.items()
+    # the legend names `unknown` only where a scan has it (most courses never do)
+    shown = [k for k in MORPHOLOGY_COLORS if k != "unknown" or ((morph == k) & (counts > 0)).any()]
+    label = {"unknown": "new bone lesions, morphology unknown (bone scan)"}
+    return [
+        Patch(color=MORPHOLOGY_COLORS[k], label=label.get(k, f"{k} new bone lesions"))
+        for k in shown
     ]
-    return handles
 
 
 def _draw_p_flare(ax: Any, index: pd.DataFrame, flip_after: float) -> list[Any]:
@@ -430,8 +437,12 @@ def _summary_blocks(index: pd.DataFrame, scored: bool) -> list[tuple[str, str, l
     for i, row in index.iterrows():
         date = pd.Timestamp(row[c.ASSESSMENT_DATE]).strftime("%Y-%m-%d")
         count = int(row[c.NEW_BONE_LESIONS])
-        lesions = f"{count} new {_text(row[c.NEW_LESION_MORPHOLOGY])} bone lesion"
-        head = f"#{i + 1}  week {row['week']:.0f} ({date}): {lesions}{'' if count == 1 else 's'}"
+        morphology = _text(row[c.NEW_LESION_MORPHOLOGY])
+        lesions = f"{count} new {'' if morphology == 'unknown' else morphology + ' '}bone lesion"
+        lesions += "" if count == 1 else "s"
+        if morphology == "unknown":
+            lesions += " (morphology unknown)"
+        head = f"#{i + 1}  week {row['week']:.0f} ({date}): {lesions}"
         decision = _text(row["decision"])
         if not pd.isna(row["p_flare"]):
             head += f"  |  P(flare) {row['p_flare']:.2f}, decision {decision.upper()}"
