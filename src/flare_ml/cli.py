@@ -1070,6 +1070,10 @@ def demo(
         f"A site with 150 labelled patients: evaluated on {simulated_label(spec)} "
         "(SYNTHETIC; AUROC with 95% patient-bootstrap CI, 200 resamples)",
     )
+    console.print(
+        "From a site's own records (OMOP, FHIR) to labels and a model: "
+        "`flare-ml demo --from-records` (docs/records.md)"
+    )
 
 
 # --- experiments (flare_ml.experiments) ------------------------------------------------
