@@ -388,19 +388,26 @@ def _draw_bone(ax: Any, scans: pd.DataFrame, weeks: np.ndarray, width: float) ->
     ]
 
 
-def _draw_p_flare(ax: Any, index: pd.DataFrame, flip_after: float) -> list[Any]:
+def _draw_p_flare(ax: Any, index: pd.DataFrame, flip_after: float, span: float) -> list[Any]:
     scored = index[index["p_flare"].notna()]
     colors = [DECISION_COLORS.get(d, "#777777") for d in scored["decision"]]
     points = ax.scatter(
         scored["week"], scored["p_flare"], s=70, c=colors, edgecolor="black", zorder=3
     )
     points.set_gid(GID_P_FLARE)
+    placed: list[tuple[float, float, float]] = []  # (week, P(flare), vertical offset)
     for _, row in scored.iterrows():
-        p = float(row["p_flare"])
+        p, week = float(row["p_flare"]), float(row["week"])
+        # a label close to the previous one (a label is about a sixth of the axis wide)
+        # moves up or down, toward the middle of the panel, so that the two do not overlap
+        rise = 0.0
+        if placed and abs(week - placed[-1][0]) < 0.35 * span and abs(p - placed[-1][1]) < 0.15:
+            rise = 0.0 if placed[-1][2] else (13.0 if p < 0.5 else -13.0)
+        placed.append((week, p, rise))
         ax.annotate(
             f"{p:.2f} {row['decision']}",
-            xy=(row["week"], p),
-            xytext=(-9, 0) if row["week"] >= flip_after else (9, 0),
+            xy=(week, p),
+            xytext=(-9, rise) if week >= flip_after else (9, rise),
             textcoords="offset points",
             ha="right" if row["week"] >= flip_after else "left",
             va="center",
@@ -580,7 +587,8 @@ def plot_patient_timeline(
 
     blocks = _summary_blocks(index, scored)
     panels = [2.3, 1.05, 1.35] + ([1.15] if scored else [])
-    gap, top_margin, axis_label, line_h = 0.14, 1.4, 0.5, 0.2
+    # a third legend row (the decisions) when scored
+    gap, top_margin, axis_label, line_h = 0.14, 1.4 + (0.22 if scored else 0.0), 0.5, 0.2
     text_h = 0.15 + line_h * sum(1 + len(reasons) for _, _, reasons in blocks)
     height = top_margin + sum(panels) + gap * (len(panels) - 1) + axis_label + text_h
     fig = Figure(figsize=(12, height))
@@ -595,17 +603,20 @@ def plot_patient_timeline(
     text_ax = fig.add_axes([left - 0.05, 0.0, 0.99 - left, text_h / height])
     text_ax.axis("off")
 
-    handles = _draw_alp(axes[0], rows, weeks, alp_upper_limit_normal)
+    first = _draw_alp(axes[0], rows, weeks, alp_upper_limit_normal)
     _draw_scans(axes[1], scans, scan_weeks)
-    handles += _draw_bone(axes[2], scans, scan_weeks, bar_width)
-    if scored:
-        handles += _draw_p_flare(axes[3], index, flip_after=hi - 0.15 * (hi - lo))
-    handles.append(Patch(color=_INDEX_BAND, label="index scan (the row a model reads)"))
-    groups = [handles[:3] + handles[-1:], handles[3:-1]]
+    bone = _draw_bone(axes[2], scans, scan_weeks, bar_width)
+    decisions = (
+        _draw_p_flare(axes[3], index, flip_after=hi - 0.15 * (hi - lo), span=hi - lo)
+        if scored
+        else []
+    )
+    first.append(Patch(color=_INDEX_BAND, label="index scan (the row a model reads)"))
     if confirms:
-        groups[0].append(
+        first.append(
             Line2D([], [], color="#762a83", linestyle="-.", label="label confirmation scan")
         )
+    groups = [first, bone, decisions] if decisions else [first, bone]  # a legend row each
     for row, group in enumerate(groups):
         fig.legend(
             handles=group,
@@ -666,14 +677,15 @@ def plot_patient_timeline(
     for k, w in confirms:
         by_week.setdefault(w, []).append(k)
     for w, ks in by_week.items():
-        axes[2].annotate(
-            f"{', '.join(f'#{k}' for k in ks)} label\nconfirmed",
-            xy=(w, 1.0),
+        # at the foot of the ALP panel, where no bar count or index label can sit
+        axes[0].annotate(
+            f"{', '.join(f'#{k}' for k in ks)} label confirmed",
+            xy=(w, 0.0),
             xycoords=("data", "axes fraction"),
-            xytext=(3, -2),
+            xytext=(3, 3),
             textcoords="offset points",
             fontsize=7,
-            va="top",
+            va="bottom",
             color="#762a83",
         )
 
