@@ -292,6 +292,19 @@ def test_simulate_format_omop_writes_a_cdm(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert len(read_omop(out).persons) == 5
+    # an existing file is never replaced, and a table's name is refused (nothing written)
+    again = CliRunner().invoke(
+        app, ["simulate", "--patients", "3", "--format", "omop", "--out", str(out)]
+    )
+    assert again.exit_code == 2 and "exists" in again.output
+    assert len(read_omop(out).persons) == 5
+    named = tmp_path / "c.csv"
+    wrong = CliRunner().invoke(
+        app, ["simulate", "--patients", "3", "--format", "omop", "--out", str(named)]
+    )
+    said = " ".join(wrong.output.replace("\u2502", " ").split())  # rich's box, unwrapped
+    assert wrong.exit_code == 2 and "name it .duckdb" in said
+    assert not named.exists()
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,9 @@ def simulate(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Output table (.csv or .parquet); with --format fhir a directory."
+            "--out",
+            help="Output table (.csv or .parquet); with --format omop a .duckdb file, with "
+            "--format fhir a directory.",
         ),
     ],
     patients: Annotated[int, typer.Option("--patients", min=1, help="Number of patients.")] = 2000,
@@ -165,8 +167,8 @@ def simulate(
         typer.Option(
             "--format",
             help="`table` (the timepoint table, its oracle and lab table), `omop` (an OMOP "
-            "CDM 5.4 DuckDB file at --out) or `fhir` (FHIR R4 bulk NDJSON records in the "
-            "--out directory); records hold the reports.",
+            "CDM 5.4 DuckDB file at --out, which must not exist: NAME.duckdb) or `fhir` "
+            "(FHIR R4 bulk NDJSON records in the --out directory); records hold the reports.",
         ),
     ] = "table",
 ) -> None:
@@ -183,6 +185,18 @@ def simulate(
             f"{output_format!r} is not one of table, omop, fhir", param_hint="--format"
         )
     records = output_format != "table"
+    if output_format == "omop" and out.suffix.lower() not in (".duckdb", ".db"):
+        raise typer.BadParameter(
+            f"--format omop writes a DuckDB file: name it .duckdb, not {out.name!r}",
+            param_hint="--out",
+        )
+    if output_format == "fhir" and out.suffix.lower() in (".csv", ".gz", ".parquet", ".pq"):
+        raise typer.BadParameter(
+            f"--format fhir writes a folder of NDJSON files, not a table: {out.name!r}",
+            param_hint="--out",
+        )
+    if output_format == "omop" and out.exists():
+        raise FlareMLError(f"--out {out} exists; choose a new file or remove it first")
     cohort = simulate_cohort(
         patients, site=site, seed=seed, confirmation_scans=confirmation_scans or records
     )
@@ -549,6 +563,7 @@ def evaluate(
 
     ensure_exists(data)
     result = run_evaluate(model, data, out, n_resamples=resamples)
+    _print_notices(result["notices"])
     summary = result["evaluation"].summary_table()
     summary["threshold"] = summary["threshold"].astype(float).round(3)
     _print_table(
@@ -680,7 +695,9 @@ def adapt(
     data: Annotated[
         Path,
         typer.Option(
-            "--data", help="The site's labelled timepoint table (outcome on every index row)."
+            "--data",
+            help="The site's labelled timepoint table (outcome on every index row; rows "
+            "`flare-ml label` left indeterminate are left out).",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for the adapted model.")],

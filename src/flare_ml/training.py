@@ -139,7 +139,8 @@ def prepare_cohort(
             raise FlareMLError(
                 f"{label}: column 'outcome' is missing on {n} index rows (imaging rows with "
                 "new_bone_lesions > 0); training and evaluation need 'flare' or "
-                "'progression' on every index row"
+                "'progression' on every index row: adjudicate them from follow-up imaging "
+                "with `flare-ml label`"
             )
         y = outcomes.to_numpy(dtype=int)
     if len(features) == 0:

@@ -330,6 +330,7 @@ def evaluate(
         "site_coverage": site_coverage,
         "decision_tables": decisions,
         "written": written,
+        "notices": _indeterminate_notice(table) if cohort.indeterminate else [],
     }
 
 
@@ -461,7 +462,8 @@ def adapt(
         Any model URI that ``score`` accepts; ``"prior"`` is the shipped literature
         prior.
     data_path : str or Path
-        The site's labelled timepoint table (an outcome on every index row).
+        The site's labelled timepoint table (an outcome on every index row; rows that
+        ``flare-ml label`` left indeterminate are left out of the targets).
     output_dir : str or Path
         Folder for the adapted model.
     register_as : str, optional
@@ -986,7 +988,8 @@ def label(
     if result.indeterminate:
         notices.append(
             f"{result.indeterminate} index row(s) left without an outcome (indeterminate): "
-            "training and evaluation need an outcome on every index row"
+            "train, adapt and evaluate leave them out of the targets and keep them as "
+            "history; calibrate needs an outcome on every index row (docs/labels.md)"
         )
     return LabelSummary(
         output=out,

@@ -177,7 +177,12 @@ def _resources(files: list[Path], drops: _Drops) -> Iterator[_Raw]:
     for file in files:
         try:
             text = _open_text(file)
-        except (OSError, UnicodeDecodeError, EOFError) as exc:
+        except UnicodeDecodeError:
+            raise ContractError(
+                f"cannot read FHIR file {file}: it is not UTF-8 text (FHIR records are JSON or "
+                "NDJSON; an OMOP DuckDB file goes to `flare-ml ingest omop --db`)"
+            ) from None
+        except (OSError, EOFError) as exc:
             raise ContractError(f"cannot read FHIR file {file}: {exc}") from exc
         name = file.name.lower()
         whole: Any = None
