@@ -264,6 +264,16 @@ def test_no_outcomes_at_all_is_refused_naming_the_column(bundle, site_table):
         calibrate_to_site(bundle, site_table.drop(columns=["outcome"]))
 
 
+def test_labels_left_indeterminate_are_refused_naming_the_bias(bundle, site_table):
+    from flare_ml.labels import adjudicate
+
+    labelled = adjudicate(site_table.drop(columns=["outcome"])).table
+    indeterminate = labelled["label_reason"].notna() & labelled["outcome"].isna()
+    assert indeterminate.any() and labelled["outcome"].notna().any()
+    with pytest.raises(FlareMLError, match=r"left indeterminate by flare-ml label.*budget"):
+        calibrate_to_site(bundle, labelled)
+
+
 def test_fingerprint_and_expected_spread(bundle, site_table):
     site = calibrate_to_site(bundle, site_table)
     data = site.bundle.metadata["site_calibration"]["data"]

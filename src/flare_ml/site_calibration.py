@@ -199,6 +199,16 @@ def calibrate_to_site(
             f"{label}: calibration needs column 'outcome' (flare or progression, adjudicated "
             "by follow-up imaging) on every index row; the table has no outcomes"
         )
+    if c.LABEL_REASON in timepoints.columns:
+        left = index_outcomes(timepoints, allow_missing=True).isna()
+        if left.any():
+            raise FlareMLError(
+                f"{label}: {int(left.sum())} of {len(left)} index rows were left indeterminate "
+                "by flare-ml label; thresholds calibrated on the confirmed rows alone can miss "
+                "the error budget, because those over-represent what follow-up could confirm "
+                "(docs/labels.md, Limits). Keep the model's thresholds, or calibrate on a "
+                "fully followed-up subset (index rows with an outcome only)"
+            )
     if fingerprint is None:
         fingerprint = data_fingerprint(timepoints)
     features = bundle.features(timepoints)

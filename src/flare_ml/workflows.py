@@ -989,7 +989,8 @@ def label(
         notices.append(
             f"{result.indeterminate} index row(s) left without an outcome (indeterminate): "
             "train, adapt and evaluate leave them out of the targets and keep them as "
-            "history; calibrate needs an outcome on every index row (docs/labels.md)"
+            "history; calibrate refuses them (thresholds on the confirmed rows alone can "
+            "miss the error budget; docs/labels.md)"
         )
     return LabelSummary(
         output=out,
