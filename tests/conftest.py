@@ -27,7 +27,7 @@ import pytest
 from hypothesis import settings
 
 from flare_ml.data import contract as c
-from serving_helpers import register_model, serve
+from serving_helpers import register_model, serve, skip_without_spark
 
 # No test is timed (speed lives in benchmarks): hypothesis's per-example deadline only
 # turned a busy machine into failures ("Unreliable test timings"), so it is off everywhere.
@@ -232,9 +232,7 @@ def rest_server(mlflow_store: dict[str, object]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
     """A local[2] SparkSession (UTC, Arrow, no UI); skipped without Java or pyspark."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Spark needs a Java runtime (none on PATH, JAVA_HOME unset)")
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+    skip_without_spark()
     from pyspark.sql import SparkSession
 
     saved = {k: os.environ.get(k) for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}

@@ -188,3 +188,20 @@ def serve(tracking_uri: str, log: Path) -> Iterator[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
+
+
+#: pyspark 4.3 warns about pandas 3 (supported versions, the copy keyword); not ours to fix
+SPARK_WARNINGS = [
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+
+def skip_without_spark(*, module: bool = False) -> None:
+    """Skip (the test, or with ``module`` the whole module) without Java or pyspark."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip(
+            "Spark needs a Java runtime (none on PATH, JAVA_HOME unset)",
+            allow_module_level=module,
+        )
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")

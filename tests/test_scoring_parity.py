@@ -51,6 +51,7 @@ from serving_helpers import (
     REGISTERED_NAME,
     SCORING_PATIENTS,
     SCORING_SEED,
+    SPARK_WARNINGS,
     bundle_copy,
     scoring_cohort,
     small_bundle,
@@ -59,9 +60,7 @@ from serving_helpers import (
 
 pytestmark = [
     pytest.mark.slow,  # part of `make test`; subprocesses, a server and Spark
-    # pyspark 4.3 warns about pandas 3 (supported versions, the copy keyword); not ours
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    *SPARK_WARNINGS,
 ]
 
 #: largest allowed |difference| of p_flare between two paths

@@ -7,27 +7,19 @@ Java runtime is found.
 from __future__ import annotations
 
 import datetime
-import os
-import shutil
 
 import pandas as pd
 import pytest
 
 from flare_ml.errors import ContractError
 from flare_ml.reports import read_reports
+from serving_helpers import SPARK_WARNINGS, skip_without_spark
 
-if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-    pytest.skip(
-        "Spark needs a Java runtime (none on PATH, JAVA_HOME unset)", allow_module_level=True
-    )
-pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+skip_without_spark(module=True)
 
-from flare_ml.spark import read_reports_spark
+from flare_ml.spark import read_reports_spark  # noqa: E402 - after the skip
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = SPARK_WARNINGS
 
 TEXTS = [
     "IMPRESSION: Two new sclerotic lesions in T7 and T9. Partial response of the liver.",

@@ -7,30 +7,25 @@ Java runtime is found; ``make test`` installs pyspark.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from flare_ml.data import write_table
 from flare_ml.serving.batch import score_file
-from serving_helpers import bundle_copy, scoring_cohort, small_bundle
+from serving_helpers import (
+    SPARK_WARNINGS,
+    bundle_copy,
+    scoring_cohort,
+    skip_without_spark,
+    small_bundle,
+)
 
-if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-    pytest.skip(
-        "Spark needs a Java runtime (none on PATH, JAVA_HOME unset)", allow_module_level=True
-    )
-pytest.importorskip("pyspark", reason="pyspark is not installed (pip install -e '.[spark]')")
+skip_without_spark(module=True)
 
-from flare_ml.spark import score_spark
+from flare_ml.spark import score_spark  # noqa: E402 - after the skip
 
-# pyspark 4.3 warns about pandas 3 (supported versions, the copy keyword); not ours to fix
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = SPARK_WARNINGS
 
 
 @pytest.fixture(scope="module")

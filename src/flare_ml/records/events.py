@@ -21,6 +21,8 @@ import pandas as pd
 from flare_ml.data import contract as c
 
 __all__ = [
+    "ALP_LOINC",
+    "ALP_LOINC_NAME",
     "CONDITION_COLUMNS",
     "DISEASE_STATUSES",
     "DRUG_COLUMNS",
@@ -40,6 +42,10 @@ DRUG_COLUMNS: Final = (c.PATIENT_ID, "start_date", "end_date", "ingredient", "rx
 LAB_COLUMNS: Final = (c.PATIENT_ID, "sample_date", "test", "value", "unit")
 REPORT_COLUMNS: Final = (c.PATIENT_ID, c.ASSESSMENT_DATE, "modality", "text", "report_id")
 STATUS_COLUMNS: Final = (c.PATIENT_ID, "status_date", "status")
+#: LOINC code (and its long name) of serum/plasma alkaline phosphatase: what both adapters
+#: read ALP by, and what the simulator's record writers write
+ALP_LOINC: Final = "6768-6"
+ALP_LOINC_NAME: Final = "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma"
 #: mCODE CancerDiseaseStatus values, as the FHIR adapter names them
 DISEASE_STATUSES: Final = ("improved", "stable", "worsened", "undetermined")
 

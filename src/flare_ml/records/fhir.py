@@ -32,12 +32,11 @@ import pandas as pd
 from pydantic import ValidationError
 
 from flare_ml.errors import ContractError
-from flare_ml.records.events import ClinicalEvents, Dropped, modality_of
+from flare_ml.records.events import ALP_LOINC, ClinicalEvents, Dropped, modality_of
 
 __all__ = [
     "DISEASE_STATUS_CODES",
     "DISEASE_STATUS_LOINC",
-    "LOINC_ALP",
     "SYSTEMS",
     "read_fhir",
 ]
@@ -55,7 +54,6 @@ SNOMED: Final = "http://snomed.info/sct"
 DICOM: Final = "http://dicom.nema.org/resources/ontology/DCM"
 V2_0074: Final = "http://terminology.hl7.org/CodeSystem/v2-0074"
 #: serum/plasma alkaline phosphatase, catalytic activity per volume
-LOINC_ALP: Final = "6768-6"
 #: mCODE CancerDiseaseStatus Observation.code: 97509-4 (mCODE STU2+), 88040-1 (STU1)
 DISEASE_STATUS_LOINC: Final = ("97509-4", "88040-1")
 #: mCODE ConditionStatusTrendVS (SNOMED CT) -> ClinicalEvents.disease_status status
@@ -551,7 +549,7 @@ class _Extractor:
         return None
 
     def observation(self, raw: _Raw, model: Any) -> None:
-        is_alp = _has_code(model.code, LOINC, (LOINC_ALP,))
+        is_alp = _has_code(model.code, LOINC, (ALP_LOINC,))
         is_status = _has_code(model.code, LOINC, DISEASE_STATUS_LOINC)
         label = _label("Observation", _id_of(raw), raw.where)
         if not (is_alp or is_status):
@@ -642,7 +640,7 @@ def _plainly_other_observation(resource: dict[str, Any]) -> bool:
         return False
     if not all(isinstance(x, dict) for x in codings):
         return False
-    wanted = {LOINC_ALP, *DISEASE_STATUS_LOINC}
+    wanted = {ALP_LOINC, *DISEASE_STATUS_LOINC}
     return not any(x.get("system") == LOINC and x.get("code") in wanted for x in codings)
 
 

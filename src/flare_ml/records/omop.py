@@ -24,15 +24,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from flare_ml.data import contract as c
 from flare_ml.errors import FlareMLError
-from flare_ml.records.events import ClinicalEvents, Dropped, dropped_for, modality_of
+from flare_ml.records.events import (
+    ALP_LOINC,
+    ClinicalEvents,
+    Dropped,
+    dropped_for,
+    modality_of,
+)
 
 __all__ = [
     "ALP_CONCEPT_ID",
+    "IMAGING_NOTE_CODES",
     "REQUIRED_TABLES",
     "OmopError",
     "modality_of",
@@ -44,7 +52,6 @@ STAGE: Final = "omop"
 #: OMOP's standard concept for LOINC 6768-6 (alkaline phosphatase, serum or plasma): the
 #: one concept id used directly, as a shortcut beside the LOINC match
 ALP_CONCEPT_ID: Final = 3035995
-ALP_LOINC: Final = "6768-6"
 #: tables without which nothing can be read
 REQUIRED_TABLES: Final = ("person", "concept", "condition_occurrence", "drug_exposure")
 #: tables read when present (a missing one is reported, not an error)
@@ -386,7 +393,7 @@ def _labs(
     unit = frame["unit_code"].astype("string").str.strip()
     fallback = frame["unit_source"].astype("string").str.strip()
     unit = unit.where(unit.notna() & (unit != ""), fallback)
-    ids = _ids(frame["id"])
+    ids = np.asarray(_ids(frame["id"]), dtype=object)
     no_date = frame["sample_date"].isna().to_numpy()
     no_value = value.isna().to_numpy() & ~no_date
     no_unit = (unit.isna() | (unit == "")).to_numpy() & ~no_date & ~no_value
@@ -394,17 +401,17 @@ def _labs(
         dropped_for(
             STAGE,
             "ALP measurements without a date",
-            [i for i, f in zip(ids, no_date, strict=True) if f],
+            ids[no_date],
         )
         + dropped_for(
             STAGE,
             "ALP measurements without a numeric value",
-            [i for i, f in zip(ids, no_value, strict=True) if f],
+            ids[no_value],
         )
         + dropped_for(
             STAGE,
             "ALP measurements without a unit (no unit concept, no unit_source_value)",
-            [i for i, f in zip(ids, no_unit, strict=True) if f],
+            ids[no_unit],
         )
     )
     keep = ~(no_date | no_value | no_unit)
@@ -441,7 +448,7 @@ def _reports(
         LEFT JOIN {cdm.t("concept")} k ON k.concept_id = {cdm.col(n, "n", note_class)}
         LEFT JOIN {cdm.t("concept")} t ON t.concept_id = {cdm.col(n, "n", note_type)}""",
     )
-    ids = _ids(frame["id"])
+    ids = np.asarray(_ids(frame["id"]), dtype=object)
     by_class = (frame["class_vocabulary"] == "LOINC") & frame["class_code"].isin(IMAGING_NOTE_CODES)
 
     def words(col: str) -> pd.Series:
@@ -455,17 +462,17 @@ def _reports(
         dropped_for(
             STAGE,
             "notes that are not radiology reports (by note class, title or type)",
-            [i for i, f in zip(ids, ~radiology, strict=True) if f],
+            ids[~radiology],
         )
         + dropped_for(
             STAGE,
             "radiology notes without a date",
-            [i for i, f in zip(ids, no_date, strict=True) if f],
+            ids[no_date],
         )
         + dropped_for(
             STAGE,
             "radiology notes without text",
-            [i for i, f in zip(ids, no_text, strict=True) if f],
+            ids[no_text],
         )
     )
     keep = radiology & ~no_date & ~no_text
@@ -478,7 +485,7 @@ def _reports(
                 c.ASSESSMENT_DATE: kept["note_date"].to_numpy(),
                 "modality": modality,
                 "text": text[keep].astype(str).to_numpy(),
-                "report_id": [i for i, f in zip(ids, keep, strict=True) if f],
+                "report_id": ids[keep],
             },
             columns=columns,
         ),

@@ -33,17 +33,17 @@ import pandas as pd
 from flare_ml.data import contract as c
 from flare_ml.data.labs import ALP_TEST_NAMES
 from flare_ml.errors import ContractError
-from flare_ml.records.events import ClinicalEvents
+from flare_ml.records.events import ALP_LOINC, ALP_LOINC_NAME, ClinicalEvents
 from flare_ml.records.fhir import (
     DICOM,
     DISEASE_STATUS_CODES,
     LOINC,
-    LOINC_ALP,
     RXNORM,
     SNOMED,
     SYSTEMS,
 )
 from flare_ml.simulate import SimulatedCohort
+from flare_ml.simulate.records import REPORT_TITLES, cohort_events
 from flare_ml.simulate.reports import DEFAULT_BONE_SCAN_SHARE
 
 __all__ = [
@@ -80,18 +80,10 @@ _MODALITY_DICOM: Final = {
     "mri": ("MR", "Magnetic Resonance"),
     "radiograph": ("CR", "Computed Radiography"),
 }
-_MODALITY_TITLE: Final = {
-    "ct": "CT chest, abdomen and pelvis",
-    "pet_ct": "FDG PET-CT",
-    "bone_scan": "Whole-body bone scintigraphy",
-    "mri": "MRI",
-    "radiograph": "Radiograph",
-}
 _UCUM: Final = "http://unitsofmeasure.org"
 _CLINICAL: Final = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 _VERIFICATION: Final = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
-_ALP_DISPLAY: Final = "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma"
 _MCODE_STATUS_PROFILE: Final = (
     "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status"
 )
@@ -305,8 +297,6 @@ def write_fhir(
     3
 
     """
-    from flare_ml.simulate.records import cohort_events
-
     if not 0.0 <= disease_status_share <= 1.0:
         raise ValueError(f"disease_status_share must be in [0, 1], got {disease_status_share!r}")
     events = cohort_events(cohort, bone_scan_share=bone_scan_share)
@@ -395,7 +385,7 @@ def _labs(build: _Builder, labs: pd.DataFrame) -> None:
                 "status": "final",
                 "category": [{"coding": [{"system": _OBSERVATION_CATEGORY, "code": "laboratory"}]}],
                 "code": {
-                    "coding": [{"system": LOINC, "code": LOINC_ALP, "display": _ALP_DISPLAY}],
+                    "coding": [{"system": LOINC, "code": ALP_LOINC, "display": ALP_LOINC_NAME}],
                     "text": "ALP",
                 },
                 "subject": _ref(row.patient_id),
@@ -426,7 +416,7 @@ def _reports(build: _Builder, reports: pd.DataFrame) -> None:
                 "coding": [
                     {"system": LOINC, "code": "18748-4", "display": "Diagnostic imaging study"}
                 ],
-                "text": _MODALITY_TITLE.get(modality, "Diagnostic imaging study"),
+                "text": REPORT_TITLES.get(modality, "Diagnostic imaging study"),
             },
             "subject": _ref(pid),
         }

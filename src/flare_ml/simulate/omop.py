@@ -40,14 +40,15 @@ import sqlalchemy as sa
 from flare_ml.data import contract as c
 from flare_ml.data.labs import ALP_TEST_NAMES
 from flare_ml.errors import ContractError, FlareMLError
-from flare_ml.records.events import ClinicalEvents, dropped_for
+from flare_ml.records.events import ALP_LOINC, ALP_LOINC_NAME, ClinicalEvents, dropped_for
+from flare_ml.records.omop import ALP_CONCEPT_ID, IMAGING_NOTE_CODES
 from flare_ml.simulate import SimulatedCohort
+from flare_ml.simulate.records import REPORT_TITLES, cohort_events
 from flare_ml.simulate.reports import DEFAULT_BONE_SCAN_SHARE
 
 __all__ = [
     "ALP_CONCEPT_ID",
     "LOCAL_CONCEPT_START",
-    "NOTE_TITLES",
     "RADIOLOGY_NOTE_CLASS",
     "cdm_metadata",
     "omop_frames",
@@ -57,18 +58,8 @@ __all__ = [
 
 #: the first concept id of the site-local range (the CDM reserves ids >= 2,000,000,000)
 LOCAL_CONCEPT_START: Final = 2_000_000_000
-#: OMOP's standard concept for LOINC 6768-6, alkaline phosphatase in serum or plasma
-ALP_CONCEPT_ID: Final = 3035995
 #: the note class of radiology reports: LOINC document ontology "Diagnostic imaging study"
-RADIOLOGY_NOTE_CLASS: Final = ("LOINC", "18748-4", "Diagnostic imaging study")
-#: NOTE.note_title written for each report modality (the reader takes the modality from it)
-NOTE_TITLES: Final = {
-    "ct": "CT chest, abdomen and pelvis",
-    "pet_ct": "FDG PET-CT",
-    "bone_scan": "Bone scintigraphy",
-    "mri": "MRI",
-    "radiograph": "Radiograph",
-}
+RADIOLOGY_NOTE_CLASS: Final = ("LOINC", IMAGING_NOTE_CODES[0], "Diagnostic imaging study")
 #: the vocabulary of concepts that exist only in the simulation (clinical-drug products)
 SIM_VOCABULARY: Final = "FLARE_ML_SIM"
 #: unit spellings that are UCUM codes, written as UCUM unit concepts (others: source value)
@@ -484,8 +475,8 @@ def _measurement(labs: pd.DataFrame, ids: dict[str, int], concepts: _Concepts) -
     """ALP results; a unit that is a UCUM code becomes a unit concept, any unit its source."""
     alp_id = concepts.add(
         "LOINC",
-        "6768-6",
-        "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
+        ALP_LOINC,
+        ALP_LOINC_NAME,
         "Measurement",
         "Lab Test",
         concept_id=ALP_CONCEPT_ID,
@@ -521,7 +512,7 @@ def _note(reports: pd.DataFrame, ids: dict[str, int], concepts: _Concepts) -> pd
         "note",
         note_date=_dates(reports[c.ASSESSMENT_DATE]),
         note_class_concept_id=note_class,
-        note_title=[NOTE_TITLES.get(m, "Imaging report") for m in modality],
+        note_title=[REPORT_TITLES.get(m, "Imaging report") for m in modality],
         note_text=reports["text"].fillna("").astype(str).to_numpy(),
         encoding_concept_id=0,
         language_concept_id=0,
@@ -777,7 +768,5 @@ def write_omop(
     True
 
     """
-    from flare_ml.simulate.records import cohort_events
-
     events = cohort_events(cohort, bone_scan_share=bone_scan_share)
     return write_omop_events(events, path_or_url, schema=schema)

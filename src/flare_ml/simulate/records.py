@@ -29,10 +29,19 @@ from flare_ml.simulate.reports import (
     simulate_reports,
 )
 
-__all__ = ["DIAGNOSIS_DAYS_BEFORE_START", "cohort_events", "record_round_trip"]
+__all__ = ["DIAGNOSIS_DAYS_BEFORE_START", "REPORT_TITLES", "cohort_events", "record_round_trip"]
 
 #: the simulated diagnosis date, this many days before the treatment start
 DIAGNOSIS_DAYS_BEFORE_START: Final = 30
+#: the title both record writers give a report of each modality (OMOP ``note_title``, FHIR
+#: ``DiagnosticReport.code.text``); the adapters take the modality from it
+REPORT_TITLES: Final = {
+    "ct": "CT chest, abdomen and pelvis",
+    "pet_ct": "FDG PET-CT",
+    "bone_scan": "Whole-body bone scintigraphy",
+    "mri": "MRI",
+    "radiograph": "Radiograph",
+}
 
 
 def cohort_events(
