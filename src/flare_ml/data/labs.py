@@ -36,8 +36,10 @@ __all__ = [
     "ALP_TEST_NAMES",
     "ALP_UNIT_FACTORS",
     "LAB_COLUMNS",
+    "alp_unit_factors",
     "attach_alp",
     "extract_alp",
+    "is_alp_test",
     "read_lab_table",
 ]
 
@@ -65,6 +67,39 @@ def _normalise_test(name: str) -> str:
 def _normalise_unit(unit: str) -> str:
     text = re.sub(r"\s+", "", unit).lower()
     return text.replace("\u00b5", "u").replace("\u03bc", "u")
+
+
+def is_alp_test(tests: pd.Series) -> np.ndarray:
+    """Which lab rows are serum ALP, by the test names of :data:`ALP_TEST_NAMES`.
+
+    Examples
+    --------
+    >>> is_alp_test(pd.Series(["Alkaline_Phosphatase", " ALP", "crp", None])).tolist()
+    [True, True, False, False]
+
+    """
+    codes, uniques = pd.factorize(tests.astype(STRING_DTYPE))
+    is_alp_unique = np.array(
+        [_normalise_test(str(u)) in ALP_TEST_NAMES for u in uniques], dtype=bool
+    )
+    return np.append(is_alp_unique, False)[codes]
+
+
+def alp_unit_factors(units: pd.Series) -> np.ndarray:
+    """The factor to U/L of each ALP unit (:data:`ALP_UNIT_FACTORS`); NaN where unknown.
+
+    Examples
+    --------
+    >>> alp_unit_factors(pd.Series(["µkat/L", "IU/L", "mmol/L", None])).tolist()
+    [60.0, 1.0, nan, nan]
+
+    """
+    codes, uniques = pd.factorize(units.astype(STRING_DTYPE))
+    factor_unique = np.array(
+        [ALP_UNIT_FACTORS.get(_normalise_unit(str(u)), np.nan) for u in uniques],
+        dtype=np.float64,
+    )
+    return np.append(factor_unique, np.nan)[codes]
 
 
 def _check_columns(labs: pd.DataFrame, source: str | None) -> pd.DataFrame:
@@ -173,10 +208,7 @@ def extract_alp(labs: pd.DataFrame, *, source: str | None = None) -> pd.DataFram
     """
     labs = _check_columns(labs, source)
     where = f" '{source}'" if source else ""
-    tests = labs[TEST].astype(STRING_DTYPE)
-    codes, uniques = pd.factorize(tests)
-    is_alp_unique = np.array([_normalise_test(str(u)) in ALP_TEST_NAMES for u in uniques])
-    alp_rows = labs.loc[np.append(is_alp_unique, False)[codes]].reset_index(drop=True)
+    alp_rows = labs.loc[is_alp_test(labs[TEST])].reset_index(drop=True)
 
     pid = alp_rows[c.PATIENT_ID].astype(STRING_DTYPE).str.strip()
     pid = pid.mask(pid == "")
@@ -184,17 +216,10 @@ def extract_alp(labs: pd.DataFrame, *, source: str | None = None) -> pd.DataFram
     values, bad_value, bad_values = parse_number(alp_rows[VALUE])
 
     unit_text = alp_rows[UNIT].astype(STRING_DTYPE)
-    unit_codes, unit_uniques = pd.factorize(unit_text)
-    factor_unique = np.array(
-        [ALP_UNIT_FACTORS.get(_normalise_unit(str(u)), np.nan) for u in unit_uniques],
-        dtype=np.float64,
-    )
-    factors = np.append(factor_unique, np.nan)[unit_codes]
+    factors = alp_unit_factors(unit_text)
     unknown_unit = np.isnan(factors)
-    unknown_names = [
-        str(u) for u, f in zip(unit_uniques, factor_unique, strict=True) if np.isnan(f)
-    ]
-    if (unit_codes == -1).any():
+    unknown_names = [str(u) for u in unit_text[unknown_unit & unit_text.notna()].unique()]
+    if (unknown_unit & unit_text.isna()).any():
         unknown_names.append(MISSING_LABEL)
     alp = values * factors
 

@@ -43,7 +43,7 @@ from pydantic import Field
 
 from flare_ml.config_io import StrictModel
 from flare_ml.data import contract as c
-from flare_ml.data.labs import ALP_TEST_NAMES, ALP_UNIT_FACTORS, attach_alp
+from flare_ml.data.labs import ALP_UNIT_FACTORS, alp_unit_factors, attach_alp, is_alp_test
 from flare_ml.errors import ContractError
 from flare_ml.records.events import ClinicalEvents, Dropped, dropped_for
 from flare_ml.records.mappings import (
@@ -290,14 +290,9 @@ def _lab_rows(
         "lab results without a date",
         events.labs.loc[events.labs["sample_date"].isna(), c.PATIENT_ID],
     )
-    test = (
-        labs["test"].astype(str).str.strip().str.lower().str.replace(r"[\s_\-]+", " ", regex=True)
-    )
-    labs = labs[test.isin(ALP_TEST_NAMES)]
-    unit = labs["unit"].astype(str).str.replace(r"\s+", "", regex=True).str.lower()
-    unit = unit.str.replace("\u00b5", "u").str.replace("\u03bc", "u")
+    labs = labs[is_alp_test(labs["test"])]
     value = pd.to_numeric(labs["value"], errors="coerce")
-    bad_unit = ~unit.isin(ALP_UNIT_FACTORS)
+    bad_unit = np.isnan(alp_unit_factors(labs["unit"]))
     dropped += dropped_for(
         STAGE,
         f"ALP results in units the lab adapter does not know (known: "

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from flare_ml.data import contract as c
-from flare_ml.data.labs import ALP_TEST_NAMES
+from flare_ml.data.labs import is_alp_test
 from flare_ml.errors import ContractError
 from flare_ml.records.events import ALP_LOINC, ALP_LOINC_NAME, ClinicalEvents
 from flare_ml.records.fhir import (
@@ -374,7 +374,7 @@ def _drugs(build: _Builder, drugs: pd.DataFrame, by_reference: dict[str, bool]) 
 
 
 def _labs(build: _Builder, labs: pd.DataFrame) -> None:
-    alp = labs[labs["test"].astype(str).str.strip().str.lower().isin(ALP_TEST_NAMES)]
+    alp = labs[is_alp_test(labs["test"])]
     alp = alp.dropna(subset=["value"])
     for n, row in enumerate(alp.itertuples(index=False), start=1):
         unit = str(row.unit)

@@ -38,7 +38,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from flare_ml.data import contract as c
-from flare_ml.data.labs import ALP_TEST_NAMES
+from flare_ml.data.labs import is_alp_test
 from flare_ml.errors import ContractError, FlareMLError
 from flare_ml.records.events import ALP_LOINC, ALP_LOINC_NAME, ClinicalEvents, dropped_for
 from flare_ml.records.omop import ALP_CONCEPT_ID, IMAGING_NOTE_CODES
@@ -481,7 +481,7 @@ def _measurement(labs: pd.DataFrame, ids: dict[str, int], concepts: _Concepts) -
         "Lab Test",
         concept_id=ALP_CONCEPT_ID,
     )
-    alp = labs[labs["test"].astype(str).str.strip().str.lower().isin(ALP_TEST_NAMES)]
+    alp = labs[is_alp_test(labs["test"])]
     units = alp["unit"].astype(str).str.strip()
     unit_ids = [
         concepts.add("UCUM", u, _UCUM[u], "Unit", "Unit") if u in _UCUM else 0 for u in units
@@ -570,7 +570,7 @@ def omop_frames(events: ClinicalEvents) -> dict[str, pd.DataFrame]:
 def _not_written(events: ClinicalEvents) -> list[str]:
     """What :func:`omop_frames` leaves out, in words."""
     labs = events.labs
-    other = ~labs["test"].astype(str).str.strip().str.lower().isin(ALP_TEST_NAMES)
+    other = ~is_alp_test(labs["test"])
     return [
         str(d)
         for d in dropped_for(
