@@ -307,11 +307,6 @@ def _flag(series: pd.Series) -> np.ndarray:
     return series.astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
-def _reason_code(reason: pd.Series) -> pd.Series:
-    """The code part of ``label_reason`` values."""
-    return reason.astype("string").str.split(":", n=1).str[0]
-
-
 def adjudicate(
     timepoints: pd.DataFrame,
     rule: Literal["pcwg3", "irecist"] = "pcwg3",
@@ -549,7 +544,7 @@ def reason_codes(table: pd.DataFrame) -> pd.Series:
     ['late_indeterminate', <NA>]
 
     """
-    return _reason_code(table[LABEL_REASON])
+    return table[LABEL_REASON].astype("string").str.split(":", n=1).str[0]
 
 
 __all__ = [

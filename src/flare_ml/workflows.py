@@ -31,6 +31,7 @@ from flare_ml.data import (
     read_lab_table,
     read_table,
     read_timepoints,
+    table_format,
     write_table,
 )
 from flare_ml.data import contract as c
@@ -1036,10 +1037,16 @@ def ingest_omop(
         drops for the command line).
 
     """
-    from flare_ml.records.assemble import assemble_timepoints
     from flare_ml.records.omop import read_omop
 
-    events = read_omop(db, schema=schema)
+    table_format(out)  # a bad --out is refused before the database is read
+    return _assemble_and_write(read_omop(db, schema=schema), out)
+
+
+def _assemble_and_write(events: Any, out: str | Path) -> IngestOutcome:
+    """The part of every ``ingest``: assemble the table (or say why nobody is left), write it."""
+    from flare_ml.records.assemble import assemble_timepoints
+
     result = assemble_timepoints(events)
     write_table(result.timepoints, out)
     return IngestOutcome(result=result, out=Path(out), source=events.source)
@@ -1062,18 +1069,10 @@ def ingest_fhir(input_path: str | Path, out: str | Path, *, strict: bool = False
 
     """
     from flare_ml.data import table_format
-    from flare_ml.errors import ContractError
-    from flare_ml.records.assemble import assemble_timepoints
     from flare_ml.records.fhir import read_fhir
 
     table_format(out)
-    events = read_fhir(input_path, strict=strict)
-    result = assemble_timepoints(events)
-    if result.timepoints.empty:
-        lines = "\n".join(f"  {line}" for line in result.summary())
-        raise ContractError(f"no patient left to write from {events.source}:\n{lines}")
-    write_table(result.timepoints, out)
-    return IngestOutcome(result=result, out=Path(out), source=events.source)
+    return _assemble_and_write(read_fhir(input_path, strict=strict), out)
 
 
 @dataclass
